@@ -1,0 +1,225 @@
+// Package config owns relay.yaml: its shape, defaults, environment
+// overrides and validation. Destination settings are kept raw here; the
+// destination's own package validates them (klaviyo.ParseSettings).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole of relay.yaml.
+type Config struct {
+	// Addr serves the ingest API, /admin, /metrics and /health.
+	Addr string `yaml:"addr"`
+	// Data is the directory of the embedded SQLite store and queue.
+	Data  string `yaml:"data"`
+	Admin Admin  `yaml:"admin"`
+	// Sources are the SDK-facing sources and their write keys. Keys created
+	// in the console are kept in the store in addition to these.
+	Sources      []Source      `yaml:"sources"`
+	Destinations []Destination `yaml:"destinations"`
+	// Queue is the queue backend: sqlite (embedded, default) or jetstream.
+	Queue string `yaml:"queue"`
+	// Store holds the delivery log, dead letters, settings and write keys:
+	// sqlite (embedded, default) or postgres.
+	Store    string   `yaml:"store"`
+	NATS     NATS     `yaml:"nats"`
+	Postgres Postgres `yaml:"postgres"`
+	Limits   Limits   `yaml:"limits"`
+	Delivery Delivery `yaml:"delivery"`
+	Log      Log      `yaml:"log"`
+}
+
+// Admin protects the console.
+type Admin struct {
+	// Token is required to use /admin. Empty: a random token is generated
+	// at start and printed once.
+	Token string `yaml:"token"`
+}
+
+// Source is one SDK-facing source.
+type Source struct {
+	Name      string   `yaml:"name"`
+	WriteKeys []string `yaml:"writeKeys"`
+}
+
+// Destination is one delivery target.
+type Destination struct {
+	Name string `yaml:"name"`
+	// Type is the destination kind; only "klaviyo" exists.
+	Type    string   `yaml:"type"`
+	Sources []string `yaml:"sources"`
+	// Endpoint is Klaviyo's base URL (a simulator's in tests and demos).
+	Endpoint string         `yaml:"endpoint"`
+	Settings map[string]any `yaml:"settings"`
+}
+
+// NATS configures the JetStream queue.
+type NATS struct {
+	URL string `yaml:"url"`
+}
+
+// Postgres configures the PostgreSQL store.
+type Postgres struct {
+	DSN string `yaml:"dsn"`
+}
+
+// Limits bound what ingest accepts.
+type Limits struct {
+	MaxRequestBytes int   `yaml:"maxRequestBytes"`
+	MaxEventBytes   int   `yaml:"maxEventBytes"`
+	MaxQueueDepth   int64 `yaml:"maxQueueDepth"`
+}
+
+// Delivery tunes the delivery workers.
+type Delivery struct {
+	// BatchWait is how long delivery waits to fill a bulk request.
+	BatchWait time.Duration `yaml:"batchWait"`
+	// MaxAttempts before an operation is dead-lettered.
+	MaxAttempts int `yaml:"maxAttempts"`
+	// Workers per destination.
+	Workers int `yaml:"workers"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Default returns the embedded defaults: everything on SQLite in ./data.
+func Default() Config {
+	return Config{
+		Addr:  "127.0.0.1:8080",
+		Data:  "./data",
+		Queue: "sqlite",
+		Store: "sqlite",
+		NATS:  NATS{URL: "nats://127.0.0.1:4222"},
+		Limits: Limits{
+			MaxRequestBytes: 4 << 20,
+			MaxEventBytes:   32 << 10,
+			MaxQueueDepth:   5_000_000,
+		},
+		Delivery: Delivery{BatchWait: 500 * time.Millisecond, MaxAttempts: 10, Workers: 2},
+		Log:      Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads the YAML file at path (none when path is empty) over the
+// defaults, expands ${VAR} references from the environment (so secrets can
+// stay out of the file), then applies RELAY_* overrides, then validates.
+func Load(path string, env func(string) (string, bool)) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		if err := Parse(raw, env, &cfg); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, env); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// ErrMissingEnv means the file references an environment variable that is
+// not set.
+var ErrMissingEnv = errors.New("environment variable not set")
+
+// Parse decodes YAML into cfg, refusing unknown keys.
+func Parse(raw []byte, env func(string) (string, bool), cfg *Config) error {
+	var missing []string
+	raw = envRef.ReplaceAllFunc(raw, func(m []byte) []byte {
+		name := string(envRef.FindSubmatch(m)[1])
+		v, ok := env(name)
+		if !ok {
+			missing = append(missing, name)
+		}
+		return []byte(v)
+	})
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s", ErrMissingEnv, strings.Join(missing, ", "))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("parse: %w", err)
+	}
+	return nil
+}
+
+// applyEnv applies the RELAY_* variables. A destination's secrets and list
+// id can be set with RELAY_DEST_<NAME>_<SETTING>, e.g.
+// RELAY_DEST_KLAVIYO_PRIVATEAPIKEY, so they need not be in the file.
+func applyEnv(cfg *Config, env func(string) (string, bool)) error {
+	str := map[string]*string{
+		"RELAY_ADDR":         &cfg.Addr,
+		"RELAY_DATA":         &cfg.Data,
+		"RELAY_ADMIN_TOKEN":  &cfg.Admin.Token,
+		"RELAY_QUEUE":        &cfg.Queue,
+		"RELAY_STORE":        &cfg.Store,
+		"RELAY_NATS_URL":     &cfg.NATS.URL,
+		"RELAY_POSTGRES_DSN": &cfg.Postgres.DSN,
+		"RELAY_LOG_LEVEL":    &cfg.Log.Level,
+		"RELAY_LOG_FORMAT":   &cfg.Log.Format,
+	}
+	for name, p := range str {
+		if v, ok := env(name); ok {
+			*p = v
+		}
+	}
+	if v, ok := env("RELAY_LIMITS_MAX_QUEUE_DEPTH"); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("RELAY_LIMITS_MAX_QUEUE_DEPTH: %q is not an integer", v)
+		}
+		cfg.Limits.MaxQueueDepth = n
+	}
+	for i := range cfg.Destinations {
+		d := &cfg.Destinations[i]
+		prefix := "RELAY_DEST_" + envName(d.Name) + "_"
+		for _, key := range settingEnvKeys {
+			if v, ok := env(prefix + strings.ToUpper(key)); ok {
+				if d.Settings == nil {
+					d.Settings = map[string]any{}
+				}
+				d.Settings[key] = v
+			}
+		}
+		if v, ok := env(prefix + "ENDPOINT"); ok {
+			d.Endpoint = v
+		}
+	}
+	return nil
+}
+
+// settingEnvKeys are the destination settings that may come from the
+// environment: the secrets, and the list id that differs per environment.
+var settingEnvKeys = []string{"privateApiKey", "publicApiKey", "listId"}
+
+func envName(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			return r
+		}
+		return '_'
+	}, s)
+}

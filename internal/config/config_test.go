@@ -1,0 +1,108 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+const sample = `
+addr: 127.0.0.1:9999
+data: /tmp/relay
+admin: { token: ${ADMIN} }
+sources:
+  - name: web
+    writeKeys: [WK_web_123]
+destinations:
+  - name: klaviyo
+    type: klaviyo
+    sources: [web]
+    endpoint: http://127.0.0.1:9090
+    settings: { privateApiKey: pk_file, listId: Xy12Ab }
+`
+
+func TestLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "relay.yaml")
+	if err := os.WriteFile(path, []byte(sample), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, envOf(map[string]string{
+		"ADMIN":                            "s3cret",
+		"RELAY_DEST_KLAVIYO_PRIVATEAPIKEY": "pk_env",
+		"RELAY_ADDR":                       "127.0.0.1:7777",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:7777" || cfg.Admin.Token != "s3cret" || cfg.Data != "/tmp/relay" {
+		t.Errorf("cfg = %+v", cfg)
+	}
+	if got := cfg.Destinations[0].Settings["privateApiKey"]; got != "pk_env" {
+		t.Errorf("privateApiKey = %v, want env override", got)
+	}
+	if got := cfg.Destinations[0].Settings["listId"]; got != "Xy12Ab" {
+		t.Errorf("listId = %v", got)
+	}
+	if cfg.Queue != "sqlite" || cfg.Limits.MaxEventBytes != 32<<10 {
+		t.Errorf("defaults lost: %+v", cfg)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		env        map[string]string
+		want       string
+	}{
+		{"unknown key", "adr: x", nil, "field adr not found"},
+		{"missing env", "admin: {token: ${NOPE}}", nil, "NOPE"},
+		{"bad addr", "addr: nothing", nil, "addr:"},
+		{"bad queue", "queue: kafka", nil, `queue: "kafka"`},
+		{"postgres without dsn", "store: postgres", nil, "postgres.dsn"},
+		{"dup source", "sources: [{name: a}, {name: a}]", nil, "sources[1].name"},
+		{"dup key", "sources: [{name: a, writeKeys: [k]}, {name: b, writeKeys: [k]}]", nil, "sources[1].writeKeys[0]"},
+		{"unknown dest source", "sources: [{name: a}]\ndestinations: [{name: k, type: klaviyo, sources: [b]}]", nil, "destinations[0].sources[0]"},
+		{"bad dest type", "destinations: [{name: k, type: mailchimp}]", nil, "destinations[0].type"},
+		{"bad endpoint", "destinations: [{name: k, type: klaviyo, endpoint: 'ftp://x'}]", nil, "destinations[0].endpoint"},
+		{"bad level", "log: {level: loud}", nil, "log.level"},
+		{"bad depth env", "", map[string]string{"RELAY_LIMITS_MAX_QUEUE_DEPTH": "lots"}, "RELAY_LIMITS_MAX_QUEUE_DEPTH"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "relay.yaml")
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(path, envOf(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSecretsNotInErrors(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "relay.yaml")
+	y := "sources: [{name: a, writeKeys: [WK_secret]}, {name: b, writeKeys: [WK_secret]}]"
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path, envOf(nil))
+	if err == nil || strings.Contains(err.Error(), "WK_secret") {
+		t.Fatalf("err = %v: must fail without naming the key", err)
+	}
+}
+
+func TestDefaultsValid(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load("", envOf(nil)); err != nil {
+		t.Fatal(err)
+	}
+}
