@@ -2,11 +2,40 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+
+	"github.com/relaycdp/relay/internal/app"
 )
 
-func runServe(_ context.Context, _ []string, _ io.Reader, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "relay serve: not built yet")
-	return 2
+func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "relay.yaml (default: embedded defaults)")
+	addr := fs.String("addr", "", "listen address for the ingest API, console and metrics (overrides config)")
+	data := fs.String("data", "", "directory of the embedded store and queue (overrides config)")
+	demo := fs.Bool("demo", false, "start an in-process Klaviyo simulator with a demo source and destination")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *cfgPath == "" {
+		if _, err := os.Stat("relay.yaml"); err == nil {
+			*cfgPath = "relay.yaml"
+		}
+	}
+	err := app.Run(ctx, app.Options{
+		ConfigPath: *cfgPath,
+		Addr:       *addr,
+		Data:       *data,
+		Demo:       *demo,
+		Env:        os.LookupEnv,
+		Out:        stdout,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "relay serve: %v\n", err)
+		return 1
+	}
+	return 0
 }

@@ -1,0 +1,230 @@
+// Package app owns wiring Relay's parts into the running `relay serve`:
+// config, stores, queue, gateway, delivery workers, console, metrics and
+// the HTTP server, and their start and shutdown order.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/relaycdp/relay/internal/config"
+	"github.com/relaycdp/relay/internal/gateway"
+	"github.com/relaycdp/relay/internal/queue"
+	"github.com/relaycdp/relay/internal/store"
+)
+
+// Options are what the command line adds to the config file.
+type Options struct {
+	ConfigPath string
+	Addr       string // overrides config addr when set
+	Data       string // overrides config data when set
+	Demo       bool   // in-process simulator, demo source and destination
+	// Env reads the environment (os.LookupEnv in production).
+	Env func(string) (string, bool)
+	// Out receives the start banner (write key, console URL, curl example).
+	Out io.Writer
+	// Ready, when set, is called with the bound address once serving.
+	Ready func(addr string)
+}
+
+// App is a running relay serve.
+type App struct {
+	cfg     config.Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	store   *store.SQLite
+	queue   *queue.SQLite
+	dests   []*destination
+	gateway *gateway.Gateway
+	demo    *demo
+	admin   string // console token
+}
+
+// Run starts Relay and serves until ctx is cancelled, then shuts down in
+// order: stop accepting HTTP, stop delivery (finishing in-flight batches),
+// close the queue and the store.
+func Run(ctx context.Context, opts Options) error {
+	a, err := build(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	return a.serve(ctx, opts)
+}
+
+func build(ctx context.Context, opts Options) (*App, error) {
+	if opts.Env == nil {
+		opts.Env = os.LookupEnv
+	}
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
+	cfg, err := config.Load(opts.ConfigPath, opts.Env)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Addr != "" {
+		cfg.Addr = opts.Addr
+	}
+	if opts.Data != "" {
+		cfg.Data = opts.Data
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: newLogger(cfg.Log, os.Stderr), reg: prometheus.NewRegistry()}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := a.open(ctx, opts); err != nil {
+		a.close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) open(ctx context.Context, opts Options) error {
+	if a.cfg.Queue != "sqlite" || a.cfg.Store != "sqlite" {
+		return fmt.Errorf("queue %q / store %q: only the embedded sqlite backends are built so far", a.cfg.Queue, a.cfg.Store)
+	}
+	if err := os.MkdirAll(a.cfg.Data, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	var err error
+	if a.store, err = store.OpenSQLite(ctx, filepath.Join(a.cfg.Data, "state.db"), a.log); err != nil {
+		return err
+	}
+	if a.queue, err = queue.OpenSQLite(ctx, filepath.Join(a.cfg.Data, "queue.db"), queue.SQLiteOptions{}, a.log); err != nil {
+		return err
+	}
+	if opts.Demo {
+		if a.demo, err = startDemo(ctx, &a.cfg, a.store, a.log); err != nil {
+			return err
+		}
+	}
+	if err := a.store.SeedSources(ctx, seedSources(a.cfg.Sources)); err != nil {
+		return fmt.Errorf("seed sources: %w", err)
+	}
+	if a.admin, err = adminToken(a.cfg.Admin.Token); err != nil {
+		return err
+	}
+	if err := a.openDestinations(ctx); err != nil {
+		return err
+	}
+	return a.openGateway()
+}
+
+func (a *App) openGateway() error {
+	gw, err := gateway.New(gateway.Config{
+		MaxRequestBytes: int64(a.cfg.Limits.MaxRequestBytes),
+		MaxEventBytes:   a.cfg.Limits.MaxEventBytes,
+		MaxQueueDepth:   a.cfg.Limits.MaxQueueDepth,
+	}, gateway.Deps{
+		Queue:      a.queue,
+		Sources:    keyResolver{a.store},
+		Routes:     newRoutes(a.cfg),
+		Rejections: rejectionLog{a.store},
+		Depth:      a.queue,
+	}, a.log, a.reg)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	a.gateway = gw
+	return nil
+}
+
+func (a *App) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	mux.Handle("/admin/", http.NotFoundHandler())
+	mux.Handle("/", a.gateway.Handler())
+	return mux
+}
+
+func (a *App) serve(ctx context.Context, opts Options) error {
+	ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
+	}
+	srv := a.gateway.Server(ln.Addr().String())
+	srv.Handler = a.handler()
+	addr := ln.Addr().String()
+	a.log.Info("relay serving", slog.String("addr", addr), slog.Int("destinations", len(a.dests)))
+	if a.demo != nil {
+		a.demo.banner(opts.Out, addr, a.admin)
+	} else if a.cfg.Admin.Token == "" {
+		fmt.Fprintf(opts.Out, "Console: http://%s/admin/  (admin token for this run: %s)\n", addr, a.admin)
+	}
+	if opts.Ready != nil {
+		opts.Ready(addr)
+	}
+
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	g, gctx := errgroup.WithContext(workCtx)
+	for _, d := range a.dests {
+		d.start(gctx, g)
+	}
+	g.Go(func() error {
+		return store.RunPruner(gctx, a.store, time.Minute, store.Retention{LogMaxRows: 1_000_000, LogMaxAge: 30 * 24 * time.Hour, ReplayedMaxAge: 30 * 24 * time.Hour}, a.log)
+	})
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		a.log.Error("http server stopped", slog.Any("err", err))
+	}
+	// Stop accepting first: an SDK that gets no answer retries elsewhere or
+	// later; an answered request is already committed.
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutCtx)
+	stopWork()
+	if werr := g.Wait(); werr != nil && !errors.Is(werr, context.Canceled) {
+		a.log.Warn("workers stopped", slog.Any("err", werr))
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (a *App) close() {
+	if a.demo != nil {
+		a.demo.close()
+	}
+	if a.queue != nil {
+		if err := a.queue.Close(); err != nil {
+			a.log.Error("close queue", slog.Any("err", err))
+		}
+	}
+	if a.store != nil {
+		if err := a.store.Close(); err != nil {
+			a.log.Error("close store", slog.Any("err", err))
+		}
+	}
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToUpper(c.Level)))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,107 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/relaycdp/relay/internal/config"
+	"github.com/relaycdp/relay/internal/delivery"
+	"github.com/relaycdp/relay/internal/klaviyo"
+	"github.com/relaycdp/relay/internal/klaviyo/kapi"
+	"github.com/relaycdp/relay/internal/store"
+)
+
+// destination is one configured Klaviyo destination: its live settings,
+// its client and its delivery workers.
+type destination struct {
+	cfg      config.Destination
+	settings atomic.Pointer[klaviyo.Settings]
+	client   *kapi.Client
+	workers  []*delivery.Worker
+}
+
+func (a *App) openDestinations(ctx context.Context) error {
+	metrics := delivery.NewMetrics(a.reg)
+	for _, dc := range a.cfg.Destinations {
+		d := &destination{cfg: dc}
+		s, err := a.loadSettings(ctx, dc)
+		if err != nil {
+			return err
+		}
+		d.settings.Store(&s)
+		reg := prometheus.WrapRegistererWith(prometheus.Labels{"destination": dc.Name}, a.reg)
+		d.client, err = kapi.New(kapi.Config{BaseURL: dc.Endpoint, Revision: s.Revision}, a.log.With(slog.String("dest", dc.Name)), reg)
+		if err != nil {
+			return fmt.Errorf("destinations %s: klaviyo client: %w", dc.Name, err)
+		}
+		for range a.cfg.Delivery.Workers {
+			d.workers = append(d.workers, delivery.New(delivery.Config{
+				Dest:      dc.Name,
+				Settings:  func() klaviyo.Settings { return *d.settings.Load() },
+				BatchWait: a.cfg.Delivery.BatchWait,
+			}, a.queue, d.client, a.store, a.log, metrics))
+		}
+		a.dests = append(a.dests, d)
+	}
+	return nil
+}
+
+func (d *destination) start(ctx context.Context, g *errgroup.Group) {
+	for _, w := range d.workers {
+		g.Go(func() error { return w.Run(ctx) })
+	}
+}
+
+// loadSettings resolves a destination's settings. The config file's
+// settings are applied when they changed since they were last applied (so
+// editing relay.yaml and restarting works); otherwise the stored ones,
+// which the console may have edited since, stay.
+func (a *App) loadSettings(ctx context.Context, dc config.Destination) (klaviyo.Settings, error) {
+	fileJSON, err := json.Marshal(dc.Settings)
+	if err != nil {
+		return klaviyo.Settings{}, fmt.Errorf("destinations %s.settings: %w", dc.Name, err)
+	}
+	if dc.Settings == nil {
+		fileJSON = []byte("{}")
+	}
+	sum := sha256.Sum256(fileJSON)
+	marker := "config-hash:" + dc.Name
+	seen, err := a.store.DestSettings(ctx, marker)
+	fileChanged := errors.Is(err, store.ErrNotFound) || (err == nil && string(seen.Settings) != `"`+hex.EncodeToString(sum[:])+`"`)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return klaviyo.Settings{}, fmt.Errorf("load settings of %s: %w", dc.Name, err)
+	}
+	raw := fileJSON
+	if !fileChanged {
+		stored, err := a.store.DestSettings(ctx, dc.Name)
+		if err == nil {
+			raw = stored.Settings
+		}
+	}
+	s, err := klaviyo.ParseSettings(raw)
+	if err != nil {
+		return s, fmt.Errorf("destinations %s.settings: %w", dc.Name, err)
+	}
+	if err := s.Validate(); err != nil {
+		return s, fmt.Errorf("destinations %s.settings: %w", dc.Name, err)
+	}
+	if fileChanged {
+		if _, err := a.store.PutDestSettings(ctx, dc.Name, raw, store.AnyVersion); err != nil {
+			return s, fmt.Errorf("save settings of %s: %w", dc.Name, err)
+		}
+		hash, _ := json.Marshal(hex.EncodeToString(sum[:]))
+		if _, err := a.store.PutDestSettings(ctx, marker, hash, store.AnyVersion); err != nil {
+			return s, fmt.Errorf("save settings of %s: %w", dc.Name, err)
+		}
+	}
+	return s, nil
+}

@@ -1,0 +1,143 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/relaycdp/relay/internal/queue"
+	"github.com/relaycdp/relay/internal/store"
+)
+
+// finish settles every job of the batch in the queue, the dead-letter store
+// and the delivery log. Dead letters are written before the queue forgets
+// the job, so a crash in between re-delivers (and re-dead-letters, which
+// the store makes idempotent) rather than losing it.
+func (b *batch) finish(ctx context.Context) error {
+	now := b.w.now()
+	var (
+		done    []int64
+		dead    []int64
+		dls     []store.DeadLetter
+		entries []store.LogEntry
+		retries = map[time.Time][]int64{}
+		reasons = map[time.Time]string{}
+	)
+	for i := range b.items {
+		it := &b.items[i]
+		e := b.logEntry(it, now)
+		switch {
+		case it.permanent != nil:
+			dead = append(dead, it.job.ID)
+			dls = append(dls, b.deadLetter(it, it.permanent))
+			e.Status, e.Detail = store.StatusDead, it.permanent.String()
+		case it.retry != nil && now.Sub(it.job.ReceivedAt) > b.w.cfg.MaxRetryAge:
+			f := *it.retry
+			f.detail = fmt.Sprintf("gave up after %d attempts over %s: %s", it.job.Attempts+1, b.w.cfg.MaxRetryAge, f.detail)
+			dead = append(dead, it.job.ID)
+			dls = append(dls, b.deadLetter(it, &f))
+			e.Status, e.Detail = store.StatusDead, f.String()
+		case it.retry != nil:
+			at := now.Add(b.w.backoff(it.job.Attempts + 1)).Truncate(time.Millisecond)
+			retries[at] = append(retries[at], it.job.ID)
+			reasons[at] = it.retry.String()
+			e.Status, e.Detail = store.StatusRetrying, it.retry.String()
+		case it.skipped != "":
+			done = append(done, it.job.ID)
+			e.Status, e.Detail = store.StatusSkipped, it.skipped
+		default:
+			done = append(done, it.job.ID)
+			e.Status, e.Detail = store.StatusDelivered, fmt.Sprintf("%d Klaviyo operation(s) accepted", it.delivered)
+		}
+		entries = append(entries, e)
+		b.w.metrics.outcome(b.w.cfg.Dest, e.Status, now.Sub(it.job.ReceivedAt))
+	}
+	var errs []error
+	if len(dls) > 0 {
+		if err := b.w.log.AddDeadLetters(ctx, dls); err != nil {
+			// Without the dead letter the job must stay in the queue: leave
+			// it claimed; its lease expires and it is tried again.
+			errs = append(errs, fmt.Errorf("store dead letters: %w", err))
+			dead = nil
+		}
+	}
+	if err := b.settleQueue(ctx, done, dead, retries, reasons); err != nil {
+		errs = append(errs, err)
+	}
+	if err := b.w.log.Record(ctx, entries); err != nil {
+		errs = append(errs, fmt.Errorf("record delivery log: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func (b *batch) settleQueue(ctx context.Context, done, dead []int64, retries map[time.Time][]int64, reasons map[time.Time]string) error {
+	var errs []error
+	if len(done) > 0 {
+		if err := b.w.q.Succeed(ctx, done); err != nil {
+			errs = append(errs, fmt.Errorf("mark delivered: %w", err))
+		}
+	}
+	if len(dead) > 0 {
+		if err := b.w.q.Abort(ctx, dead, "dead-lettered"); err != nil {
+			errs = append(errs, fmt.Errorf("mark dead-lettered: %w", err))
+		}
+	}
+	for at, ids := range retries {
+		if err := b.w.q.Retry(ctx, ids, at, reasons[at]); err != nil {
+			errs = append(errs, fmt.Errorf("schedule retry: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (b *batch) logEntry(it *item, now time.Time) store.LogEntry {
+	e := store.LogEntry{
+		MessageID: it.job.MessageID,
+		Source:    it.job.Source,
+		Dest:      b.w.cfg.Dest,
+		Type:      it.ev.Type,
+		UserID:    it.ev.UserID,
+		Attempts:  it.job.Attempts + 1,
+		Time:      now,
+	}
+	if e.MessageID == "" {
+		e.MessageID = it.ev.MessageID
+	}
+	switch it.ev.Type {
+	case "track":
+		e.Event = it.ev.Event
+	case "page", "screen":
+		e.Event = it.ev.Name
+	}
+	if email, ok := it.ev.UserTraits()["email"].(string); ok {
+		e.Email = strings.ToLower(email)
+	} else if strings.Contains(it.ev.UserID, "@") {
+		e.Email = strings.ToLower(it.ev.UserID)
+	}
+	return e
+}
+
+func (b *batch) deadLetter(it *item, f *failure) store.DeadLetter {
+	return store.DeadLetter{
+		MessageID: it.job.MessageID,
+		Source:    it.job.Source,
+		Dest:      b.w.cfg.Dest,
+		Payload:   it.job.Payload,
+		Error:     f.String(),
+		Status:    f.status,
+		Code:      f.code,
+		Pointer:   f.pointer,
+		Attempts:  it.job.Attempts + 1,
+	}
+}
+
+// jobIDs lists the queue ids of jobs, for logs.
+func jobIDs(jobs []queue.Job) []int64 {
+	ids := make([]int64, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ID
+	}
+	return ids
+}

@@ -1,0 +1,275 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/relaycdp/relay/internal/klaviyo"
+	"github.com/relaycdp/relay/internal/klaviyo/kapi"
+)
+
+// Klaviyo's per-request limits (internal/klaviyo/openapi README: item
+// counts and 5 MB per job live only in the endpoint descriptions).
+const (
+	maxJobBytes        = 5 << 20
+	maxEventsPerJob    = 1000
+	maxProfilesPerJob  = 10000
+	maxSubscribePerJob = 1000
+	maxUnsubPerJob     = 100
+	// jobByteBudget leaves room for the job envelope around the items.
+	jobByteBudget = maxJobBytes - 64<<10
+	// maxSplitDepth bounds how often a rejected request without item
+	// pointers is halved to find the bad items: 2^11 > 1000 events.
+	maxSplitDepth = 11
+)
+
+// group is operations that go out in the same kind of request.
+type group struct {
+	kind       klaviyo.OpKind
+	listID     string
+	historical bool
+	source     string
+	refs       []ref
+}
+
+func (g *group) key() string {
+	return fmt.Sprintf("%s|%s|%t|%s", g.kind, g.listID, g.historical, g.source)
+}
+
+func (g *group) maxItems() int {
+	switch g.kind {
+	case klaviyo.OpEvent:
+		return maxEventsPerJob
+	case klaviyo.OpSubscribe:
+		return maxSubscribePerJob
+	case klaviyo.OpUnsubscribe:
+		return maxUnsubPerJob
+	case klaviyo.OpClientProfile:
+		return 1 // no bulk form: one call each
+	}
+	return maxProfilesPerJob
+}
+
+// deliver sends every operation of the batch, round by round and stage by
+// stage, recording each operation's outcome on its item.
+func (b *batch) deliver(ctx context.Context) {
+	for _, round := range b.rounds() {
+		for st := range stageCount {
+			groups := b.groups(round, st)
+			g, gctx := errgroup.WithContext(ctx)
+			g.SetLimit(b.w.cfg.Concurrency)
+			for _, gr := range groups {
+				for _, chunk := range b.chunks(gr) {
+					g.Go(func() error {
+						b.sendChunk(gctx, gr, chunk, 0)
+						return nil
+					})
+				}
+			}
+			_ = g.Wait()
+		}
+	}
+}
+
+// groups collects one stage's operations of a round by request kind, in
+// job order.
+func (b *batch) groups(round []int, st stage) []*group {
+	byKey := map[string]*group{}
+	var out []*group
+	for _, i := range round {
+		for j, op := range b.items[i].ops {
+			if stageOf(op.Kind) != st {
+				continue
+			}
+			g := &group{kind: op.Kind, listID: op.ListID, historical: op.HistoricalImport, source: op.CustomSource}
+			if have, ok := byKey[g.key()]; ok {
+				g = have
+			} else {
+				byKey[g.key()] = g
+				out = append(out, g)
+			}
+			g.refs = append(g.refs, ref{i, j})
+		}
+	}
+	return out
+}
+
+// chunks splits a group within the endpoint's item and byte limits. For
+// events it also keeps a repeated unique_id out of a chunk (Klaviyo fails a
+// whole job that repeats one): the repeat goes to a later chunk, where
+// Klaviyo's de-duplication makes it a no-op.
+func (b *batch) chunks(g *group) [][]ref {
+	var out [][]ref
+	var cur []ref
+	size := 0
+	seen := map[string]bool{}
+	var deferred []ref
+	flush := func() {
+		if len(cur) > 0 {
+			out = append(out, cur)
+		}
+		cur, size, seen = nil, 0, map[string]bool{}
+	}
+	for len(g.refs) > 0 || len(deferred) > 0 {
+		refs := g.refs
+		g.refs, deferred = deferred, nil
+		for _, r := range refs {
+			op := b.op(r)
+			if op.Kind == klaviyo.OpEvent && op.Event != nil && op.Event.UniqueID != "" {
+				if seen[op.Event.UniqueID] {
+					deferred = append(deferred, r)
+					continue
+				}
+				seen[op.Event.UniqueID] = true
+			}
+			n := opSize(op)
+			if len(cur) > 0 && (len(cur) >= g.maxItems() || size+n > jobByteBudget) {
+				flush()
+				if op.Kind == klaviyo.OpEvent && op.Event != nil && op.Event.UniqueID != "" {
+					seen[op.Event.UniqueID] = true
+				}
+			}
+			cur = append(cur, r)
+			size += n
+		}
+		flush()
+	}
+	return out
+}
+
+func opSize(op klaviyo.Op) int {
+	n := 256
+	if op.Profile != nil {
+		b, _ := json.Marshal(op.Profile)
+		n += len(b)
+	}
+	if op.Event != nil {
+		b, _ := json.Marshal(op.Event)
+		n += len(b)
+	}
+	return n
+}
+
+// request renders a chunk as one Klaviyo call: the single-call form for a
+// lone event or profile (those endpoints have far larger rate limits), the
+// bulk job otherwise. Item i of a bulk body is chunk[i].
+func (b *batch) request(g *group, chunk []ref) klaviyo.Request {
+	ops := make([]klaviyo.Op, len(chunk))
+	for i, r := range chunk {
+		ops[i] = b.op(r)
+	}
+	if len(ops) == 1 && (g.kind == klaviyo.OpEvent || g.kind == klaviyo.OpProfile || g.kind == klaviyo.OpClientProfile) {
+		return ops[0].Request(b.settings)
+	}
+	switch g.kind {
+	case klaviyo.OpEvent:
+		return klaviyo.EventBulkJob(ops)
+	case klaviyo.OpSubscribe:
+		return klaviyo.SubscribeJob(g.listID, g.historical, g.source, ops)
+	case klaviyo.OpUnsubscribe:
+		return klaviyo.UnsubscribeJob(g.listID, ops)
+	case klaviyo.OpListAdd:
+		return klaviyo.ProfileBulkImportJob(ops, g.listID)
+	}
+	return klaviyo.ProfileBulkImportJob(ops, "")
+}
+
+// sendChunk sends one request and settles every operation in it. A 4xx
+// that names items fails only those and resends the rest; a 4xx that names
+// none is split in halves until the bad items are alone.
+func (b *batch) sendChunk(ctx context.Context, g *group, chunk []ref, depth int) {
+	req := b.request(g, chunk)
+	resp, err := b.w.send.Do(ctx, b.settings.PrivateAPIKey, req)
+	b.w.metrics.request(req, len(chunk), err)
+	if err == nil {
+		if isImportJob(req) {
+			b.settleImportJob(ctx, chunk, resp)
+			return
+		}
+		b.succeed(chunk)
+		return
+	}
+	var kerr *kapi.Error
+	if !errors.As(err, &kerr) || kapi.ClassOf(err) != kapi.Permanent {
+		f := &failure{detail: err.Error()}
+		if kerr != nil {
+			f = failureOf(kerr, nil)
+		}
+		for _, r := range chunk {
+			b.fail(r, f, true)
+		}
+		return
+	}
+	bad := b.itemsNamed(kerr, len(chunk))
+	switch {
+	case len(chunk) == 1 || wholeRequestProblem(kerr.Status):
+		for _, r := range chunk {
+			b.fail(r, failureOf(kerr, nil), false)
+		}
+	case len(bad) > 0 && depth < maxSplitDepth:
+		var rest []ref
+		for i, r := range chunk {
+			if e, ok := bad[i]; ok {
+				b.fail(r, failureOf(kerr, e), false)
+			} else {
+				rest = append(rest, r)
+			}
+		}
+		if len(rest) > 0 {
+			b.sendChunk(ctx, g, rest, depth+1)
+		}
+	case depth < maxSplitDepth:
+		half := len(chunk) / 2
+		b.sendChunk(ctx, g, chunk[:half], depth+1)
+		b.sendChunk(ctx, g, chunk[half:], depth+1)
+	default:
+		for _, r := range chunk {
+			b.fail(r, failureOf(kerr, nil), false)
+		}
+	}
+}
+
+// wholeRequestProblem: statuses that no item of the request caused, so
+// splitting would only repeat them (a bad key, a missing scope).
+func wholeRequestProblem(status int) bool {
+	return status == 401 || status == 403 || status == 404 || status == 405
+}
+
+// itemsNamed maps the item indexes Klaviyo's error pointers name to the
+// error object naming them.
+func (b *batch) itemsNamed(kerr *kapi.Error, n int) map[int]*kapi.ErrorObject {
+	out := map[int]*kapi.ErrorObject{}
+	for i := range kerr.Errors {
+		e := &kerr.Errors[i]
+		if idx, ok := klaviyo.ItemIndex(e.Source.Pointer); ok && idx >= 0 && idx < n {
+			if _, dup := out[idx]; !dup {
+				out[idx] = e
+			}
+		}
+	}
+	return out
+}
+
+func failureOf(kerr *kapi.Error, e *kapi.ErrorObject) *failure {
+	f := &failure{status: kerr.Status}
+	if e == nil && len(kerr.Errors) > 0 {
+		e = &kerr.Errors[0]
+	}
+	if e != nil {
+		f.code, f.detail, f.pointer = e.Code, e.Detail, e.Source.Pointer
+		if f.detail == "" {
+			f.detail = e.Title
+		}
+	} else {
+		f.detail = kerr.Error()
+	}
+	if kerr.Status == 429 {
+		f.detail += " (retry after " + strconv.Itoa(int(kerr.RetryAfter.Seconds())) + "s)"
+	}
+	return f
+}
