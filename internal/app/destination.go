@@ -105,3 +105,40 @@ func (a *App) loadSettings(ctx context.Context, dc config.Destination) (klaviyo.
 	}
 	return s, nil
 }
+
+// ApplySettings validates and saves a destination's settings (from the
+// console) and makes the next delivery batch use them.
+func (a *App) ApplySettings(ctx context.Context, dest string, raw json.RawMessage, ifVersion int64) (store.DestSettings, error) {
+	var d *destination
+	for _, x := range a.dests {
+		if x.cfg.Name == dest {
+			d = x
+		}
+	}
+	if d == nil {
+		return store.DestSettings{}, fmt.Errorf("destination %q: %w", dest, store.ErrNotFound)
+	}
+	s, err := klaviyo.ParseSettings(raw)
+	if err != nil {
+		return store.DestSettings{}, err
+	}
+	if err := s.Validate(); err != nil {
+		return store.DestSettings{}, err
+	}
+	saved, err := a.store.PutDestSettings(ctx, dest, raw, ifVersion)
+	if err != nil {
+		return saved, err
+	}
+	d.settings.Store(&s)
+	return saved, nil
+}
+
+// Settings returns a destination's live settings.
+func (a *App) Settings(dest string) (klaviyo.Settings, bool) {
+	for _, d := range a.dests {
+		if d.cfg.Name == dest {
+			return *d.settings.Load(), true
+		}
+	}
+	return klaviyo.Settings{}, false
+}
