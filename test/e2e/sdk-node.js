@@ -32,10 +32,17 @@ async function segment() {
 
 async function rudder() {
   const Analytics = require('@rudderstack/rudder-sdk-node');
-  const client = new Analytics(writeKey, { dataPlaneUrl: host, flushAt: 2, flushInterval: 200, logLevel: 'error' });
-  for (const [method, args] of calls(prefix)) client[method](args);
+  const client = new Analytics(writeKey, { dataPlaneUrl: host, flushAt: 3, flushInterval: 200, logLevel: 'error' });
+  // Each call's callback fires once its batch got an answer: wait for all
+  // of them, since flush() alone may resolve while an earlier batch is in
+  // flight.
+  let failed = 0;
+  const acks = calls(prefix).map(([method, args]) => new Promise((resolve) => {
+    client[method](args, (err) => { if (err) { failed++; console.error('rudder error', String(err)); } resolve(); });
+  }));
   await client.flush();
-  return 0;
+  await Promise.all(acks);
+  return failed;
 }
 
 (kind === 'segment' ? segment() : rudder()).then((failed) => {
