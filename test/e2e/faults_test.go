@@ -1,0 +1,70 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relaycdp/relay/internal/sim"
+)
+
+// TestDeliveryUnderThrottlingAndErrors: with a 429 storm (Retry-After 2 s)
+// and 20% of requests failing with 5xx, every event is still delivered,
+// no request reaches a throttled endpoint before its Retry-After, and
+// events travel in bulk (many per Klaviyo request).
+func TestDeliveryUnderThrottlingAndErrors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	ks := startSim(t, sim.Faults{ErrorRate: 0.2, Storm: sim.Storm{Rate: 0.5, RetryAfter: 2, For: 6 * time.Second}})
+	dir := t.TempDir()
+	r := startRelay(t, relayConfig(t, dir, ks.URL, ""), filepath.Join(dir, "data"), freeAddr(t))
+
+	const n = 3000
+	s := newSender("storm")
+	ctx := context.Background()
+	for sent := 0; sent < n; sent += 100 {
+		body, _ := s.batch(100)
+		status, msg, err := r.post(ctx, "/v1/batch", body)
+		if err != nil || status != 200 {
+			t.Fatalf("ingest: %d %s %v", status, msg, err)
+		}
+	}
+	waitFor(t, 90*time.Second, "all events delivered", func() (bool, string) {
+		got := countPrefix(ks.State().Events, "storm-")
+		return got == n, fmt.Sprintf("%d of %d delivered", got, n)
+	})
+
+	recs := ks.Requests()
+	if v := sim.RetryAfterViolations(recs); len(v) > 0 {
+		t.Fatalf("%d requests arrived before an earlier 429's Retry-After ended, first: %+v", len(v), v[0])
+	}
+	var throttled, faulted, bulk, bulkItems, single int
+	for _, rec := range recs {
+		switch {
+		case rec.Status == 429:
+			throttled++
+		case rec.Fault != "":
+			faulted++
+		case rec.Endpoint == "POST /api/event-bulk-create-jobs" && rec.Status == 202:
+			bulk++
+			bulkItems += rec.Items
+		case rec.Endpoint == "POST /api/events" && rec.Status == 202:
+			single++
+		}
+	}
+	if throttled == 0 || faulted == 0 {
+		t.Fatalf("faults were not exercised: %d throttled, %d faulted", throttled, faulted)
+	}
+	if bulk == 0 || bulkItems/bulk < 20 {
+		t.Fatalf("bulk endpoint under-used: %d bulk requests carrying %d events, %d single calls", bulk, bulkItems, single)
+	}
+	t.Logf("%d events: %d bulk requests (%.0f events each), %d single calls, %d throttled, %d faulted",
+		n, bulk, float64(bulkItems)/float64(bulk), single, throttled, faulted)
+	if strings.Contains(r.Logs(), simKey) {
+		t.Fatal("the Klaviyo API key appears in relay's logs")
+	}
+}
