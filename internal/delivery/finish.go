@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/store"
 )
 
@@ -131,13 +130,4 @@ func (b *batch) deadLetter(it *item, f *failure) store.DeadLetter {
 		Pointer:   f.pointer,
 		Attempts:  it.job.Attempts + 1,
 	}
-}
-
-// jobIDs lists the queue ids of jobs, for logs.
-func jobIDs(jobs []queue.Job) []int64 {
-	ids := make([]int64, len(jobs))
-	for i, j := range jobs {
-		ids[i] = j.ID
-	}
-	return ids
 }
