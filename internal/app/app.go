@@ -123,6 +123,7 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	if err := a.openDestinations(ctx); err != nil {
 		return err
 	}
+	a.reg.MustRegister(newStateCollector(a.queue, a.store))
 	return a.openGateway()
 }
 
@@ -148,7 +149,7 @@ func (a *App) openGateway() error {
 func (a *App) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
-	mux.Handle("/admin/", http.NotFoundHandler())
+	mux.Handle("/admin/", a.consoleHandler())
 	mux.Handle("/", a.gateway.Handler())
 	return mux
 }

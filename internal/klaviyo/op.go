@@ -19,7 +19,10 @@ const (
 	// OpUnsubscribe: /api/profile-subscription-bulk-delete-jobs, per list.
 	OpUnsubscribe OpKind = "unsubscribe"
 	// OpListAdd: list membership without a consent change; sent as a profile
-	// bulk import job with a lists relationship (no profile id is needed).
+	// bulk import job with a lists relationship (no profile id is needed:
+	// /api/lists/{id}/relationships/profiles takes only Klaviyo profile
+	// ids, so even the single call of `relay transform` is a one-profile
+	// import job).
 	OpListAdd OpKind = "list-add"
 	// OpClientProfile: POST /client/profiles with the public key, for a
 	// profile known only by anonymous_id.
@@ -60,7 +63,10 @@ func (o Op) ProfileKey() string {
 }
 
 // Request is one HTTP call to Klaviyo. Path is relative to the API base URL
-// (https://a.klaviyo.com); Query holds the query string without "?".
+// (https://a.klaviyo.com); Query holds the query string without "?". Body
+// is a typed JSON:API document built by Op.Request or a bulk builder
+// (render.go): send json.Marshal(Body). Empty fields are left out, never
+// sent as null.
 type Request struct {
 	Method string `json:"method"`
 	Path   string `json:"path"`

@@ -1,5 +1,7 @@
 package klaviyo
 
+import "encoding/json"
+
 // Wire types of Klaviyo's JSON:API (revision of the embedded OpenAPI spec).
 // Empty fields are omitted rather than sent as null: several schemas reject
 // null where Klaviyo accepts an absent field.
@@ -75,7 +77,10 @@ type Consent struct {
 	ConsentedAt string `json:"consented_at,omitempty"`
 }
 
-// EventAttributes are an event's attributes without its profile.
+// EventAttributes are an event's attributes without its profile. Its JSON
+// (MarshalJSON/UnmarshalJSON) is Klaviyo's event attributes: the metric is
+// rendered as {"metric":{"data":{"type":"metric","attributes":{"name":…}}}},
+// so an Op survives a JSON round trip (queue, dead letters) with its metric.
 type EventAttributes struct {
 	Metric        string         `json:"-"` // rendered as metric.data.attributes.name
 	Properties    map[string]any `json:"properties"`
@@ -83,4 +88,30 @@ type EventAttributes struct {
 	Value         *float64       `json:"value,omitempty"`
 	ValueCurrency string         `json:"value_currency,omitempty"`
 	UniqueID      string         `json:"unique_id,omitempty"`
+}
+
+// MarshalJSON writes Klaviyo's event attributes, metric included.
+func (e EventAttributes) MarshalJSON() ([]byte, error) {
+	return json.Marshal(eventAttrsOf(&e))
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (e *EventAttributes) UnmarshalJSON(data []byte) error {
+	type plain EventAttributes // no methods: no recursion
+	var aux struct {
+		plain
+		MetricRel struct {
+			Data struct {
+				Attributes struct {
+					Name string `json:"name"`
+				} `json:"attributes"`
+			} `json:"data"`
+		} `json:"metric"`
+	}
+	if err := json.Unmarshal(data, &aux); err != nil {
+		return err
+	}
+	*e = EventAttributes(aux.plain)
+	e.Metric = aux.MetricRel.Data.Attributes.Name
+	return nil
 }

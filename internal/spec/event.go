@@ -20,6 +20,14 @@ const (
 // Event is one normalised Segment/RudderStack call. It is what the gateway
 // commits to the queue (as JSON) and what the mapping reads. Fields keep the
 // Segment JSON names so a stored event reads like the call that produced it.
+//
+// Parse fills it as follows: Type is lower case and one of the Type*
+// constants; a valid event always has a MessageID (see
+// GeneratedMessageIDPrefix); ids given as JSON numbers are decimal strings;
+// the four maps are nil rather than empty and hold encoding/json's decoding
+// (float64 numbers); all times are UTC. Unknown top-level keys (_metadata,
+// writeKey, channel, rudderId…) are dropped. Treat the maps as read-only:
+// copy before changing them.
 type Event struct {
 	Type        string `json:"type"`
 	MessageID   string `json:"messageId"`
@@ -32,9 +40,10 @@ type Event struct {
 	GroupID    string `json:"groupId,omitempty"`    // group
 	PreviousID string `json:"previousId,omitempty"` // alias
 
-	// Traits are the call's own traits (identify, group). ContextTraits are
-	// context.traits, kept apart because group traits describe the group
-	// while context.traits describe the user.
+	// Traits are the call's own traits (identify, group). context.traits
+	// stay in Context["traits"], apart from them, because group traits
+	// describe the group while context.traits describe the user; use
+	// UserTraits for the user's traits merged as the type requires.
 	Traits     map[string]any `json:"traits,omitempty"`
 	Properties map[string]any `json:"properties,omitempty"`
 	// Context is the merged context (envelope context under the event's own).

@@ -1,7 +1,9 @@
 package spec
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -40,6 +42,22 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
+// Codes of Error. Field is "" when the event as a whole is at fault.
+const (
+	// CodeInvalidType: a field (or the event itself) has the wrong JSON
+	// type, or "type" names no Segment call.
+	CodeInvalidType = "invalid_type"
+	// CodeMissingField: a required field is absent, null or empty.
+	CodeMissingField = "missing_field"
+	// CodeTooLong: a string is over its length limit (messageId).
+	CodeTooLong = "too_long"
+	// CodeTooLarge: the event is over Options.MaxEventBytes.
+	CodeTooLarge = "too_large"
+)
+
+// MaxMessageIDLength is Segment's limit on messageId, in characters.
+const MaxMessageIDLength = 100
+
 // ErrMalformed is returned (wrapped) by Parse when the body as a whole is
 // unreadable: not JSON, not an object or array, or an empty batch.
 var ErrMalformed = errors.New("malformed request body")
@@ -48,6 +66,70 @@ var ErrMalformed = errors.New("malformed request body")
 // {"batch":[…]} and normalises every element. It returns an error wrapping
 // ErrMalformed only when the body as a whole is unreadable; per-event
 // problems are reported in Items[i].Err.
+//
+// The envelope's context and integrations are merged under each element's
+// own (the element wins per top-level key), its sentAt is the fallback for
+// elements without one, and its writeKey becomes Batch.WriteKey (else the
+// first element's). The envelope's timestamp (rudder-sdk-node) and
+// messageId (analytics-go v3) describe the request, not an event, and are
+// ignored.
+//
+// Parse never panics and keeps nothing from body: the returned Batch may
+// outlive it. The body is validated once with json.Valid, split without
+// copying (jsonsplit.go), and only the values an Event keeps are decoded.
 func Parse(body []byte, opts Options) (*Batch, error) {
-	return nil, errors.New("spec.Parse: not built yet")
+	p := parser{opts: opts, recv: opts.ReceivedAt.UTC()}
+	i := skipSpace(body, 0)
+	if i == len(body) {
+		return nil, fmt.Errorf("%w: body is empty", ErrMalformed)
+	}
+	if !valid(body) {
+		var v any
+		return nil, invalidJSON(json.Unmarshal(body, &v))
+	}
+	value := body[i:skipValue(body, i)]
+	switch value[0] {
+	case '[':
+		return p.events(value, &envelope{}, "the array of events is empty")
+	case '{':
+		top := splitFields(value)
+		if top[fBatch] == nil {
+			b := &Batch{Items: make([]Item, 1)}
+			b.Items[0] = p.object(value, &top, &envelope{}, &b.WriteKey)
+			return b, nil
+		}
+		rawBatch := top[fBatch]
+		if rawBatch[0] != '[' {
+			return nil, fmt.Errorf("%w: batch is %s, want an array", ErrMalformed, kind(rawBatch))
+		}
+		env := readEnvelope(&top)
+		return p.events(rawBatch, &env, "batch is empty")
+	default:
+		return nil, fmt.Errorf("%w: body is %s, want an object or an array", ErrMalformed, kind(value))
+	}
+}
+
+// events parses the elements of the array arr.
+func (p *parser) events(arr []byte, env *envelope, emptyMsg string) (*Batch, error) {
+	it := newArrIter(arr)
+	raw, ok := it.next()
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrMalformed, emptyMsg)
+	}
+	// A guess at the count (events are rarely under 256 bytes) saves most
+	// regrowth without a counting pass over the array.
+	b := &Batch{WriteKey: env.writeKey, Items: make([]Item, 0, min(len(arr)/256+1, 2500))}
+	for ok {
+		b.Items = append(b.Items, p.element(raw, env, &b.WriteKey))
+		raw, ok = it.next()
+	}
+	return b, nil
+}
+
+func invalidJSON(err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%w: invalid JSON at byte %d: %s", ErrMalformed, se.Offset, se.Error())
+	}
+	return fmt.Errorf("%w: invalid JSON", ErrMalformed)
 }

@@ -1,0 +1,384 @@
+package klaviyo
+
+import (
+	"strings"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+// Profile building (DESIGN.md §6.1): identifiers, special attributes from
+// the seed 001 trait table (with RudderStack's spellings), location, and
+// custom properties.
+
+// profileInput says where a profile's data comes from.
+type profileInput struct {
+	// traits: identify = traits then context.traits; other calls =
+	// context.traits. field is the name used in error messages.
+	traits map[string]any
+	field  string
+	// props are the event's properties: properties.email / properties.phone
+	// identify the profile of a track call (seeds 000, 001, 004).
+	props map[string]any
+	// forEvent allows anonymous_id (the /api/events profile takes it;
+	// /api/profile-import does not since revision 2025-10-15).
+	forEvent bool
+}
+
+// Trait keys that become special attributes (or options) and therefore
+// not custom properties.
+var consumedTraits = map[string]bool{
+	"email": true, "phone": true, "phoneNumber": true, "phone_number": true,
+	"firstName": true, "first_name": true, "firstname": true,
+	"lastName": true, "last_name": true, "lastname": true, "name": true,
+	"title": true, "organization": true,
+	"avatar": true, "image": true,
+	"street": true, "address1": true, "address2": true, "city": true,
+	"region": true, "state": true, "country": true, "zip": true,
+	"postalCode": true, "postal_code": true, "timezone": true,
+	"latitude": true, "longitude": true,
+	// identifiers carried by the event itself, and RudderStack's options
+	"userId": true, "anonymousId": true,
+	"properties": true, "consent": true, "smsConsent": true,
+}
+
+// buildProfile builds the profile of §6.1. It does not check that the
+// profile has an identifier: what counts depends on the call.
+func (m *mapper) buildProfile(in profileInput) (*Profile, error) {
+	ev, s := m.ev, m.s
+	p := &Profile{Type: "profile"}
+	a := &p.Attributes
+	t := in.traits
+
+	// email: traits.email, properties.email, else userId when it is one.
+	email, err := m.emailFrom(t, in.field)
+	if err != nil {
+		return nil, err
+	}
+	if email == "" && in.props != nil {
+		if email, err = m.emailFrom(in.props, "properties"); err != nil {
+			return nil, err
+		}
+	}
+	if email == "" && isEmail(ev.UserID) {
+		email = ev.UserID
+	}
+	a.Email = email
+
+	// phone_number, normalised to E.164.
+	if err := m.phoneFrom(a, t, in.field, "phone", "phoneNumber", "phone_number"); err != nil {
+		return nil, err
+	}
+	if a.PhoneNumber == "" && in.props != nil {
+		if err := m.phoneFrom(a, in.props, "properties", "phone"); err != nil {
+			return nil, err
+		}
+	}
+
+	if !s.EnforceEmailAsPrimary {
+		a.ExternalID = ev.UserID
+	}
+	if in.forEvent && s.FallbackOnAnonymousID && ev.UserID == "" {
+		a.AnonymousID = ev.AnonymousID
+	}
+	p.ID = klaviyoProfileID(ev.Context)
+
+	if err := m.specialAttributes(a, t, in.field); err != nil {
+		return nil, err
+	}
+
+	props, err := m.customProperties(t, in.field)
+	if err != nil {
+		return nil, err
+	}
+	if s.EnforceEmailAsPrimary && ev.UserID != "" {
+		// Segment: "only set a custom attribute id"; RudderStack calls it
+		// _id. DESIGN.md §5 picks id.
+		if props == nil {
+			props = map[string]any{}
+		}
+		props["id"] = ev.UserID
+	}
+	a.Properties = props
+	p.Meta = m.patch
+	return p, nil
+}
+
+// emailFrom reads m[email] as an email address.
+func (m *mapper) emailFrom(t map[string]any, field string) (string, error) {
+	v, ok := present(t, "email")
+	if !ok {
+		return "", nil
+	}
+	str, ok := v.(string)
+	if !ok {
+		return "", typeErr(field+".email", "a string", v)
+	}
+	str = strings.TrimSpace(str)
+	if str == "" {
+		return "", nil
+	}
+	if !isEmail(str) {
+		return "", &MapError{Code: CodeInvalidValue, Field: field + ".email",
+			Message: field + ".email " + quoteShort(str) + " is not an email address"}
+	}
+	return str, nil
+}
+
+// phoneFrom sets a.PhoneNumber from the first of keys in t, normalised to
+// E.164 with defaultPhoneCountry. An unparseable number is an error with
+// strictPhone, otherwise it is dropped with a warning.
+func (m *mapper) phoneFrom(a *ProfileAttributes, t map[string]any, field string, keys ...string) error {
+	k, v, ok := firstPresent(t, keys...)
+	if !ok {
+		return nil
+	}
+	raw, ok := scalarString(v)
+	if !ok {
+		return typeErr(field+"."+k, "a string", v)
+	}
+	if strings.TrimSpace(raw) == "" {
+		return nil
+	}
+	e164, ok := normalizePhone(raw, m.s.DefaultPhoneCountry)
+	if ok {
+		a.PhoneNumber = e164
+		return nil
+	}
+	why := "is not a valid phone number"
+	if !strings.HasPrefix(strings.TrimSpace(raw), "+") && m.s.DefaultPhoneCountry == "" {
+		why += " (no country code, and no defaultPhoneCountry is set)"
+	}
+	if m.s.StrictPhone {
+		return &MapError{Code: CodeInvalidPhone, Field: field + "." + k, Message: field + "." + k + " " + why}
+	}
+	m.warn(field + "." + k + " " + why + "; the phone number was dropped")
+	return nil
+}
+
+// normalizePhone returns the E.164 form of a valid phone number. Numbers
+// without a country code need region.
+func normalizePhone(raw, region string) (string, bool) {
+	s := strings.TrimSpace(raw)
+	if region == "" {
+		region = "ZZ" // unknown region: only +<country code> numbers parse
+	}
+	num, err := phonenumbers.Parse(s, region)
+	if err != nil || !phonenumbers.IsValidNumber(num) {
+		return "", false
+	}
+	return phonenumbers.Format(num, phonenumbers.E164), true
+}
+
+// klaviyoProfileID is context.externalId[type=klaviyo-profileId].id.
+func klaviyoProfileID(ctx map[string]any) string {
+	list, ok := ctx["externalId"].([]any)
+	if !ok {
+		return ""
+	}
+	for _, e := range list {
+		obj, ok := e.(map[string]any)
+		if !ok {
+			continue
+		}
+		if typ, _ := obj["type"].(string); strings.EqualFold(typ, "klaviyo-profileId") {
+			if id, ok := scalarString(obj["id"]); ok {
+				return id
+			}
+		}
+	}
+	return ""
+}
+
+// specialAttributes fills names, title, organization, image and location.
+func (m *mapper) specialAttributes(a *ProfileAttributes, t map[string]any, field string) error {
+	if len(t) == 0 {
+		loc, err := m.location(t, field)
+		a.Location = loc
+		return err
+	}
+	var err error
+	str := func(keys ...string) string {
+		if err != nil {
+			return ""
+		}
+		k, v, ok := firstPresent(t, keys...)
+		if !ok {
+			return ""
+		}
+		s, ok := scalarString(v)
+		if !ok {
+			err = typeErr(field+"."+k, "a string", v)
+			return ""
+		}
+		return strings.TrimSpace(s)
+	}
+	a.FirstName = str("firstName", "first_name", "firstname")
+	a.LastName = str("lastName", "last_name", "lastname")
+	if name := str("name"); name != "" && (a.FirstName == "" || a.LastName == "") {
+		first, rest, _ := strings.Cut(strings.Join(strings.Fields(name), " "), " ")
+		if a.FirstName == "" {
+			a.FirstName = first
+			if a.LastName == "" {
+				a.LastName = rest
+			}
+		}
+	}
+	a.Title = str("title")
+	a.Organization = str("organization")
+	if a.Organization == "" {
+		switch c := t["company"].(type) {
+		case string:
+			a.Organization = strings.TrimSpace(c)
+		case map[string]any:
+			if n, ok := c["name"].(string); ok {
+				a.Organization = strings.TrimSpace(n)
+			}
+		}
+	}
+	a.Image = str("avatar", "image")
+	if err != nil {
+		return err
+	}
+	loc, err := m.location(t, field)
+	if err != nil {
+		return err
+	}
+	a.Location = loc
+	return nil
+}
+
+// location reads location fields at the top level of the traits, then
+// under traits.address (an object, or a string taken as address1).
+func (m *mapper) location(t map[string]any, field string) (*Location, error) {
+	if !hasAny(t, locationKeys) {
+		if ip, ok := m.ev.Context["ip"].(string); ok && strings.TrimSpace(ip) != "" {
+			return &Location{IP: strings.TrimSpace(ip)}, nil
+		}
+		return nil, nil
+	}
+	var addr map[string]any
+	var addrLine string
+	switch v := t["address"].(type) {
+	case map[string]any:
+		addr = v
+	case string:
+		addrLine = strings.TrimSpace(v)
+	}
+	var err error
+	str := func(keys ...string) string {
+		if err != nil {
+			return ""
+		}
+		for _, src := range []struct {
+			m      map[string]any
+			prefix string
+		}{{t, field + "."}, {addr, field + ".address."}} {
+			k, v, ok := firstPresent(src.m, keys...)
+			if !ok {
+				continue
+			}
+			s, ok := scalarString(v)
+			if !ok {
+				err = typeErr(src.prefix+k, "a string", v)
+				return ""
+			}
+			if s = strings.TrimSpace(s); s != "" {
+				return s
+			}
+		}
+		return ""
+	}
+	num := func(key string) any {
+		if err != nil {
+			return nil
+		}
+		for _, src := range []struct {
+			m      map[string]any
+			prefix string
+		}{{t, field + "."}, {addr, field + ".address."}} {
+			v, ok := present(src.m, key)
+			if !ok {
+				continue
+			}
+			if _, ok := toNumber(v); !ok {
+				err = typeErr(src.prefix+key, "a number", v)
+				return nil
+			}
+			return v
+		}
+		return nil
+	}
+	loc := Location{
+		Address1:  str("street", "address1"),
+		Address2:  str("address2"),
+		City:      str("city"),
+		Region:    str("region", "state"),
+		Country:   str("country"),
+		Zip:       str("zip", "postalCode", "postal_code"),
+		Timezone:  str("timezone"),
+		Latitude:  num("latitude"),
+		Longitude: num("longitude"),
+	}
+	if err != nil {
+		return nil, err
+	}
+	if loc.Address1 == "" {
+		loc.Address1 = addrLine
+	}
+	if ip, ok := m.ev.Context["ip"].(string); ok {
+		loc.IP = strings.TrimSpace(ip)
+	}
+	if loc == (Location{}) {
+		return nil, nil
+	}
+	out := new(Location)
+	*out = loc
+	return out, nil
+}
+
+// locationKeys are the trait keys location reads.
+var locationKeys = []string{"address", "street", "address1", "address2", "city", "region", "state",
+	"country", "zip", "postalCode", "postal_code", "timezone", "latitude", "longitude"}
+
+func hasAny(t map[string]any, keys []string) bool {
+	if len(t) == 0 {
+		return false
+	}
+	for _, k := range keys {
+		if _, ok := t[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// customProperties are the traits that are not special attributes or
+// options, minus the fields named in integrations.Klaviyo.fieldsTo*.
+// A company object stays a property (it carries more than its name).
+func (m *mapper) customProperties(t map[string]any, field string) (map[string]any, error) {
+	var out map[string]any
+	for k, v := range t {
+		if consumedTraits[k] || m.patchFields[k] {
+			continue
+		}
+		switch k {
+		case "company":
+			if _, ok := v.(string); ok {
+				continue
+			}
+		case "address":
+			switch v.(type) {
+			case map[string]any, string:
+				continue
+			}
+		}
+		if out == nil {
+			out = make(map[string]any, len(t))
+		}
+		out[k] = v
+	}
+	if m.s.FlattenProperties && out != nil {
+		out = flatten(out)
+	}
+	return out, nil
+}

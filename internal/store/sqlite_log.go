@@ -1,0 +1,298 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// recordSQL upserts one log entry. The WHERE of DO UPDATE is the Status
+// precedence (see the Status constants): the database decides, so batches
+// need no reads. The replaced state is appended to history, which keeps the
+// last MaxHistory (10) states, each with detail cut to 256 characters.
+// Empty descriptive fields never erase known ones (delivery may not know
+// the email the gateway recorded).
+const recordSQL = `
+INSERT INTO delivery_log (message_id, dest, source, type, event, user_id, email, status, prec, attempts, detail, time)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (message_id, dest) DO UPDATE SET
+	source   = CASE WHEN excluded.source  = '' THEN delivery_log.source  ELSE excluded.source  END,
+	type     = CASE WHEN excluded.type    = '' THEN delivery_log.type    ELSE excluded.type    END,
+	event    = CASE WHEN excluded.event   = '' THEN delivery_log.event   ELSE excluded.event   END,
+	user_id  = CASE WHEN excluded.user_id = '' THEN delivery_log.user_id ELSE excluded.user_id END,
+	email    = CASE WHEN excluded.email   = '' THEN delivery_log.email   ELSE excluded.email   END,
+	status   = excluded.status,
+	prec     = excluded.prec,
+	attempts = excluded.attempts,
+	detail   = excluded.detail,
+	time     = excluded.time,
+	history  = json_insert(
+		CASE WHEN json_array_length(delivery_log.history) >= 10
+			THEN json_remove(delivery_log.history, '$[0]') ELSE delivery_log.history END,
+		'$[#]',
+		json_object('status', delivery_log.status, 'attempts', delivery_log.attempts,
+			'detail', substr(delivery_log.detail, 1, 256), 'time', delivery_log.time))
+WHERE excluded.status = 'replayed'
+	OR excluded.prec > delivery_log.prec
+	OR (excluded.prec = delivery_log.prec AND (excluded.attempts > delivery_log.attempts
+		OR (excluded.attempts = delivery_log.attempts AND excluded.time >= delivery_log.time)))`
+
+const logColumns = `id, message_id, dest, source, type, event, user_id, email, status, attempts, detail, time, history`
+
+// Record implements DeliveryLog.
+func (s *SQLite) Record(ctx context.Context, entries []LogEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	for i := range entries {
+		if err := checkEntry(i, &entries[i]); err != nil {
+			return fmt.Errorf("record: %w", err)
+		}
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error { return s.recordTx(ctx, tx, entries) })
+	if err != nil {
+		return fmt.Errorf("record %d log entries: %w", len(entries), err)
+	}
+	return nil
+}
+
+// recordTx upserts validated entries inside tx, in order.
+func (s *SQLite) recordTx(ctx context.Context, tx *sql.Tx, entries []LogEntry) error {
+	stmt, err := tx.PrepareContext(ctx, recordSQL)
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	defer stmt.Close()
+	now := s.now().UnixNano()
+	for i := range entries {
+		e := &entries[i]
+		t := toNanos(e.Time)
+		if t == 0 {
+			t = now
+		}
+		_, err := stmt.ExecContext(ctx, e.MessageID, e.Dest, e.Source, e.Type, e.Event, e.UserID,
+			strings.ToLower(e.Email), string(e.Status), e.Status.Rank(), e.Attempts,
+			truncate(e.Detail, MaxDetail), t)
+		if err != nil {
+			return fmt.Errorf("entry %d (messageId %q): %w", i, e.MessageID, err)
+		}
+	}
+	return nil
+}
+
+// QueryLog implements LogReader.
+func (s *SQLite) QueryLog(ctx context.Context, q LogQuery) ([]LogEntry, error) {
+	if q.Status != "" && !q.Status.Valid() {
+		return nil, fmt.Errorf("query log: unknown status %q: %w", q.Status, ErrInvalid)
+	}
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
+	if q.Status != "" {
+		add("status = ?", string(q.Status))
+	}
+	if q.Dest != "" {
+		add("dest = ?", q.Dest)
+	}
+	if q.Source != "" {
+		add("source = ?", q.Source)
+	}
+	if !q.Before.IsZero() {
+		b := q.Before.UnixNano()
+		if q.BeforeID > 0 {
+			add("(time < ? OR (time = ? AND id < ?))", b, b, q.BeforeID)
+		} else {
+			add("time < ?", b)
+		}
+	}
+	if q.Text != "" {
+		cond, a := textMatch(q.Text)
+		add(cond, a...)
+	}
+	query := `SELECT ` + logColumns + ` FROM delivery_log`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	query += ` ORDER BY time DESC, id DESC LIMIT ?`
+	args = append(args, clampLimit(q.Limit))
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query log: %w", err)
+	}
+	defer rows.Close()
+	var out []LogEntry
+	for rows.Next() {
+		e, err := scanLog(rows)
+		if err != nil {
+			return nil, fmt.Errorf("query log: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query log: %w", err)
+	}
+	return out, nil
+}
+
+// textMatch matches messageId, userId or email exactly or by prefix, as
+// index range scans.
+func textMatch(text string) (string, []any) {
+	lower := strings.ToLower(text)
+	end, ok := prefixEnd(text)
+	if !ok {
+		return "(message_id = ? OR user_id = ? OR email = ?)", []any{text, text, lower}
+	}
+	lowerEnd, _ := prefixEnd(lower)
+	return "((message_id >= ? AND message_id < ?) OR (user_id >= ? AND user_id < ?) OR (email >= ? AND email < ?))",
+		[]any{text, end, text, end, lower, lowerEnd}
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanLog(r scanner) (LogEntry, error) {
+	var (
+		e       LogEntry
+		status  string
+		t       int64
+		history string
+	)
+	err := r.Scan(&e.ID, &e.MessageID, &e.Dest, &e.Source, &e.Type, &e.Event, &e.UserID, &e.Email,
+		&status, &e.Attempts, &e.Detail, &t, &history)
+	if err != nil {
+		return LogEntry{}, err
+	}
+	e.Status = Status(status)
+	e.Time = fromNanos(t)
+	var steps []struct {
+		Status   string `json:"status"`
+		Attempts int    `json:"attempts"`
+		Detail   string `json:"detail"`
+		Time     int64  `json:"time"`
+	}
+	if err := json.Unmarshal([]byte(history), &steps); err != nil {
+		return LogEntry{}, fmt.Errorf("log row %d: history: %w", e.ID, err)
+	}
+	for _, st := range steps {
+		e.History = append(e.History, Step{Status: Status(st.Status), Attempts: st.Attempts, Detail: st.Detail, Time: fromNanos(st.Time)})
+	}
+	return e, nil
+}
+
+// LookupLog implements LogReader.
+func (s *SQLite) LookupLog(ctx context.Context, messageID, dest string) (LogEntry, error) {
+	row := s.r.QueryRowContext(ctx, `SELECT `+logColumns+` FROM delivery_log WHERE message_id = ? AND dest = ?`, messageID, dest)
+	e, err := scanLog(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return LogEntry{}, fmt.Errorf("log entry of messageId %q at %q: %w", messageID, dest, ErrNotFound)
+	}
+	if err != nil {
+		return LogEntry{}, fmt.Errorf("look up log entry of messageId %q at %q: %w", messageID, dest, err)
+	}
+	return e, nil
+}
+
+// CountLog implements LogReader.
+func (s *SQLite) CountLog(ctx context.Context, dest string) (map[Status]int64, error) {
+	query, args := `SELECT status, COUNT(*) FROM delivery_log GROUP BY status`, []any(nil)
+	if dest != "" {
+		query, args = `SELECT status, COUNT(*) FROM delivery_log WHERE dest = ? GROUP BY status`, []any{dest}
+	}
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("count log: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[Status]int64)
+	for rows.Next() {
+		var (
+			st string
+			n  int64
+		)
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("count log: %w", err)
+		}
+		out[Status(st)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count log: %w", err)
+	}
+	return out, nil
+}
+
+// pruneChunk bounds one delete transaction, so pruning a large backlog
+// never holds the writer for long.
+const pruneChunk = 5000
+
+// Prune implements Pruner.
+func (s *SQLite) Prune(ctx context.Context, r Retention) (Pruned, error) {
+	var p Pruned
+	if r.LogMaxRows < 0 || r.LogMaxAge < 0 || r.ReplayedMaxAge < 0 {
+		return p, fmt.Errorf("prune: negative retention: %w", ErrInvalid)
+	}
+	now := s.now()
+	if r.LogMaxAge > 0 {
+		cut := now.Add(-r.LogMaxAge).UnixNano()
+		n, err := s.deleteChunks(ctx,
+			`DELETE FROM delivery_log WHERE id IN (SELECT id FROM delivery_log WHERE time < ? ORDER BY time LIMIT ?)`, cut)
+		p.LogRows += n
+		if err != nil {
+			return p, fmt.Errorf("prune log by age: %w", err)
+		}
+	}
+	if r.LogMaxRows > 0 {
+		var total int64
+		if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM delivery_log`).Scan(&total); err != nil {
+			return p, fmt.Errorf("prune log by count: %w", err)
+		}
+		excess := total - r.LogMaxRows
+		for excess > 0 {
+			res, err := s.w.ExecContext(ctx, `DELETE FROM delivery_log WHERE id IN (SELECT id FROM delivery_log ORDER BY time, id LIMIT ?)`,
+				min(excess, pruneChunk))
+			if err != nil {
+				return p, fmt.Errorf("prune log by count: %w", err)
+			}
+			n, _ := res.RowsAffected()
+			if n == 0 {
+				break
+			}
+			p.LogRows += n
+			excess -= n
+		}
+	}
+	if r.ReplayedMaxAge > 0 {
+		cut := now.Add(-r.ReplayedMaxAge).UnixNano()
+		n, err := s.deleteChunks(ctx,
+			`DELETE FROM dead_letter WHERE id IN (SELECT id FROM dead_letter WHERE replayed_at IS NOT NULL AND replayed_at < ? LIMIT ?)`, cut)
+		p.DeadLetters += n
+		if err != nil {
+			return p, fmt.Errorf("prune replayed dead letters: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// deleteChunks runs query (whose last parameter is the chunk size) until it
+// deletes fewer than pruneChunk rows.
+func (s *SQLite) deleteChunks(ctx context.Context, query string, args ...any) (int64, error) {
+	args = append(args, pruneChunk)
+	var total int64
+	for {
+		res, err := s.w.ExecContext(ctx, query, args...)
+		if err != nil {
+			return total, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < pruneChunk {
+			return total, nil
+		}
+	}
+}
