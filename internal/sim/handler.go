@@ -128,6 +128,7 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.Status, rec.RetryAfter, rec.Items = resp.status, resp.retryAfter, resp.items
 	// Record before answering: once a client has its answer, State shows it.
+	rec.Answered = s.now()
 	s.record(rec, resp.errs)
 	s.write(w, resp)
 }

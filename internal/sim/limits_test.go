@@ -349,6 +349,10 @@ func FuzzEventBody(f *testing.F) {
 
 func TestRetryAfterViolations(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	answered := func(r RequestRecord, ms int) RequestRecord {
+		r.Answered = t0.Add(time.Duration(ms) * time.Millisecond)
+		return r
+	}
 	rec := func(ms int, endpoint string, status, retry int) RequestRecord {
 		return RequestRecord{Time: t0.Add(time.Duration(ms) * time.Millisecond), Endpoint: endpoint, Key: "k", Status: status, RetryAfter: retry}
 	}
@@ -362,6 +366,10 @@ func TestRetryAfterViolations(t *testing.T) {
 		{"too early", []RequestRecord{rec(0, "E", 429, 2), rec(1999, "E", 202, 0)}, 1},
 		{"other endpoint is free", []RequestRecord{rec(0, "E", 429, 2), rec(10, "F", 202, 0)}, 0},
 		{"out of order log", []RequestRecord{rec(500, "E", 202, 0), rec(0, "E", 429, 1)}, 1},
+		// A concurrent request already on its way when the 429 was answered
+		// could not have known.
+		{"in flight", []RequestRecord{rec(0, "E", 429, 2), rec(50, "E", 202, 0)}, 0},
+		{"answered late", []RequestRecord{answered(rec(0, "E", 429, 2), 300), rec(2100, "E", 202, 0)}, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

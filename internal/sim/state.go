@@ -128,6 +128,9 @@ type ImportError struct {
 type RequestRecord struct {
 	// Time is the arrival time (Config.Clock).
 	Time time.Time `json:"time"`
+	// Answered is when the answer was about to be written: a client cannot
+	// know of a 429 before then.
+	Answered time.Time `json:"answered,omitzero"`
 	// Endpoint is "METHOD /path-template".
 	Endpoint string `json:"endpoint"`
 	// Key is the KeyHash of the API key (of the company id on /client/*),
@@ -305,27 +308,40 @@ func (s *Sim) marshalState(withLog bool) ([]byte, error) {
 	return json.Marshal(s.state(withLog))
 }
 
+// InFlightGrace is how long after a 429 was answered a request may still
+// arrive without breaking its Retry-After: a request the client sent just
+// before the 429 reached it (a concurrent caller's) cannot have honoured
+// it. A client that ignored Retry-After sends for the whole window, so the
+// grace hides nothing real.
+const InFlightGrace = 100 * time.Millisecond
+
 // RetryAfterViolations lists requests that ignored a Retry-After: a
-// request to the same endpoint with the same key arriving before an
-// earlier 429's arrival time plus its Retry-After. Tests of clients assert
-// it is empty.
+// request to the same endpoint with the same key arriving after an earlier
+// 429 was answered (plus InFlightGrace) but before the answer time plus its
+// Retry-After. Tests of clients assert it is empty.
 func RetryAfterViolations(recs []RequestRecord) []string {
 	recs = slices.Clone(recs)
 	// The log is in completion order; check in arrival order.
 	slices.SortStableFunc(recs, func(a, b RequestRecord) int { return a.Time.Compare(b.Time) })
 	type k struct{ endpoint, key string }
-	until := map[k]time.Time{}
+	type window struct{ from, until time.Time }
+	blocked := map[k][]window{}
 	var out []string
 	for _, r := range recs {
 		id := k{r.Endpoint, r.Key}
-		if u, ok := until[id]; ok && r.Time.Before(u) {
-			out = append(out, fmt.Sprintf("%s at %s: %v before the Retry-After ended at %s",
-				r.Endpoint, r.Time.Format(time.RFC3339Nano), u.Sub(r.Time), u.Format(time.RFC3339Nano)))
+		for _, w := range blocked[id] {
+			if r.Time.After(w.from.Add(InFlightGrace)) && r.Time.Before(w.until) {
+				out = append(out, fmt.Sprintf("%s at %s: %v before the Retry-After ended at %s",
+					r.Endpoint, r.Time.Format(time.RFC3339Nano), w.until.Sub(r.Time), w.until.Format(time.RFC3339Nano)))
+				break
+			}
 		}
 		if r.Status == 429 && r.RetryAfter > 0 {
-			if u := r.Time.Add(time.Duration(r.RetryAfter) * time.Second); u.After(until[id]) {
-				until[id] = u
+			answered := r.Answered
+			if answered.IsZero() {
+				answered = r.Time
 			}
+			blocked[id] = append(blocked[id], window{answered, answered.Add(time.Duration(r.RetryAfter) * time.Second)})
 		}
 	}
 	return out

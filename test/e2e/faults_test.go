@@ -11,29 +11,45 @@ import (
 	"github.com/relaycdp/relay/internal/sim"
 )
 
-// TestDeliveryUnderThrottlingAndErrors: with a 429 storm (Retry-After 2 s)
-// and 20% of requests failing with 5xx, every event is still delivered,
-// no request reaches a throttled endpoint before its Retry-After, and
-// events travel in bulk (many per Klaviyo request).
+// TestDeliveryUnderThrottlingAndErrors: through a 429 storm (Retry-After
+// 2 s), a burst where every request fails with 5xx, then 20% of requests
+// failing, every event is still delivered, no request reaches a throttled
+// endpoint before its Retry-After, and events travel in bulk (many per
+// Klaviyo request). The phases are set in turn so each fault is certain to
+// be met, not left to chance.
 func TestDeliveryUnderThrottlingAndErrors(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	ks := startSim(t, sim.Faults{ErrorRate: 0.2, Storm: sim.Storm{Rate: 0.5, RetryAfter: 2, For: 6 * time.Second}})
+	ks := startSim(t, sim.Faults{Storm: sim.Storm{Rate: 1, RetryAfter: 2, For: 3 * time.Second}})
 	dir := t.TempDir()
 	r := startRelay(t, relayConfig(t, dir, ks.URL, ""), filepath.Join(dir, "data"), freeAddr(t))
 
 	const n = 3000
 	s := newSender("storm")
 	ctx := context.Background()
-	for sent := 0; sent < n; sent += 100 {
-		body, _ := s.batch(100)
-		status, msg, err := r.post(ctx, "/v1/batch", body)
-		if err != nil || status != 200 {
-			t.Fatalf("ingest: %d %s %v", status, msg, err)
+	ingest := func(events int) {
+		for sent := 0; sent < events; sent += 100 {
+			body, _ := s.batch(100)
+			status, msg, err := r.post(ctx, "/v1/batch", body)
+			if err != nil || status != 200 {
+				t.Fatalf("ingest: %d %s %v", status, msg, err)
+			}
 		}
 	}
-	waitFor(t, 90*time.Second, "all events delivered", func() (bool, string) {
+	ingest(n / 3)
+	waitFor(t, 10*time.Second, "a throttled request", func() (bool, string) {
+		return ks.State().Throttled > 0, "no 429 yet"
+	})
+	time.Sleep(3 * time.Second) // the storm ends
+	ks.SetFaults(sim.Faults{ErrorRate: 1})
+	ingest(n / 3)
+	waitFor(t, 10*time.Second, "a failed request", func() (bool, string) {
+		return ks.State().Faulted > ks.State().Throttled, "no 5xx yet"
+	})
+	ks.SetFaults(sim.Faults{ErrorRate: 0.2})
+	ingest(n - 2*(n/3))
+	waitFor(t, 120*time.Second, "all events delivered", func() (bool, string) {
 		got := countPrefix(ks.State().Events, "storm-")
 		return got == n, fmt.Sprintf("%d of %d delivered", got, n)
 	})
