@@ -1,0 +1,52 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/relaycdp/relay/internal/console"
+	"github.com/relaycdp/relay/internal/store"
+)
+
+// consoleHandler builds the admin console from the app's parts, to be
+// mounted at /admin/.
+func (a *App) consoleHandler() http.Handler {
+	names := make([]string, 0, len(a.dests))
+	for _, d := range a.dests {
+		names = append(names, d.cfg.Name)
+	}
+	c, err := console.New(console.Config{Token: a.admin}, console.Deps{
+		Log:            a.store,
+		DeadLetters:    a.store,
+		Sources:        a.store,
+		Settings:       a,
+		StoredSettings: a.store,
+		Queue:          a.queue,
+		Pinger:         destPinger{a},
+		Metrics:        a.reg,
+		Destinations:   names,
+	}, a.log.With(slog.String("component", "console")))
+	if err != nil {
+		// Only a wiring bug gets here; serve everything else regardless.
+		a.log.Error("admin console unavailable", slog.Any("err", err))
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "admin console unavailable: see the server log", http.StatusInternalServerError)
+		})
+	}
+	return c.Handler()
+}
+
+// destPinger is the console's "test connection": one cheap authenticated
+// read with the destination's own client (its endpoint and rate limits).
+type destPinger struct{ a *App }
+
+func (p destPinger) Ping(ctx context.Context, dest, apiKey string) error {
+	for _, d := range p.a.dests {
+		if d.cfg.Name == dest {
+			return d.client.Ping(ctx, apiKey)
+		}
+	}
+	return fmt.Errorf("destination %q: %w", dest, store.ErrNotFound)
+}

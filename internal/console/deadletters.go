@@ -1,0 +1,123 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/relaycdp/relay/internal/queue"
+	"github.com/relaycdp/relay/internal/spec"
+	"github.com/relaycdp/relay/internal/store"
+)
+
+const (
+	deadPageSize = 50
+	// replayChunk is how many dead letters one TakeForReplay transaction
+	// re-enqueues when replaying all.
+	replayChunk = 1000
+)
+
+type deadData struct {
+	pageData
+	Dest     string
+	Replayed bool
+	Pending  int64
+	Letters  []store.DeadLetter
+	Older    string
+}
+
+func (c *Console) deadLettersPage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	d := &deadData{pageData: pageData{Title: "Dead letters", Nav: "deadletters"}, Dest: q.Get("dest"), Replayed: q.Get("replayed") != ""}
+	if n := q.Get("done"); n != "" {
+		d.Notice = fmt.Sprintf("Replayed %s dead letter(s): they are back in the queue and will be delivered with the current settings.", n)
+	}
+	if q.Get("none") != "" {
+		d.Notice = "Nothing to replay: it was replayed already."
+	}
+	dq := store.DeadLetterQuery{Dest: d.Dest, IncludeReplayed: d.Replayed, Limit: deadPageSize}
+	dq.BeforeID, _ = strconv.ParseInt(q.Get("before"), 10, 64)
+	var err error
+	if d.Letters, err = c.deps.DeadLetters.ListDeadLetters(r.Context(), dq); err != nil {
+		d.Error = "Could not list dead letters: " + err.Error()
+	}
+	if d.Pending, err = c.deps.DeadLetters.CountDeadLetters(r.Context(), d.Dest); err != nil {
+		d.Error = "Could not count dead letters: " + err.Error()
+	}
+	if n := len(d.Letters); n == deadPageSize {
+		v := url.Values{"before": {strconv.FormatInt(d.Letters[n-1].ID, 10)}}
+		if d.Dest != "" {
+			v.Set("dest", d.Dest)
+		}
+		if d.Replayed {
+			v.Set("replayed", "1")
+		}
+		d.Older = c.cfg.Prefix + "/deadletters?" + v.Encode()
+	}
+	c.render(w, r, http.StatusOK, "deadletters", d)
+}
+
+// replayDeadLetters re-enqueues one dead letter (id) or every pending one
+// of a destination (dest).
+func (c *Console) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
+	id, _ := strconv.ParseInt(r.PostFormValue("id"), 10, 64)
+	dest := r.PostFormValue("dest")
+	total := 0
+	switch {
+	case id > 0:
+		n, err := c.deps.DeadLetters.TakeForReplay(r.Context(), store.ReplaySelector{ID: id}, c.enqueueReplays)
+		if err != nil {
+			c.renderError(w, r, http.StatusInternalServerError, "Replay failed, nothing was replayed: "+err.Error())
+			return
+		}
+		total = n
+	case c.hasDest(dest):
+		for {
+			n, err := c.deps.DeadLetters.TakeForReplay(r.Context(), store.ReplaySelector{Dest: dest, Limit: replayChunk}, c.enqueueReplays)
+			if err != nil {
+				c.renderError(w, r, http.StatusInternalServerError,
+					fmt.Sprintf("Replay stopped after %d dead letter(s): %v", total, err))
+				return
+			}
+			total += n
+			if n < replayChunk {
+				break
+			}
+		}
+	default:
+		c.renderError(w, r, http.StatusBadRequest, "Say which dead letter (id) or destination (dest) to replay.")
+		return
+	}
+	target := c.cfg.Prefix + "/deadletters?done=" + strconv.Itoa(total)
+	if total == 0 {
+		target = c.cfg.Prefix + "/deadletters?none=1"
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// enqueueReplays turns dead letters back into queue messages. It runs
+// inside the store's replay transaction: if it fails, nothing is marked
+// replayed.
+func (c *Console) enqueueReplays(ctx context.Context, dls []store.DeadLetter) error {
+	now := c.cfg.Now().UTC()
+	msgs := make([]queue.Message, 0, len(dls))
+	for _, dl := range dls {
+		if !c.hasDest(dl.Dest) {
+			return fmt.Errorf("dead letter %d is for destination %q, which is not configured", dl.ID, dl.Dest)
+		}
+		var ev spec.Event
+		key := ""
+		if err := json.Unmarshal(dl.Payload, &ev); err == nil {
+			key = ev.Key()
+		}
+		msgs = append(msgs, queue.Message{Source: dl.Source, Dest: dl.Dest, Key: key,
+			MessageID: dl.MessageID, Payload: dl.Payload, ReceivedAt: now})
+	}
+	if err := c.deps.Queue.Enqueue(ctx, msgs); err != nil {
+		return fmt.Errorf("enqueue replays: %w", err)
+	}
+	return nil
+}
