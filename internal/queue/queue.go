@@ -6,8 +6,20 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrClosed is returned by every method of a closed queue.
+var ErrClosed = errors.New("queue closed")
+
+// ErrInvalid marks a call rejected for a bad argument; the wrapping error
+// names the argument and why.
+var ErrInvalid = errors.New("invalid argument")
+
+// ErrNotFound is returned by lookups of a job that does not exist (never
+// enqueued, or succeeded and therefore deleted, or purged).
+var ErrNotFound = errors.New("job not found")
 
 // Message is one normalised event for one destination, as the gateway
 // enqueues it.
@@ -24,8 +36,21 @@ type Message struct {
 type Job struct {
 	ID int64
 	Message
-	Attempts  int    // deliveries tried before this claim
+	// Attempts counts deliveries tried before this claim: each Retry and
+	// Abort adds one, and so does a claim whose lease expired unfinished
+	// (the worker died or hung; LastError then says "lease expired"), so a
+	// message that crashes its worker cannot loop forever unnoticed.
+	Attempts  int
 	LastError string // the error of the previous attempt
+}
+
+// JobInfo is a job with its state, for the console and tests.
+type JobInfo struct {
+	Job
+	State      State
+	RetryAt    time.Time // when a failed job is due again; zero otherwise
+	LeaseUntil time.Time // when an executing job's claim expires; zero otherwise
+	UpdatedAt  time.Time // last state change
 }
 
 // State is a job's place in its life cycle.
@@ -45,27 +70,41 @@ const (
 type Stats struct {
 	Depth     int64         // jobs not yet succeeded or aborted
 	OldestAge time.Duration // age of the oldest such job
+	Pending   int64         // waiting for their first (or a requeued) claim
 	Executing int64
 	Failed    int64 // waiting for a retry
 	Aborted   int64
-	ByDest    map[string]int64
+	ByDest    map[string]int64 // Depth per destination
 }
 
 // Queue is the durable log. Implementations are safe for concurrent use.
+// queuetest.RunConformance is the executable form of this contract.
 type Queue interface {
 	// Enqueue returns once every message is durable (group commit: many
-	// concurrent callers share one transaction and one fsync).
+	// concurrent callers share one transaction and one fsync). The messages
+	// of one call are stored atomically, in slice order. An error means
+	// none was stored — except a context error, after which they may or may
+	// not have been.
 	Enqueue(ctx context.Context, msgs []Message) error
 	// Claim moves up to limit due jobs of dest to executing, oldest first,
 	// never returning a job whose Key has an earlier job still unfinished
-	// (executing, or failed waiting for a retry), so one profile's events
-	// are delivered in order. A claim not finished within lease returns to
-	// pending (a crashed worker loses nothing).
+	// (executing, failed waiting for a retry, or pending but not returned
+	// by this same claim), so one profile's events are delivered in order;
+	// an empty Key has no order. Due means pending, failed with its retry
+	// time reached, or executing with an expired lease: a claim not
+	// finished within lease is claimable again (a crashed worker loses
+	// nothing; Job.Attempts counts the lost attempt).
 	Claim(ctx context.Context, dest string, limit int, lease time.Duration) ([]Job, error)
-	// Succeed, Retry and Abort finish claimed jobs.
+	// Succeed, Retry and Abort finish claimed (executing) jobs; ids in any
+	// other state are ignored, so a repeated or late ack is harmless.
+	// Retry makes the jobs claimable again from at; Abort dead-letters them.
+	// Both add one to Attempts and record reason as LastError.
 	Succeed(ctx context.Context, ids []int64) error
 	Retry(ctx context.Context, ids []int64, at time.Time, reason string) error
 	Abort(ctx context.Context, ids []int64, reason string) error
 	Stats(ctx context.Context) (Stats, error)
+	// Close commits what was already submitted and releases the storage.
+	// Later calls of any method return ErrClosed; Close itself may be
+	// called again.
 	Close() error
 }

@@ -1,0 +1,58 @@
+package queue
+
+import (
+	"context"
+	"strings"
+)
+
+// ExplainHotQueries returns SQLite's query plan for each statement that
+// runs constantly, for TestQueryPlans.
+func (s *SQLite) ExplainHotQueries(ctx context.Context) map[string]string {
+	queries := map[string]struct {
+		sql  string
+		args []any
+	}{
+		"scan":    {sqlScan, []any{"a", 0, 10}},
+		"claim":   {sqlClaim, []any{1, 1, "[1,2]"}},
+		"succeed": {sqlSucceed, []any{"[1,2]"}},
+		"retry":   {sqlRetry, []any{"[1,2]", 1, "x", 1}},
+		"oldest":  {sqlOldest, []any{"a"}},
+		"purge":   {sqlPurge, []any{1, 10}},
+	}
+	out := map[string]string{}
+	for name, q := range queries {
+		rows, err := s.rdb.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q.sql, q.args...)
+		if err != nil {
+			out[name] = "SCAN jobs (explain failed: " + err.Error() + ")"
+			continue
+		}
+		var lines []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				lines = append(lines, "SCAN jobs (scan failed: "+err.Error()+")")
+				break
+			}
+			lines = append(lines, detail)
+		}
+		rows.Close()
+		out[name] = strings.Join(lines, "\n")
+	}
+	return out
+}
+
+// CommitStats reports how many transactions the writer committed and the
+// rows (messages or ids) they carried.
+func (s *SQLite) CommitStats() (commits, rows int64) {
+	return s.commits.Load(), s.committedRows.Load()
+}
+
+// SubmitFailing submits a write that fails inside the batch transaction,
+// to exercise the writer's isolation of a failing request.
+func (s *SQLite) SubmitFailing(ctx context.Context) error {
+	return s.submit(ctx, 1, func(w *wtx) error {
+		_, err := w.tx.ExecContext(w.ctx, "INSERT INTO no_such_table VALUES (1)")
+		return err
+	})
+}

@@ -1,0 +1,452 @@
+package queue
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Statements run by the writer. Ids travel as one JSON array bound to a
+// single parameter (json_each), so a batch of any size is one statement
+// whose plan is a rowid lookup per id.
+const (
+	sqlInsert    = `INSERT INTO jobs (source, dest, key, message_id, payload, received_at, state, updated_at) VALUES `
+	sqlInsertRow = `(?, ?, ?, ?, ?, ?, 'pending', ?)`
+	// Claim's scan over the covering partial index jobs_open.
+	sqlScan = `SELECT id, key, state, retry_at, lease_until FROM jobs
+		WHERE dest = ? AND ` + openStates + ` AND id > ? ORDER BY id LIMIT ?`
+	// A reclaimed expired lease counts as an attempt (see Job.Attempts).
+	sqlClaim = `UPDATE jobs SET state = 'executing', lease_until = ?1, updated_at = ?2, retry_at = 0,
+		attempts = attempts + (state = 'executing'),
+		last_error = CASE WHEN state = 'executing' THEN 'lease expired' ELSE last_error END
+		WHERE id IN (SELECT value FROM json_each(?3))
+		RETURNING id, source, dest, key, message_id, payload, received_at, attempts, last_error`
+	sqlSucceed = `DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'executing'
+		RETURNING dest`
+	sqlRetry = `UPDATE jobs SET state = 'failed', retry_at = ?2, attempts = attempts + 1, last_error = ?3,
+		lease_until = 0, updated_at = ?4
+		WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'executing' RETURNING dest`
+	sqlAbort = `UPDATE jobs SET state = 'aborted', attempts = attempts + 1, last_error = ?2,
+		lease_until = 0, retry_at = 0, updated_at = ?3
+		WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'executing' RETURNING dest`
+	// Requeue resets attempts: a replayed dead letter gets a fresh budget.
+	sqlRequeue = `UPDATE jobs SET state = 'pending', attempts = 0, retry_at = 0, lease_until = 0, updated_at = ?3
+		WHERE id IN (SELECT value FROM json_each(?1)) AND state = ?2 RETURNING dest`
+	sqlPurge = `DELETE FROM jobs WHERE id IN (
+			SELECT id FROM jobs WHERE state = 'aborted' AND updated_at < ?1 LIMIT ?2)
+		RETURNING dest`
+)
+
+// scanChunk is how many index entries Claim reads per query.
+const scanChunk = 512
+
+// Enqueue appends msgs as pending jobs and returns once they are committed
+// with fsync, sharing the transaction with concurrent callers. The
+// messages of one call are committed atomically and get increasing ids in
+// slice order. A zero ReceivedAt is set to the commit time. If ctx ends
+// before Enqueue returns, the messages may or may not have been stored.
+func (s *SQLite) Enqueue(ctx context.Context, msgs []Message) error {
+	for i, m := range msgs {
+		if m.Dest == "" {
+			return fmt.Errorf("enqueue: message %d: empty Dest: %w", i, ErrInvalid)
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	err := s.submit(ctx, len(msgs), func(w *wtx) error {
+		return s.insert(w, msgs)
+	})
+	if err != nil {
+		return fmt.Errorf("enqueue %d messages: %w", len(msgs), err)
+	}
+	return nil
+}
+
+// insertChunk is the most rows one INSERT statement carries: multi-row
+// inserts cut the per-statement overhead of database/sql and the driver
+// (7 parameters a row, well under SQLite's 32,766 limit). Chunks are
+// powers of two (64, 32, …, 1), so seven statements cover every size.
+const insertChunk = 64
+
+// insertSQL returns the INSERT statement for n rows.
+func insertSQL(n int) string {
+	var b strings.Builder
+	b.WriteString(sqlInsert)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(sqlInsertRow)
+	}
+	return b.String()
+}
+
+// writerQueries are every statement the writer runs, prepared at open:
+// preparing later, inside a transaction, would need a second connection
+// from wdb, which has only the one the transaction holds.
+func writerQueries() []string {
+	q := []string{sqlScan, sqlClaim, sqlSucceed, sqlRetry, sqlAbort, sqlRequeue, sqlPurge}
+	for n := insertChunk; n >= 1; n /= 2 {
+		q = append(q, insertSQL(n))
+	}
+	return q
+}
+
+func (s *SQLite) insert(w *wtx, msgs []Message) error {
+	now := w.now.UnixNano()
+	perDest := map[string]int64{}
+	args := make([]any, 0, 7*min(len(msgs), insertChunk))
+	for len(msgs) > 0 {
+		n := insertChunk
+		for n > len(msgs) {
+			n /= 2
+		}
+		chunk := msgs[:n]
+		msgs = msgs[n:]
+		st, err := s.txStmt(w, s.insertSQL[n])
+		if err != nil {
+			return err
+		}
+		args = args[:0]
+		for _, m := range chunk {
+			recv := now
+			if !m.ReceivedAt.IsZero() {
+				recv = m.ReceivedAt.UnixNano()
+			}
+			payload := m.Payload
+			if payload == nil {
+				payload = []byte{}
+			}
+			args = append(args, m.Source, m.Dest, m.Key, m.MessageID, payload, recv, now)
+			perDest[m.Dest]++
+		}
+		if _, err := st.ExecContext(w.ctx, args...); err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+	}
+	for dest, n := range perDest {
+		w.count(dest, destCounts{pending: n})
+	}
+	return nil
+}
+
+// txStmt returns the writer's statement for query (prepared at open)
+// bound to the batch transaction.
+func (s *SQLite) txStmt(w *wtx, query string) (*sql.Stmt, error) {
+	st := s.stmts[query]
+	if st == nil {
+		return nil, fmt.Errorf("statement not prepared at open: %.40q", query)
+	}
+	return w.tx.StmtContext(w.ctx, st), nil
+}
+
+// Claim moves up to limit due jobs of dest to executing, leased for lease,
+// and returns them oldest (smallest id) first.
+//
+// A job is due when it is pending, failed with its retry time reached, or
+// executing with its lease expired (its worker died; Attempts then counts
+// that lost attempt). A job is held back while an earlier job with the same
+// non-empty Key is unfinished and not claimed in this same call: executing
+// under a valid lease, failed waiting for its retry, or pending but cut by
+// limit. Jobs of one Key in one claim are in id order; the order key is
+// (dest, Key). Aborted jobs do not hold anything back.
+//
+// The scan walks the covering partial index jobs_open (dest, id, …) from
+// the oldest unfinished job and stops at limit claimable jobs or after
+// MaxClaimScan entries, so its cost is the number of executing and
+// held-back jobs ahead of the claimable ones, never the whole backlog.
+func (s *SQLite) Claim(ctx context.Context, dest string, limit int, lease time.Duration) ([]Job, error) {
+	switch {
+	case dest == "":
+		return nil, fmt.Errorf("claim: empty dest: %w", ErrInvalid)
+	case limit <= 0:
+		return nil, fmt.Errorf("claim %q: limit %d must be positive: %w", dest, limit, ErrInvalid)
+	case lease <= 0:
+		return nil, fmt.Errorf("claim %q: lease %v must be positive: %w", dest, lease, ErrInvalid)
+	}
+	var jobs []Job
+	err := s.submit(ctx, 1, func(w *wtx) error {
+		var err error
+		jobs, err = s.claim(w, dest, limit, lease)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim %q: %w", dest, err)
+	}
+	return jobs, nil
+}
+
+// candidate is a claimable job found by the scan.
+type candidate struct {
+	id    int64
+	state State
+}
+
+func (s *SQLite) claim(w *wtx, dest string, limit int, lease time.Duration) ([]Job, error) {
+	picks, err := s.scanClaimable(w, dest, limit)
+	if err != nil || len(picks) == 0 {
+		return nil, err
+	}
+	ids := make([]int64, len(picks))
+	var d destCounts
+	for i, p := range picks {
+		ids[i] = p.id
+		switch p.state {
+		case StatePending:
+			d.pending--
+			d.executing++
+		case StateFailed:
+			d.failed--
+			d.executing++
+		}
+	}
+	st, err := s.txStmt(w, sqlClaim)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(w.ctx,
+		w.now.Add(lease).UnixNano(), w.now.UnixNano(), idsJSON(ids))
+	if err != nil {
+		return nil, fmt.Errorf("lease jobs: %w", err)
+	}
+	defer rows.Close()
+	jobs := make([]Job, 0, len(picks))
+	for rows.Next() {
+		var j Job
+		var recv int64
+		if err := rows.Scan(&j.ID, &j.Source, &j.Dest, &j.Key, &j.MessageID, &j.Payload, &recv, &j.Attempts, &j.LastError); err != nil {
+			return nil, fmt.Errorf("read leased job: %w", err)
+		}
+		j.ReceivedAt = time.Unix(0, recv).UTC()
+		jobs = append(jobs, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("lease jobs: %w", err)
+	}
+	if len(jobs) != len(picks) {
+		return nil, fmt.Errorf("leased %d jobs, scan found %d", len(jobs), len(picks))
+	}
+	slices.SortFunc(jobs, func(a, b Job) int { return cmp.Compare(a.ID, b.ID) })
+	w.count(dest, d)
+	return jobs, nil
+}
+
+// scanClaimable walks dest's unfinished jobs in id order and picks up to
+// limit claimable ones, holding back every job behind an unfinished
+// earlier job of its Key.
+func (s *SQLite) scanClaimable(w *wtx, dest string, limit int) ([]candidate, error) {
+	now := w.now.UnixNano()
+	st, err := s.txStmt(w, sqlScan)
+	if err != nil {
+		return nil, err
+	}
+	blocked := map[string]struct{}{}
+	var picks []candidate
+	after, scanned := int64(0), 0
+	for len(picks) < limit && scanned < s.opts.MaxClaimScan {
+		n, err := func() (int, error) {
+			rows, err := st.QueryContext(w.ctx, dest, after, min(scanChunk, s.opts.MaxClaimScan-scanned))
+			if err != nil {
+				return 0, err
+			}
+			defer rows.Close()
+			n := 0
+			for rows.Next() && len(picks) < limit {
+				var key, state string
+				var id, retryAt, leaseUntil int64
+				if err := rows.Scan(&id, &key, &state, &retryAt, &leaseUntil); err != nil {
+					return n, err
+				}
+				n++
+				after = id
+				if _, held := blocked[key]; held {
+					continue
+				}
+				js := State(state)
+				due := js == StatePending ||
+					(js == StateFailed && retryAt <= now) ||
+					(js == StateExecuting && leaseUntil <= now)
+				if due {
+					picks = append(picks, candidate{id: id, state: js})
+				} else if key != "" {
+					blocked[key] = struct{}{}
+				}
+			}
+			return n, rows.Err()
+		}()
+		if err != nil {
+			return nil, fmt.Errorf("scan jobs: %w", err)
+		}
+		scanned += n
+		if n < scanChunk {
+			break // end of the index, or limit reached mid-chunk
+		}
+	}
+	return picks, nil
+}
+
+// Succeed finishes claimed jobs as delivered by deleting them (the delivery
+// log is kept elsewhere). Ids that are not executing — already finished,
+// never claimed, unknown — are ignored, so a repeated ack is harmless.
+func (s *SQLite) Succeed(ctx context.Context, ids []int64) error {
+	return s.finish(ctx, "succeed", ids, sqlSucceed, destCounts{executing: -1})
+}
+
+// Retry moves claimed jobs to failed: claimable again from at, with
+// attempts+1 and reason as LastError. Ids not executing are ignored.
+func (s *SQLite) Retry(ctx context.Context, ids []int64, at time.Time, reason string) error {
+	return s.finish(ctx, "retry", ids, sqlRetry, destCounts{executing: -1, failed: 1}, at.UnixNano(), reason)
+}
+
+// Abort dead-letters claimed jobs: aborted, attempts+1, reason as
+// LastError; the row is kept until Purge. Ids not executing are ignored.
+func (s *SQLite) Abort(ctx context.Context, ids []int64, reason string) error {
+	return s.finish(ctx, "abort", ids, sqlAbort, destCounts{executing: -1, aborted: 1}, reason)
+}
+
+// Requeue makes failed and aborted jobs pending again at once with a fresh
+// attempt budget (attempts 0; LastError kept) — the console's "retry now"
+// and replay of dead letters. A requeued job keeps its id, so it goes
+// ahead of later jobs of its Key. Other ids are ignored.
+func (s *SQLite) Requeue(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	arr := idsJSON(ids)
+	err := s.submit(ctx, len(ids), func(w *wtx) error {
+		for _, from := range []State{StateFailed, StateAborted} {
+			d := destCounts{pending: 1}
+			if from == StateFailed {
+				d.failed = -1
+			} else {
+				d.aborted = -1
+			}
+			if err := s.updateCounting(w, sqlRequeue, d, arr, string(from), w.now.UnixNano()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("requeue %d jobs: %w", len(ids), err)
+	}
+	return nil
+}
+
+// Purge deletes up to limit aborted jobs last updated before before and
+// returns how many it deleted; call it until it returns less than limit.
+func (s *SQLite) Purge(ctx context.Context, before time.Time, limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, fmt.Errorf("purge: limit %d must be positive: %w", limit, ErrInvalid)
+	}
+	var n int64
+	err := s.submit(ctx, limit, func(w *wtx) error {
+		st, err := s.txStmt(w, sqlPurge)
+		if err != nil {
+			return err
+		}
+		rows, err := st.QueryContext(w.ctx, before.UnixNano(), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var dest string
+			if err := rows.Scan(&dest); err != nil {
+				return err
+			}
+			w.count(dest, destCounts{aborted: -1})
+			n++
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge aborted jobs: %w", err)
+	}
+	return n, nil
+}
+
+// Compact returns up to pages free pages (left by succeeded and purged
+// jobs) to the filesystem; 0 means all. It holds the writer while it runs.
+func (s *SQLite) Compact(ctx context.Context, pages int) error {
+	err := s.submit(ctx, 1, func(w *wtx) error {
+		rows, err := w.tx.QueryContext(w.ctx, fmt.Sprintf("PRAGMA incremental_vacuum(%d)", max(pages, 0)))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() { // the pragma frees pages as its rows are stepped
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("compact: %w", err)
+	}
+	return nil
+}
+
+func (s *SQLite) finish(ctx context.Context, verb string, ids []int64, query string, per destCounts, args ...any) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	arr := idsJSON(ids)
+	err := s.submit(ctx, len(ids), func(w *wtx) error {
+		full := append([]any{arr}, args...)
+		full = append(full, w.now.UnixNano())
+		return s.updateCounting(w, query, per, full...)
+	})
+	if err != nil {
+		return fmt.Errorf("%s %d jobs: %w", verb, len(ids), err)
+	}
+	return nil
+}
+
+// updateCounting runs a statement that RETURNs the dest of every row it
+// changed, adding per to that dest's counters once per row.
+func (s *SQLite) updateCounting(w *wtx, query string, per destCounts, args ...any) error {
+	st, err := s.txStmt(w, query)
+	if err != nil {
+		return err
+	}
+	rows, err := st.QueryContext(w.ctx, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	n := map[string]int64{}
+	for rows.Next() {
+		var dest string
+		if err := rows.Scan(&dest); err != nil {
+			return err
+		}
+		n[dest]++
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for dest, k := range n {
+		w.count(dest, destCounts{
+			pending: per.pending * k, executing: per.executing * k,
+			failed: per.failed * k, aborted: per.aborted * k,
+		})
+	}
+	return nil
+}
+
+func idsJSON(ids []int64) string {
+	b := make([]byte, 0, len(ids)*8+2)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
+}

@@ -1,0 +1,342 @@
+package queue_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relaycdp/relay/internal/queue"
+	"github.com/relaycdp/relay/internal/queue/queuetest"
+)
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func openSQLite(t testing.TB, dir string, opts queue.SQLiteOptions) *queue.SQLite {
+	t.Helper()
+	q, err := queue.OpenSQLite(context.Background(), filepath.Join(dir, "queue.db"), opts, discard())
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return q
+}
+
+func TestSQLiteConformance(t *testing.T) {
+	queuetest.RunConformance(t, func(t *testing.T, dir string) queue.Queue {
+		return openSQLite(t, dir, queue.SQLiteOptions{})
+	})
+}
+
+// The suite again with the batch window off, so requests are committed as
+// soon as the writer sees them (a different batching path).
+func TestSQLiteConformanceNoWindow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	queuetest.RunConformance(t, func(t *testing.T, dir string) queue.Queue {
+		return openSQLite(t, dir, queue.SQLiteOptions{BatchWindow: -1, BatchRows: 7})
+	})
+}
+
+func closeQ(t testing.TB, q *queue.SQLite) {
+	t.Helper()
+	if err := q.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+}
+
+func TestOpenRejectsBadPath(t *testing.T) {
+	for _, p := range []string{"", "a?b", "file:x.db", "x#y"} {
+		if _, err := queue.OpenSQLite(context.Background(), p, queue.SQLiteOptions{}, discard()); !errors.Is(err, queue.ErrInvalid) {
+			t.Errorf("OpenSQLite(%q): %v, want ErrInvalid", p, err)
+		}
+	}
+}
+
+// On a single node, jobs left executing by a dead process are pending
+// again at open, at once, with their attempts unchanged.
+func TestReopenResetsExecuting(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	q := openSQLite(t, dir, queue.SQLiteOptions{})
+	if err := q.Enqueue(ctx, []queue.Message{queuetest.Msg("a", "k", 1), queuetest.Msg("a", "k", 2)}); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := q.Claim(ctx, "a", 1, time.Hour)
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("claim: %v %v", jobs, err)
+	}
+	closeQ(t, q)
+
+	q = openSQLite(t, dir, queue.SQLiteOptions{})
+	defer closeQ(t, q)
+	info, err := q.Get(ctx, jobs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State != queue.StatePending || !info.LeaseUntil.IsZero() || info.Attempts != 0 {
+		t.Errorf("after reopen: state %s lease %v attempts %d; want pending, zero, 0", info.State, info.LeaseUntil, info.Attempts)
+	}
+	again, err := q.Claim(ctx, "a", 10, time.Hour)
+	if err != nil || len(again) != 2 || again[0].ID != jobs[0].ID {
+		t.Fatalf("claim after reopen: %v %v", again, err)
+	}
+}
+
+func TestGetListRequeuePurge(t *testing.T) {
+	q := openSQLite(t, t.TempDir(), queue.SQLiteOptions{})
+	defer closeQ(t, q)
+	ctx := context.Background()
+	var msgs []queue.Message
+	for i := range 6 {
+		msgs = append(msgs, queuetest.Msg("a", "", i))
+	}
+	msgs = append(msgs, queuetest.Msg("b", "", 9))
+	if err := q.Enqueue(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := q.Claim(ctx, "a", 3, time.Hour)
+	if err != nil || len(jobs) != 3 {
+		t.Fatalf("claim: %v %v", jobs, err)
+	}
+	if err := q.Abort(ctx, []int64{jobs[0].ID}, "dead"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Retry(ctx, []int64{jobs[1].ID}, time.Now().Add(time.Hour), "later"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Succeed(ctx, []int64{jobs[2].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Get(ctx, jobs[2].ID); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("get succeeded job: %v, want ErrNotFound", err)
+	}
+	info, err := q.Get(ctx, jobs[1].ID)
+	if err != nil || info.State != queue.StateFailed || info.LastError != "later" || info.Attempts != 1 || info.RetryAt.IsZero() {
+		t.Errorf("get failed job: %+v %v", info, err)
+	}
+	for _, tc := range []struct {
+		f    queue.ListFilter
+		want int
+	}{
+		{queue.ListFilter{}, 6},
+		{queue.ListFilter{Dest: "a"}, 5},
+		{queue.ListFilter{Dest: "a", State: queue.StatePending}, 3},
+		{queue.ListFilter{State: queue.StatePending}, 4},
+		{queue.ListFilter{State: queue.StateAborted}, 1},
+		{queue.ListFilter{Dest: "a", State: queue.StateFailed}, 1},
+		{queue.ListFilter{Limit: 2}, 2},
+		{queue.ListFilter{AfterID: jobs[2].ID}, 4},
+	} {
+		got, err := q.List(ctx, tc.f)
+		if err != nil || len(got) != tc.want {
+			t.Errorf("List(%+v) = %d jobs, %v; want %d", tc.f, len(got), err, tc.want)
+		}
+	}
+	if _, err := q.List(ctx, queue.ListFilter{State: "bogus"}); !errors.Is(err, queue.ErrInvalid) {
+		t.Errorf("list bogus state: %v", err)
+	}
+
+	// Requeue brings the dead letter and the failed job back at once with a
+	// fresh attempt budget, ahead of the later pending jobs.
+	if err := q.Requeue(ctx, []int64{jobs[0].ID, jobs[1].ID, 424242}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := q.Stats(ctx)
+	if st.Aborted != 0 || st.Failed != 0 || st.Pending != 6 {
+		t.Errorf("stats after requeue: %+v", st)
+	}
+	again, err := q.Claim(ctx, "a", 2, time.Hour)
+	if err != nil || len(again) != 2 || again[0].ID != jobs[0].ID || again[1].ID != jobs[1].ID || again[0].Attempts != 0 {
+		t.Fatalf("claim after requeue: %+v %v", again, err)
+	}
+	if err := q.Abort(ctx, []int64{again[0].ID, again[1].ID}, "dead again"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := q.Purge(ctx, time.Now().Add(-time.Hour), 10); err != nil || n != 0 {
+		t.Errorf("purge of old dead letters: %d %v; want 0 (they are new)", n, err)
+	}
+	if n, err := q.Purge(ctx, time.Now().Add(time.Second), 1); err != nil || n != 1 {
+		t.Errorf("purge limit 1: %d %v", n, err)
+	}
+	if n, err := q.Purge(ctx, time.Now().Add(time.Second), 10); err != nil || n != 1 {
+		t.Errorf("purge rest: %d %v", n, err)
+	}
+	if st, _ := q.Stats(ctx); st.Aborted != 0 || st.Depth != 4 {
+		t.Errorf("stats after purge: %+v", st)
+	}
+	if err := q.Compact(ctx, 0); err != nil {
+		t.Errorf("compact: %v", err)
+	}
+	if d, err := q.Depth(ctx); err != nil || d != 4 {
+		t.Errorf("depth: %d %v", d, err)
+	}
+}
+
+// Close commits every Enqueue already submitted, and later ones get
+// ErrClosed; nothing acknowledged is lost.
+func TestCloseDrains(t *testing.T) {
+	dir := t.TempDir()
+	q := openSQLite(t, dir, queue.SQLiteOptions{BatchWindow: 5 * time.Millisecond})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	acked := 0
+	for p := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				err := q.Enqueue(ctx, []queue.Message{queuetest.Msg("a", "", p*100000+i)})
+				if errors.Is(err, queue.ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Errorf("enqueue: %v", err)
+					return
+				}
+				mu.Lock()
+				acked++
+				mu.Unlock()
+			}
+		})
+	}
+	queuetest.Eventually(t, 10*time.Second, "some enqueues", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return acked > 50
+	})
+	closeQ(t, q)
+	wg.Wait()
+	q = openSQLite(t, dir, queue.SQLiteOptions{})
+	defer closeQ(t, q)
+	st, err := q.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Depth < int64(acked) {
+		t.Errorf("depth %d after reopen, but %d enqueues were acknowledged", st.Depth, acked)
+	}
+}
+
+// A context that ends while its request waits for the batch returns at
+// once, and the other requests of the batch are unaffected.
+func TestContextEndsWhileWaiting(t *testing.T) {
+	q := openSQLite(t, t.TempDir(), queue.SQLiteOptions{BatchWindow: 200 * time.Millisecond, BatchRows: 1 << 20})
+	defer closeQ(t, q)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 2)
+	go func() { errc <- q.Enqueue(ctx, []queue.Message{queuetest.Msg("a", "", 1)}) }()
+	go func() { errc <- q.Enqueue(context.Background(), []queue.Message{queuetest.Msg("a", "", 2)}) }()
+	cancel()
+	var canceled, ok int
+	for range 2 {
+		switch err := <-errc; {
+		case err == nil:
+			ok++
+		case errors.Is(err, context.Canceled):
+			canceled++
+		default:
+			t.Errorf("enqueue: %v", err)
+		}
+	}
+	if ok != 1 || canceled != 1 {
+		t.Errorf("%d ok, %d canceled; want 1 each", ok, canceled)
+	}
+	// The database is consistent: the counters match the rows, and the
+	// canceled message is there at most once.
+	st, _ := q.Stats(context.Background())
+	all, err := q.List(context.Background(), queue.ListFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(all)) != st.Depth || st.Depth < 1 || st.Depth > 2 {
+		t.Errorf("depth %d, rows %d", st.Depth, len(all))
+	}
+}
+
+// The statements that run constantly use the indexes, not table scans.
+func TestQueryPlans(t *testing.T) {
+	q := openSQLite(t, t.TempDir(), queue.SQLiteOptions{})
+	defer closeQ(t, q)
+	for name, plan := range q.ExplainHotQueries(context.Background()) {
+		for _, line := range strings.Split(plan, "\n") {
+			// "SCAN jobs USING INDEX jobs_aborted" (Purge) walks only dead
+			// letters; a bare "SCAN jobs" reads the whole table.
+			if strings.TrimSpace(line) == "SCAN jobs" || strings.Contains(line, "TEMP B-TREE") || strings.Contains(line, "failed") {
+				t.Errorf("%s plan scans the table or sorts:\n%s", name, plan)
+			}
+		}
+		t.Logf("%s:\n%s", name, plan)
+	}
+}
+
+// A request that fails inside a shared batch gets its error; the other
+// requests of the batch commit, and the counters match the rows.
+func TestFailingRequestIsIsolated(t *testing.T) {
+	q := openSQLite(t, t.TempDir(), queue.SQLiteOptions{BatchWindow: 50 * time.Millisecond, BatchRows: 1 << 20})
+	defer closeQ(t, q)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 9)
+	for i := range 8 {
+		wg.Go(func() {
+			errs[i] = q.Enqueue(ctx, []queue.Message{queuetest.Msg("a", "", i), queuetest.Msg("b", "", i)})
+		})
+	}
+	wg.Go(func() { errs[8] = q.SubmitFailing(ctx) })
+	wg.Wait()
+	for i, err := range errs[:8] {
+		if err != nil {
+			t.Errorf("enqueue %d: %v", i, err)
+		}
+	}
+	if errs[8] == nil || !strings.Contains(errs[8].Error(), "no_such_table") {
+		t.Errorf("failing request: %v", errs[8])
+	}
+	st, err := q.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := q.List(ctx, queue.ListFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Depth != 16 || len(all) != 16 || st.ByDest["a"] != 8 {
+		t.Errorf("depth %d, rows %d, by dest %v; want 16, 16, a:8", st.Depth, len(all), st.ByDest)
+	}
+	commits, _ := q.CommitStats()
+	t.Logf("%d commits", commits)
+}
+
+// MaxClaimScan bounds a claim's walk: with more held-back jobs than that
+// ahead, a free job is not reached until the blocking job finishes.
+func TestMaxClaimScan(t *testing.T) {
+	q := openSQLite(t, t.TempDir(), queue.SQLiteOptions{MaxClaimScan: 10})
+	defer closeQ(t, q)
+	ctx := context.Background()
+	var msgs []queue.Message
+	for i := range 21 {
+		msgs = append(msgs, queuetest.Msg("a", "hot", i))
+	}
+	msgs = append(msgs, queuetest.Msg("a", "free", 99))
+	if err := q.Enqueue(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	head, err := q.Claim(ctx, "a", 1, time.Hour)
+	if err != nil || len(head) != 1 {
+		t.Fatalf("claim head: %v %v", head, err)
+	}
+	if got, err := q.Claim(ctx, "a", 5, time.Hour); err != nil || len(got) != 0 {
+		t.Fatalf("claim within the scan bound: %v %v; want none", got, err)
+	}
+	if err := q.Succeed(ctx, ids(head)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := q.Claim(ctx, "a", 5, time.Hour)
+	if err != nil || len(got) != 5 || got[0].MessageID != "m-a-1" {
+		t.Fatalf("claim after the head finished: %v %v", got, err)
+	}
+}
