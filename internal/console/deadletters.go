@@ -2,14 +2,12 @@ package console
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 
-	"github.com/relaycdp/relay/internal/queue"
-	"github.com/relaycdp/relay/internal/spec"
+	"github.com/relaycdp/relay/internal/delivery"
 	"github.com/relaycdp/relay/internal/store"
 )
 
@@ -102,20 +100,12 @@ func (c *Console) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
 // inside the store's replay transaction: if it fails, nothing is marked
 // replayed.
 func (c *Console) enqueueReplays(ctx context.Context, dls []store.DeadLetter) error {
-	now := c.cfg.Now().UTC()
-	msgs := make([]queue.Message, 0, len(dls))
 	for _, dl := range dls {
 		if !c.hasDest(dl.Dest) {
 			return fmt.Errorf("dead letter %d is for destination %q, which is not configured", dl.ID, dl.Dest)
 		}
-		var ev spec.Event
-		key := ""
-		if err := json.Unmarshal(dl.Payload, &ev); err == nil {
-			key = ev.Key()
-		}
-		msgs = append(msgs, queue.Message{Source: dl.Source, Dest: dl.Dest, Key: key,
-			MessageID: dl.MessageID, Payload: dl.Payload, ReceivedAt: now})
 	}
+	msgs := delivery.ReplayMessages(dls, c.cfg.Now().UTC())
 	if err := c.deps.Queue.Enqueue(ctx, msgs); err != nil {
 		return fmt.Errorf("enqueue replays: %w", err)
 	}
