@@ -85,8 +85,11 @@ type Limits struct {
 type Delivery struct {
 	// BatchWait is how long delivery waits to fill a bulk request.
 	BatchWait time.Duration `yaml:"batchWait"`
-	// MaxAttempts before an operation is dead-lettered.
-	MaxAttempts int `yaml:"maxAttempts"`
+	// MaxRetryAge is how long an event whose delivery keeps failing for
+	// reasons that can pass (429, 5xx, timeouts) is retried before it is
+	// dead-lettered. Failures Klaviyo says cannot pass (4xx) dead-letter at
+	// once.
+	MaxRetryAge time.Duration `yaml:"maxRetryAge"`
 	// Workers per destination.
 	Workers int `yaml:"workers"`
 }
@@ -110,7 +113,7 @@ func Default() Config {
 			MaxEventBytes:   32 << 10,
 			MaxQueueDepth:   5_000_000,
 		},
-		Delivery: Delivery{BatchWait: 500 * time.Millisecond, MaxAttempts: 10, Workers: 2},
+		Delivery: Delivery{BatchWait: 500 * time.Millisecond, MaxRetryAge: 24 * time.Hour, Workers: 2},
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }

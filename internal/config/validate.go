@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Validate checks the whole config once at start; the error names the
@@ -36,8 +37,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("limits.maxEventBytes: must be positive")
 	case c.Limits.MaxRequestBytes < c.Limits.MaxEventBytes:
 		return fmt.Errorf("limits.maxRequestBytes: must be at least limits.maxEventBytes")
-	case c.Delivery.MaxAttempts < 1:
-		return fmt.Errorf("delivery.maxAttempts: must be at least 1")
+	case c.Delivery.MaxRetryAge < time.Minute:
+		return fmt.Errorf("delivery.maxRetryAge: must be at least 1m")
 	case c.Delivery.Workers < 1:
 		return fmt.Errorf("delivery.workers: must be at least 1")
 	case c.Delivery.BatchWait < 0:
