@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -23,7 +22,7 @@ import (
 
 	"github.com/relaycdp/relay/internal/config"
 	"github.com/relaycdp/relay/internal/gateway"
-	"github.com/relaycdp/relay/internal/queue"
+	"github.com/relaycdp/relay/internal/klaviyo/kapi"
 	"github.com/relaycdp/relay/internal/store"
 )
 
@@ -46,8 +45,9 @@ type App struct {
 	cfg     config.Config
 	log     *slog.Logger
 	reg     *prometheus.Registry
-	store   *store.SQLite
-	queue   *queue.SQLite
+	store   store.Store
+	queue   appQueue
+	limiter kapi.Limiter // shared Klaviyo rate limits; nil: per process
 	dests   []*destination
 	gateway *gateway.Gateway
 	demo    *demo
@@ -96,19 +96,11 @@ func build(ctx context.Context, opts Options) (*App, error) {
 }
 
 func (a *App) open(ctx context.Context, opts Options) error {
-	if a.cfg.Queue != "sqlite" || a.cfg.Store != "sqlite" {
-		return fmt.Errorf("queue %q / store %q: only the embedded sqlite backends are built so far", a.cfg.Queue, a.cfg.Store)
-	}
-	if err := os.MkdirAll(a.cfg.Data, 0o755); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
-	}
-	var err error
-	if a.store, err = store.OpenSQLite(ctx, filepath.Join(a.cfg.Data, "state.db"), a.log); err != nil {
+	b, err := openBackends(ctx, a.cfg, opts.Env, a.log)
+	if err != nil {
 		return err
 	}
-	if a.queue, err = queue.OpenSQLite(ctx, filepath.Join(a.cfg.Data, "queue.db"), queue.SQLiteOptions{}, a.log); err != nil {
-		return err
-	}
+	a.store, a.queue, a.limiter = b.store, b.queue, b.limiter
 	if opts.Demo {
 		if a.demo, err = startDemo(ctx, &a.cfg, a.store, a.log); err != nil {
 			return err

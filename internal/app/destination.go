@@ -39,15 +39,16 @@ func (a *App) openDestinations(ctx context.Context) error {
 		}
 		d.settings.Store(&s)
 		reg := prometheus.WrapRegistererWith(prometheus.Labels{"destination": dc.Name}, a.reg)
-		d.client, err = kapi.New(kapi.Config{BaseURL: dc.Endpoint, Revision: s.Revision}, a.log.With(slog.String("dest", dc.Name)), reg)
+		d.client, err = kapi.New(kapi.Config{BaseURL: dc.Endpoint, Revision: s.Revision, Limiter: a.limiter}, a.log.With(slog.String("dest", dc.Name)), reg)
 		if err != nil {
 			return fmt.Errorf("destinations %s: klaviyo client: %w", dc.Name, err)
 		}
 		for range a.cfg.Delivery.Workers {
 			d.workers = append(d.workers, delivery.New(delivery.Config{
-				Dest:      dc.Name,
-				Settings:  func() klaviyo.Settings { return *d.settings.Load() },
-				BatchWait: a.cfg.Delivery.BatchWait,
+				Dest:        dc.Name,
+				Settings:    func() klaviyo.Settings { return *d.settings.Load() },
+				BatchWait:   a.cfg.Delivery.BatchWait,
+				MaxRetryAge: a.cfg.Delivery.MaxRetryAge,
 			}, a.queue, d.client, a.store, a.log, metrics))
 		}
 		a.dests = append(a.dests, d)

@@ -49,9 +49,9 @@ func (s *Sim) dispatch(q *request) *response {
 	case "GET " + importErrorsTemplate:
 		return s.getImportErrors(q)
 	case "POST /api/profile-subscription-bulk-create-jobs":
-		return s.subscribeJob(q)
+		return s.subscriptionJob(q, subscribeKind)
 	case "POST /api/profile-subscription-bulk-delete-jobs":
-		return s.unsubscribeJob(q)
+		return s.subscriptionJob(q, unsubscribeKind)
 	case "POST /api/lists/{id}/relationships/profiles":
 		return s.listMembers(q, true)
 	case "DELETE /api/lists/{id}/relationships/profiles":
@@ -711,58 +711,37 @@ func subscriptionProfile(in profileIn) profileIn {
 	return profileIn{ptr: in.ptr, id: in.id, attrs: attrs}
 }
 
-// POST /api/profile-subscription-bulk-create-jobs → 202, no body; applied
-// after JobDelay: profiles found or created, consent SUBSCRIBED per
-// channel, added to the list.
-func (s *Sim) subscribeJob(q *request) *response {
-	attrs := obj(q.body, "data", "attributes")
-	historical, _ := attrs["historical_import"].(bool)
-	source, _ := attrs["custom_source"].(string)
-	listID, _ := obj(q.body, "data", "relationships", "list", "data")["id"].(string)
-	items, errs := subscriptionItems(q.body, historical, q.now)
-	if len(items) > maxSubscribe {
-		errs = append([]APIError{invalid("/data/attributes/profiles/data", fmt.Sprintf("At most %d profiles per subscribe job; got %d.", maxSubscribe, len(items)))}, errs...)
-	}
-	if len(errs) > 0 {
-		r := errResp(errs...)
-		r.items = len(items)
-		return r
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	js := &JobState{ID: newID(), Type: jobSubscribe, Status: "queued", Key: q.identity, CreatedAt: q.now,
-		TotalCount: len(items), Errors: []ImportError{}}
-	if listID != "" {
-		js.Lists = []string{listID}
-	}
-	s.enqueueJob(s.data, js, func(st *store, now time.Time) {
-		for _, it := range items {
-			p, _, ue := st.upsert(subscriptionProfile(it.in), modeEvent, now)
-			if ue != nil {
-				js.FailedCount++
-				js.Errors = append(js.Errors, importError(ue.err, nil))
-				continue
-			}
-			for _, c := range it.changes {
-				st.setConsent(p, c, "SUBSCRIBED", "bulk_subscribe", source, listID, historical, now)
-			}
-			if listID != "" {
-				st.addToList(listID, p)
-			}
-			js.CompletedCount++
-			js.Profiles = append(js.Profiles, p.id)
-		}
-	})
-	return &response{status: 202, items: len(items)}
+// subscriptionJobKind is what a subscription job does: subscribe and add
+// to the list, or unsubscribe and remove from it.
+type subscriptionJobKind struct {
+	verb      string // in error details
+	max       int
+	jobType   string
+	consent   string
+	method    string
+	subscribe bool
 }
 
-// POST /api/profile-subscription-bulk-delete-jobs → 202, no body; applied
-// after JobDelay: consent UNSUBSCRIBED per channel, removed from the list.
-func (s *Sim) unsubscribeJob(q *request) *response {
+var (
+	subscribeKind   = subscriptionJobKind{"subscribe", maxSubscribe, jobSubscribe, "SUBSCRIBED", "bulk_subscribe", true}
+	unsubscribeKind = subscriptionJobKind{"unsubscribe", maxUnsubscribe, jobUnsubscribe, "UNSUBSCRIBED", "bulk_unsubscribe", false}
+)
+
+// POST /api/profile-subscription-bulk-create-jobs and -delete-jobs → 202,
+// no body; applied after JobDelay: profiles found or created, consent set
+// per channel, added to (subscribe) or removed from (unsubscribe) the list.
+func (s *Sim) subscriptionJob(q *request, kind subscriptionJobKind) *response {
+	var historical bool
+	var source string
+	if kind.subscribe {
+		attrs := obj(q.body, "data", "attributes")
+		historical, _ = attrs["historical_import"].(bool)
+		source, _ = attrs["custom_source"].(string)
+	}
 	listID, _ := obj(q.body, "data", "relationships", "list", "data")["id"].(string)
-	items, errs := subscriptionItems(q.body, false, q.now)
-	if len(items) > maxUnsubscribe {
-		errs = append([]APIError{invalid("/data/attributes/profiles/data", fmt.Sprintf("At most %d profiles per unsubscribe job; got %d.", maxUnsubscribe, len(items)))}, errs...)
+	items, errs := subscriptionItems(q.body, historical, q.now)
+	if len(items) > kind.max {
+		errs = append([]APIError{invalid("/data/attributes/profiles/data", fmt.Sprintf("At most %d profiles per %s job; got %d.", kind.max, kind.verb, len(items)))}, errs...)
 	}
 	if len(errs) > 0 {
 		r := errResp(errs...)
@@ -771,7 +750,7 @@ func (s *Sim) unsubscribeJob(q *request) *response {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	js := &JobState{ID: newID(), Type: jobUnsubscribe, Status: "queued", Key: q.identity, CreatedAt: q.now,
+	js := &JobState{ID: newID(), Type: kind.jobType, Status: "queued", Key: q.identity, CreatedAt: q.now,
 		TotalCount: len(items), Errors: []ImportError{}}
 	if listID != "" {
 		js.Lists = []string{listID}
@@ -785,9 +764,13 @@ func (s *Sim) unsubscribeJob(q *request) *response {
 				continue
 			}
 			for _, c := range it.changes {
-				st.setConsent(p, c, "UNSUBSCRIBED", "bulk_unsubscribe", "", listID, false, now)
+				st.setConsent(p, c, kind.consent, kind.method, source, listID, historical, now)
 			}
-			if listID != "" {
+			switch {
+			case listID == "":
+			case kind.subscribe:
+				st.addToList(listID, p)
+			default:
 				st.removeFromList(listID, p)
 			}
 			js.CompletedCount++

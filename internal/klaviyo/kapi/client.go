@@ -112,6 +112,7 @@ type prepared struct {
 	public   bool // /client/*: no Authorization
 	body     []byte
 	bucket   *bucket
+	shared   *sharedBucket // nil unless Config.Limiter is set
 	keyFP    string
 }
 
@@ -162,6 +163,11 @@ func (c *Client) Do(ctx context.Context, apiKey string, req klaviyo.Request) (*R
 		resp, kerr := c.send(ctx, apiKey, p)
 		if kerr == nil {
 			p.bucket.succeeded()
+			if p.shared != nil {
+				if err := p.shared.l.Succeeded(ctx, p.shared.b); err != nil {
+					c.log.LogAttrs(ctx, slog.LevelWarn, "shared rate limiter", slog.String("endpoint", p.endpoint), slog.Any("err", err))
+				}
+			}
 			return resp, nil
 		}
 		last, lastResp = kerr, resp
@@ -194,6 +200,15 @@ func (c *Client) throttled(ctx context.Context, p *prepared, resp *Response, ker
 	now := time.Now()
 	ra := parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	until := p.bucket.block(now, ra, c.cfg.DefaultRetryAfter, c.blockedHook(ctx, p.endpoint, now))
+	if p.shared != nil {
+		// Every process honours the block; this one also does locally
+		// should the shared store be unreachable.
+		if su, err := p.shared.l.Block(ctx, p.shared.b, now, ra, c.cfg.DefaultRetryAfter); err != nil {
+			c.log.LogAttrs(ctx, slog.LevelWarn, "shared rate limiter", slog.String("endpoint", p.endpoint), slog.Any("err", err))
+		} else if su.After(until) {
+			until = su
+		}
+	}
 	kerr.RetryAfter = until.Sub(now)
 	c.m.throttled.WithLabelValues(p.endpoint).Inc()
 	c.log.LogAttrs(ctx, slog.LevelWarn, "klaviyo throttled",
@@ -289,6 +304,10 @@ func (c *Client) prepare(apiKey string, req klaviyo.Request) (*prepared, error) 
 	h := sha256.Sum256([]byte(bucketID))
 	p.keyFP = hex.EncodeToString(h[:4])
 	p.bucket = c.bucket(bucketKey{key: h, endpoint: ep}, ep)
+	if c.cfg.Limiter != nil {
+		p.shared = &sharedBucket{l: c.cfg.Limiter, b: Bucket{KeyHash: hex.EncodeToString(h[:]), Endpoint: ep,
+			Limit: c.cfg.Limits[ep], Burst: c.win.burst, Steady: c.win.steady, Margin: c.win.margin}}
+	}
 	return p, nil
 }
 
@@ -319,6 +338,12 @@ func (c *Client) acquire(ctx context.Context, p *prepared) *Error {
 			return &Error{Class: Retryable, Endpoint: p.endpoint, Err: err}
 		}
 		now := time.Now()
+		if p.shared != nil {
+			if done, werr := c.acquireShared(ctx, p, now, deadline); done {
+				return werr
+			}
+			continue
+		}
 		slot, ok := p.bucket.reserve(now, deadline)
 		if !ok {
 			return &Error{Class: Throttled, Endpoint: p.endpoint, RetryAfter: slot.Sub(now)}
@@ -336,6 +361,38 @@ func (c *Client) acquire(ctx context.Context, p *prepared) *Error {
 		// Blocked by a 429 that arrived while we slept: the slot is
 		// forfeited (it can only make us slower, never faster).
 	}
+}
+
+// acquireShared is one round of acquire against Config.Limiter: reserve a
+// slot, sleep until it, and pass unless a 429 (of any process) blocked the
+// endpoint meanwhile. done is false when the slot was forfeited to a block
+// and acquire must reserve again.
+func (c *Client) acquireShared(ctx context.Context, p *prepared, now, deadline time.Time) (done bool, werr *Error) {
+	sb := p.shared
+	slot, ok, err := sb.l.Reserve(ctx, sb.b, now, deadline)
+	if err != nil {
+		return true, &Error{Class: Retryable, Endpoint: p.endpoint, Err: fmt.Errorf("shared rate limiter: %w", err)}
+	}
+	if !ok {
+		return true, &Error{Class: Throttled, Endpoint: p.endpoint, RetryAfter: slot.Sub(now)}
+	}
+	if err := sleep(ctx, slot.Sub(now)); err != nil {
+		return true, &Error{Class: Retryable, Endpoint: p.endpoint, Err: err}
+	}
+	until, err := sb.l.BlockedUntil(ctx, sb.b)
+	if err != nil {
+		return true, &Error{Class: Retryable, Endpoint: p.endpoint, Err: fmt.Errorf("shared rate limiter: %w", err)}
+	}
+	at := time.Now()
+	if at.Before(until) {
+		return false, nil
+	}
+	var passed func(time.Time)
+	if c.hooks != nil && c.hooks.passed != nil {
+		passed = func(at time.Time) { c.hooks.passed(ctx, p.endpoint, at) }
+	}
+	// The local bucket holds this process's own view of 429 blocks too.
+	return p.bucket.pass(at, passed), nil
 }
 
 // send makes one HTTP attempt. It returns the response for any HTTP

@@ -51,6 +51,10 @@ type Config struct {
 	WindowMargin time.Duration
 	// MaxResponseBytes caps a response body read into memory. Default 8 MiB.
 	MaxResponseBytes int64
+	// Limiter, when set, holds the rate-limit state instead of this
+	// Client's memory, so that several processes share each key's budget
+	// and 429 blocks (see Limiter). Nil: in memory, per Client.
+	Limiter Limiter
 }
 
 const (

@@ -1,0 +1,119 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/relaycdp/relay/internal/config"
+	"github.com/relaycdp/relay/internal/klaviyo/kapi"
+	"github.com/relaycdp/relay/internal/queue"
+	"github.com/relaycdp/relay/internal/store"
+)
+
+// appQueue is what the app needs from a queue: the Queue contract plus the
+// cheap Depth the gateway's back-pressure check calls.
+type appQueue interface {
+	queue.Queue
+	Depth(ctx context.Context) (int64, error)
+}
+
+// backends are the configured store, queue and (with the PostgreSQL store)
+// the rate limiter every node shares.
+type backends struct {
+	store   store.Store
+	queue   appQueue
+	limiter kapi.Limiter // nil: each process limits on its own
+}
+
+// Environment settings of the JetStream queue that relay.yaml has no keys
+// for (yet).
+const (
+	// envNATSPrefix names the streams and buckets (default RELAY); nodes
+	// that share work use the same one.
+	envNATSPrefix = "RELAY_NATS_PREFIX"
+	// envNATSAckWait is how long a silent node keeps its jobs before
+	// JetStream hands them to another node (Go duration, default 30s).
+	envNATSAckWait = "RELAY_NATS_ACK_WAIT"
+)
+
+// openBackends opens cfg's store and queue: the embedded SQLite files in
+// cfg.Data, or PostgreSQL (store: postgres) and NATS JetStream (queue:
+// jetstream). With PostgreSQL the Klaviyo rate limits are kept in it, so
+// several nodes share each key's budget. On error nothing stays open.
+func openBackends(ctx context.Context, cfg config.Config, env func(string) (string, bool), log *slog.Logger) (*backends, error) {
+	if env == nil {
+		env = os.LookupEnv
+	}
+	b := &backends{}
+	if cfg.Queue == "sqlite" || cfg.Store == "sqlite" {
+		if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+	}
+	switch cfg.Store {
+	case "sqlite":
+		s, err := store.OpenSQLite(ctx, filepath.Join(cfg.Data, "state.db"), log)
+		if err != nil {
+			return nil, err
+		}
+		b.store = s
+	case "postgres":
+		s, err := store.OpenPostgres(ctx, cfg.Postgres.DSN, log)
+		if err != nil {
+			return nil, fmt.Errorf("postgres.dsn: %w", err)
+		}
+		b.store, b.limiter = s, s.RateLimiter()
+	default:
+		return nil, fmt.Errorf("store: %q is not one of sqlite, postgres", cfg.Store)
+	}
+	var err error
+	switch cfg.Queue {
+	case "sqlite":
+		b.queue, err = queue.OpenSQLite(ctx, filepath.Join(cfg.Data, "queue.db"), queue.SQLiteOptions{}, log)
+	case "jetstream":
+		opts := queue.JetStreamOptions{}
+		if v, ok := env(envNATSPrefix); ok {
+			opts.Prefix = v
+		}
+		if v, ok := env(envNATSAckWait); ok {
+			if opts.AckWait, err = time.ParseDuration(v); err != nil || opts.AckWait <= 0 {
+				b.close(log)
+				return nil, fmt.Errorf("%s: %q is not a positive duration", envNATSAckWait, v)
+			}
+		}
+		b.queue, err = queue.OpenJetStream(ctx, cfg.NATS.URL, opts, log)
+		if err != nil {
+			err = fmt.Errorf("nats.url: %w", err)
+		}
+	default:
+		err = fmt.Errorf("queue: %q is not one of sqlite, jetstream", cfg.Queue)
+	}
+	if err != nil {
+		b.close(log)
+		return nil, err
+	}
+	return b, nil
+}
+
+// close closes what is open, the queue first.
+func (b *backends) close(log *slog.Logger) {
+	var errs []error
+	if b.queue != nil {
+		if err := b.queue.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close queue: %w", err))
+		}
+	}
+	if b.store != nil {
+		if err := b.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		log.Error("close backends", slog.Any("err", err))
+	}
+}
