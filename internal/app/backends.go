@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/relaycdp/relay/internal/config"
 	"github.com/relaycdp/relay/internal/klaviyo/kapi"
@@ -29,17 +28,6 @@ type backends struct {
 	queue   appQueue
 	limiter kapi.Limiter // nil: each process limits on its own
 }
-
-// Environment settings of the JetStream queue that relay.yaml has no keys
-// for (yet).
-const (
-	// envNATSPrefix names the streams and buckets (default RELAY); nodes
-	// that share work use the same one.
-	envNATSPrefix = "RELAY_NATS_PREFIX"
-	// envNATSAckWait is how long a silent node keeps its jobs before
-	// JetStream hands them to another node (Go duration, default 30s).
-	envNATSAckWait = "RELAY_NATS_ACK_WAIT"
-)
 
 // openBackends opens cfg's store and queue: the embedded SQLite files in
 // cfg.Data, or PostgreSQL (store: postgres) and NATS JetStream (queue:
@@ -76,16 +64,7 @@ func openBackends(ctx context.Context, cfg config.Config, env func(string) (stri
 	case "sqlite":
 		b.queue, err = queue.OpenSQLite(ctx, filepath.Join(cfg.Data, "queue.db"), queue.SQLiteOptions{}, log)
 	case "jetstream":
-		opts := queue.JetStreamOptions{}
-		if v, ok := env(envNATSPrefix); ok {
-			opts.Prefix = v
-		}
-		if v, ok := env(envNATSAckWait); ok {
-			if opts.AckWait, err = time.ParseDuration(v); err != nil || opts.AckWait <= 0 {
-				b.close(log)
-				return nil, fmt.Errorf("%s: %q is not a positive duration", envNATSAckWait, v)
-			}
-		}
+		opts := queue.JetStreamOptions{Prefix: cfg.NATS.Prefix, AckWait: cfg.NATS.AckWait}
 		b.queue, err = queue.OpenJetStream(ctx, cfg.NATS.URL, opts, log)
 		if err != nil {
 			err = fmt.Errorf("nats.url: %w", err)

@@ -67,6 +67,13 @@ type Destination struct {
 // NATS configures the JetStream queue.
 type NATS struct {
 	URL string `yaml:"url"`
+	// Prefix names the streams, subjects and buckets; nodes that share
+	// work use the same one (default RELAY).
+	Prefix string `yaml:"prefix"`
+	// AckWait is how long a silent node (killed, partitioned) keeps its
+	// unfinished jobs before JetStream hands them to another node
+	// (default 30s).
+	AckWait time.Duration `yaml:"ackWait"`
 }
 
 // Postgres configures the PostgreSQL store.
@@ -107,7 +114,7 @@ func Default() Config {
 		Data:  "./data",
 		Queue: "sqlite",
 		Store: "sqlite",
-		NATS:  NATS{URL: "nats://127.0.0.1:4222"},
+		NATS:  NATS{URL: "nats://127.0.0.1:4222", Prefix: "RELAY", AckWait: 30 * time.Second},
 		Limits: Limits{
 			MaxRequestBytes: 4 << 20,
 			MaxEventBytes:   32 << 10,
@@ -177,6 +184,7 @@ func applyEnv(cfg *Config, env func(string) (string, bool)) error {
 		"RELAY_QUEUE":        &cfg.Queue,
 		"RELAY_STORE":        &cfg.Store,
 		"RELAY_NATS_URL":     &cfg.NATS.URL,
+		"RELAY_NATS_PREFIX":  &cfg.NATS.Prefix,
 		"RELAY_POSTGRES_DSN": &cfg.Postgres.DSN,
 		"RELAY_LOG_LEVEL":    &cfg.Log.Level,
 		"RELAY_LOG_FORMAT":   &cfg.Log.Format,
@@ -185,6 +193,13 @@ func applyEnv(cfg *Config, env func(string) (string, bool)) error {
 		if v, ok := env(name); ok {
 			*p = v
 		}
+	}
+	if v, ok := env("RELAY_NATS_ACK_WAIT"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("RELAY_NATS_ACK_WAIT: %q is not a positive duration", v)
+		}
+		cfg.NATS.AckWait = d
 	}
 	if v, ok := env("RELAY_LIMITS_MAX_QUEUE_DEPTH"); ok {
 		n, err := strconv.ParseInt(v, 10, 64)

@@ -37,6 +37,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("limits.maxEventBytes: must be positive")
 	case c.Limits.MaxRequestBytes < c.Limits.MaxEventBytes:
 		return fmt.Errorf("limits.maxRequestBytes: must be at least limits.maxEventBytes")
+	case c.Queue == "jetstream" && c.NATS.AckWait <= 0:
+		return fmt.Errorf("nats.ackWait: must be positive")
 	case c.Delivery.MaxRetryAge < time.Minute:
 		return fmt.Errorf("delivery.maxRetryAge: must be at least 1m")
 	case c.Delivery.Workers < 1:
