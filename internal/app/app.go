@@ -170,6 +170,7 @@ func (a *App) serve(ctx context.Context, opts Options) error {
 	for _, d := range a.dests {
 		d.start(gctx, g)
 	}
+	g.Go(func() error { return a.refreshSettings(gctx, 5*time.Second) })
 	g.Go(func() error {
 		return store.RunPruner(gctx, a.store, time.Minute, store.Retention{LogMaxRows: 1_000_000, LogMaxAge: 30 * 24 * time.Hour, ReplayedMaxAge: 30 * 24 * time.Hour}, a.log)
 	})

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -25,8 +26,11 @@ import (
 type destination struct {
 	cfg      config.Destination
 	settings atomic.Pointer[klaviyo.Settings]
-	client   *kapi.Client
-	workers  []*delivery.Worker
+	// applied is the stored settings version in force (0 before the first
+	// save), so a refresh only re-parses what another node changed.
+	applied atomic.Int64
+	client  *kapi.Client
+	workers []*delivery.Worker
 }
 
 func (a *App) openDestinations(ctx context.Context) error {
@@ -38,6 +42,9 @@ func (a *App) openDestinations(ctx context.Context) error {
 			return err
 		}
 		d.settings.Store(&s)
+		if ds, err := a.store.DestSettings(ctx, dc.Name); err == nil {
+			d.applied.Store(ds.Version)
+		}
 		reg := prometheus.WrapRegistererWith(prometheus.Labels{"destination": dc.Name}, a.reg)
 		d.client, err = kapi.New(kapi.Config{BaseURL: dc.Endpoint, Revision: s.Revision, Limiter: a.limiter}, a.log.With(slog.String("dest", dc.Name)), reg)
 		if err != nil {
@@ -131,6 +138,7 @@ func (a *App) ApplySettings(ctx context.Context, dest string, raw json.RawMessag
 		return saved, err
 	}
 	d.settings.Store(&s)
+	d.applied.Store(saved.Version)
 	return saved, nil
 }
 
@@ -142,4 +150,37 @@ func (a *App) Settings(dest string) (klaviyo.Settings, bool) {
 		}
 	}
 	return klaviyo.Settings{}, false
+}
+
+// refreshSettings picks up settings saved by other nodes (through their
+// consoles) every interval, so a change applies cluster-wide without a
+// restart. On one node it finds nothing new.
+func (a *App) refreshSettings(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		for _, d := range a.dests {
+			ds, err := a.store.DestSettings(ctx, d.cfg.Name)
+			if err != nil || ds.Version == d.applied.Load() {
+				continue
+			}
+			s, err := klaviyo.ParseSettings(ds.Settings)
+			if err == nil {
+				err = s.Validate()
+			}
+			if err != nil {
+				a.log.Error("stored settings are invalid; keeping the current ones", slog.String("dest", d.cfg.Name), slog.Any("err", err))
+				d.applied.Store(ds.Version)
+				continue
+			}
+			d.settings.Store(&s)
+			d.applied.Store(ds.Version)
+			a.log.Info("settings changed", slog.String("dest", d.cfg.Name), slog.Int64("version", ds.Version))
+		}
+	}
 }
