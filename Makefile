@@ -4,6 +4,9 @@ GO        ?= go
 BIN       := build/relay
 GOFLAGS   ?=
 export GONOSUMDB := github.com/rudderlabs/analytics-go
+# Every machine here runs PostgreSQL, NATS and (after setup) Chromium: tests
+# that need them fail rather than skip when they are missing.
+export RELAY_REQUIRE_SERVICES := 1
 
 .PHONY: run test build deps vet fmt bench fuzz clean
 

@@ -451,7 +451,7 @@ func consoleFindChromium(t *testing.T) string {
 			return p
 		}
 	}
-	t.Skip("no Chromium found (/usr/bin/chromium or chromium on PATH): install it with `apt-get install chromium` (scripts/setup.sh test does) to run the console's browser test")
+	skipUnlessRequired(t, "no Chromium found (/usr/bin/chromium or chromium on PATH): install it with `apt-get install chromium` (scripts/setup.sh test does) to run the console's browser test")
 	return ""
 }
 
@@ -658,4 +658,15 @@ func consoleEventually(t *testing.T, timeout time.Duration, cond func() (bool, s
 		}
 		time.Sleep(150 * time.Millisecond)
 	}
+}
+
+// skipUnlessRequired skips a test whose service (or browser) is missing,
+// except under `make test` and CI (RELAY_REQUIRE_SERVICES=1), where every
+// machine has them and a skip would hide a broken setup.
+func skipUnlessRequired(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("RELAY_REQUIRE_SERVICES") != "" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
 }

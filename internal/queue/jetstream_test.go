@@ -34,7 +34,7 @@ func jsPrefix(t *testing.T, dir string) string {
 	prefix := "RT" + strings.ToUpper(hex.EncodeToString(h[:6]))
 	nc, err := nats.Connect(natsURL())
 	if err != nil {
-		t.Skipf("NATS not reachable at %s (set RELAY_TEST_NATS_URL; .ci/run starts it): %v", natsURL(), err)
+		skipUnlessRequired(t, "NATS not reachable at %s (set RELAY_TEST_NATS_URL; .ci/run starts it): %v", natsURL(), err)
 	}
 	nc.Close()
 	t.Cleanup(func() { deleteJetStream(t, prefix) })
@@ -179,4 +179,15 @@ func TestJetStreamSharedClaims(t *testing.T) {
 	if d, err := a.Depth(ctx); err != nil || d != 0 {
 		t.Errorf("depth after draining: %d, %v", d, err)
 	}
+}
+
+// skipUnlessRequired skips a test whose service (or browser) is missing,
+// except under `make test` and CI (RELAY_REQUIRE_SERVICES=1), where every
+// machine has them and a skip would hide a broken setup.
+func skipUnlessRequired(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("RELAY_REQUIRE_SERVICES") != "" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
 }

@@ -34,7 +34,7 @@ func pgSchema(t testing.TB) string {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
-		t.Skipf("PostgreSQL not reachable (set RELAY_TEST_POSTGRES_DSN; .ci/run starts it): %v", err)
+		skipUnlessRequired(t, "PostgreSQL not reachable (set RELAY_TEST_POSTGRES_DSN; .ci/run starts it): %v", err)
 	}
 	defer conn.Close(ctx)
 	b := make([]byte, 6)
@@ -194,4 +194,15 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// skipUnlessRequired skips a test whose service (or browser) is missing,
+// except under `make test` and CI (RELAY_REQUIRE_SERVICES=1), where every
+// machine has them and a skip would hide a broken setup.
+func skipUnlessRequired(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("RELAY_REQUIRE_SERVICES") != "" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
 }

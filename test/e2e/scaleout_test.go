@@ -41,12 +41,12 @@ func scaleOut(t *testing.T, ackWait time.Duration) {
 	ctx := context.Background()
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
-		t.Skipf("NATS not reachable at %s (.ci/run starts it): %v", natsURL, err)
+		skipUnlessRequired(t, "NATS not reachable at %s (.ci/run starts it): %v", natsURL, err)
 	}
 	conn, err := pgx.Connect(ctx, pgDSN)
 	if err != nil {
 		nc.Close()
-		t.Skipf("PostgreSQL not reachable (.ci/run starts it): %v", err)
+		skipUnlessRequired(t, "PostgreSQL not reachable (.ci/run starts it): %v", err)
 	}
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)
@@ -285,4 +285,15 @@ func pacedLoop(ctx context.Context, s *sender, r func() *relayProc) {
 		}
 		time.Sleep(15 * time.Millisecond)
 	}
+}
+
+// skipUnlessRequired skips a test whose service (or browser) is missing,
+// except under `make test` and CI (RELAY_REQUIRE_SERVICES=1), where every
+// machine has them and a skip would hide a broken setup.
+func skipUnlessRequired(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("RELAY_REQUIRE_SERVICES") != "" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
 }
