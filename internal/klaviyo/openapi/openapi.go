@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sync"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -54,7 +55,11 @@ func RateLimits() (map[string]Limit, error) {
 }
 
 // Revision is the API revision of the embedded spec (info.version).
-func Revision() string {
+func Revision() string { return revision() }
+
+// revision decodes the 190 KB spec once: callers ask for the revision per
+// request or per settings parse.
+var revision = sync.OnceValue(func() string {
 	var f struct {
 		Info struct {
 			Version string `json:"version"`
@@ -62,7 +67,7 @@ func Revision() string {
 	}
 	_ = json.Unmarshal(SpecJSON, &f)
 	return f.Info.Version
-}
+})
 
 // Validator validates HTTP requests against the embedded spec. It is safe
 // for concurrent use.
