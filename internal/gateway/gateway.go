@@ -10,7 +10,8 @@
 //
 //	200 accepted (also /v1/m, which is ignored)
 //	204 CORS preflight (OPTIONS)
-//	400 body unreadable: bad gzip, not JSON, empty batch (spec.ErrMalformed)
+//	400 body unreadable: bad gzip, not JSON, empty batch, more than
+//	    spec.MaxBatchEvents events (spec.ErrMalformed)
 //	401 missing write key, or unknown/revoked write key ("invalid write key")
 //	404 unknown path; 405 wrong method (ServeMux)
 //	408 the body could not be read from the client (timeout, disconnect)

@@ -109,6 +109,13 @@ func Parse(body []byte, opts Options) (*Batch, error) {
 	}
 }
 
+// MaxBatchEvents caps the elements of one array or batch; Parse answers
+// ErrMalformed above it. Segment documents at most 2,500 events per batch
+// (clients.md), and SDKs flush long before that. Without a cap a body of
+// bare elements ("0,0,0,…") cost a ~300-byte Item each: a 2 MB body made a
+// million Items, allocated 1.5 GB and held over 600 MB.
+const MaxBatchEvents = 10000
+
 // events parses the elements of the array arr.
 func (p *parser) events(arr []byte, env *envelope, emptyMsg string) (*Batch, error) {
 	it := newArrIter(arr)
@@ -120,6 +127,9 @@ func (p *parser) events(arr []byte, env *envelope, emptyMsg string) (*Batch, err
 	// regrowth without a counting pass over the array.
 	b := &Batch{WriteKey: env.writeKey, Items: make([]Item, 0, min(len(arr)/256+1, 2500))}
 	for ok {
+		if len(b.Items) == MaxBatchEvents {
+			return nil, fmt.Errorf("%w: more than %d events in one request (send them in several batches)", ErrMalformed, MaxBatchEvents)
+		}
 		b.Items = append(b.Items, p.element(raw, env, &b.WriteKey))
 		raw, ok = it.next()
 	}
