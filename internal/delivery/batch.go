@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -18,6 +19,8 @@ type item struct {
 	ev      spec.Event
 	ops     []klaviyo.Op
 	skipped string
+	// held: carried to the next batch unsent (holdPartial).
+	held bool
 	// Outcome, written under batch.mu: the first permanent and the first
 	// retryable failure of any of the item's operations, and how many
 	// operations Klaviyo accepted.
@@ -42,11 +45,14 @@ type batch struct {
 	w        *Worker
 	settings klaviyo.Settings
 	items    []item
-	mu       sync.Mutex
+	// followers are exact repeats of an event op, not sent: they share
+	// their leader's outcome (see chunks). Written before sending starts.
+	followers map[ref][]ref
+	mu        sync.Mutex
 }
 
 func (w *Worker) newBatch(jobs []queue.Job) *batch {
-	b := &batch{w: w, settings: w.cfg.Settings(), items: make([]item, len(jobs))}
+	b := &batch{w: w, settings: w.cfg.Settings(), items: make([]item, len(jobs)), followers: map[ref][]ref{}}
 	for i, j := range jobs {
 		b.items[i].job = j
 		b.prepare(&b.items[i])
@@ -102,15 +108,14 @@ func (b *batch) disabledBy(ev *spec.Event) string {
 func (b *batch) fail(r ref, f *failure, retryable bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	it := &b.items[r.item]
-	if retryable {
-		if it.retry == nil {
+	for _, r := range append([]ref{r}, b.followers[r]...) {
+		it := &b.items[r.item]
+		switch {
+		case retryable && it.retry == nil:
 			it.retry = f
+		case !retryable && it.permanent == nil:
+			it.permanent = f
 		}
-		return
-	}
-	if it.permanent == nil {
-		it.permanent = f
 	}
 }
 
@@ -119,6 +124,9 @@ func (b *batch) succeed(refs []ref) {
 	defer b.mu.Unlock()
 	for _, r := range refs {
 		b.items[r.item].delivered++
+		for _, f := range b.followers[r] {
+			b.items[f.item].delivered++
+		}
 	}
 }
 
@@ -139,4 +147,50 @@ func (f *failure) String() string {
 		s = append(s, "at "+f.pointer)
 	}
 	return strings.Join(s, ": ")
+}
+
+// holdPartial keeps back, for the next batch, the newest event-only jobs
+// that would otherwise ride in this batch's last, partly filled events
+// request. Under load Klaviyo limits requests, not events (150 bulk jobs a
+// minute), so a half-full job wastes half a request of the budget; held
+// jobs fill the next batch's requests instead. Only when the batch has at
+// least one full request's worth of events (a light trickle is never
+// delayed), and never a job held before (the first carried jobs), so no
+// event waits more than one batch.
+func (b *batch) holdPartial(carried int) []queue.Job {
+	total := 0
+	for i := range b.items {
+		if it := &b.items[i]; it.permanent == nil && it.skipped == "" {
+			for _, op := range it.ops {
+				if op.Kind == klaviyo.OpEvent {
+					total++
+				}
+			}
+		}
+	}
+	rest := total % maxEventsPerJob
+	if total < maxEventsPerJob || rest == 0 {
+		return nil
+	}
+	var held []queue.Job
+	for i := len(b.items) - 1; i >= carried && rest > 0; i-- {
+		it := &b.items[i]
+		if it.permanent != nil || it.skipped != "" || len(it.ops) == 0 || len(it.ops) > rest || !eventsOnly(it.ops) {
+			continue
+		}
+		it.held = true
+		rest -= len(it.ops)
+		held = append(held, it.job)
+	}
+	slices.Reverse(held) // keep queue order
+	return held
+}
+
+func eventsOnly(ops []klaviyo.Op) bool {
+	for _, op := range ops {
+		if op.Kind != klaviyo.OpEvent {
+			return false
+		}
+	}
+	return true
 }

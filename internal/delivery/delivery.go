@@ -51,7 +51,10 @@ type Config struct {
 	// once per claimed batch so a change in the console applies to the
 	// next batch.
 	Settings func() klaviyo.Settings
-	// ClaimLimit is how many jobs one claim takes (default 2000).
+	// ClaimLimit is how many jobs one claim takes (default 10,000). Large
+	// claims fill bulk requests: only the last request of each kind in a
+	// batch goes out partly full, and the request rate, not the event count,
+	// is what Klaviyo limits.
 	ClaimLimit int
 	// Lease is how long a claim is held before the queue hands the jobs
 	// out again (default 10 minutes; far above a batch's worst case).
@@ -78,7 +81,7 @@ type Config struct {
 
 func (c *Config) applyDefaults() {
 	if c.ClaimLimit <= 0 {
-		c.ClaimLimit = 2000
+		c.ClaimLimit = 10000
 	}
 	if c.Lease <= 0 {
 		c.Lease = 10 * time.Minute
@@ -113,6 +116,10 @@ type Worker struct {
 	slog    *slog.Logger
 	metrics *Metrics
 	now     func() time.Time
+	// carry are claimed jobs held over to the next batch to fill its bulk
+	// requests (see batch.holdPartial). They stay leased meanwhile, so
+	// nothing of theirs is lost if the process dies.
+	carry []queue.Job
 }
 
 // New builds a worker. metrics may be nil.
@@ -139,30 +146,40 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // RunOnce claims one batch and delivers it, returning how many jobs it
-// handled.
+// settled.
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
-	jobs, err := w.claim(ctx)
-	if err != nil || len(jobs) == 0 {
+	claimed, err := w.claim(ctx, w.cfg.ClaimLimit-len(w.carry))
+	if err != nil && len(w.carry) == 0 {
 		return 0, err
 	}
+	jobs := append(w.carry, claimed...)
+	carried := len(w.carry)
+	w.carry = nil
+	if len(jobs) == 0 {
+		return 0, nil
+	}
 	b := w.newBatch(jobs)
+	w.carry = b.holdPartial(carried)
 	b.deliver(ctx)
 	// Finish with a context that outlives a shutdown signal: the requests
 	// were sent, so their outcome must be recorded (else the lease expires
 	// and they are sent again — harmless thanks to unique ids, but noisy).
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	return len(jobs), b.finish(fctx)
+	return len(jobs) - len(w.carry), b.finish(fctx)
 }
 
-func (w *Worker) claim(ctx context.Context) ([]queue.Job, error) {
-	jobs, err := w.q.Claim(ctx, w.cfg.Dest, w.cfg.ClaimLimit, w.cfg.Lease)
-	if err != nil || len(jobs) == 0 || len(jobs) >= w.cfg.ClaimLimit || w.cfg.BatchWait <= 0 {
+func (w *Worker) claim(ctx context.Context, limit int) ([]queue.Job, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	jobs, err := w.q.Claim(ctx, w.cfg.Dest, limit, w.cfg.Lease)
+	if err != nil || len(jobs) == 0 || len(jobs) >= limit || w.cfg.BatchWait <= 0 {
 		return jobs, err
 	}
 	// A small claim: give the trickle a moment to fill a bulk request.
 	sleep(ctx, w.cfg.BatchWait)
-	more, err := w.q.Claim(ctx, w.cfg.Dest, w.cfg.ClaimLimit-len(jobs), w.cfg.Lease)
+	more, err := w.q.Claim(ctx, w.cfg.Dest, limit-len(jobs), w.cfg.Lease)
 	if err != nil {
 		// The first claim stands; its leases are ours.
 		w.slog.Warn("second claim", slog.Any("err", err))

@@ -321,3 +321,38 @@ func TestRoundsSplitOnlyProfileChanges(t *testing.T) {
 		t.Fatalf("rounds = %v, want %v", got, want)
 	}
 }
+
+// Under load a batch's last, partly filled events request is held back to
+// fill the next batch's requests; the held jobs go out in the next batch
+// and nothing is lost or settled twice.
+func TestPartialRequestHeldForNextBatch(t *testing.T) {
+	var evs []string
+	for i := range 1500 {
+		evs = append(evs, track(fmt.Sprintf("m%d", i), fmt.Sprintf("u%d", i), fmt.Sprintf("u%d@example.com", i)))
+	}
+	e := newEnv(t, klaviyo.DefaultSettings(), sim.Faults{}, evs...)
+	first := e.q.jobs[:1200]
+	rest := e.q.jobs[1200:]
+	e.q.jobs = first
+	n, err := e.w.RunOnce(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1000 || len(e.w.carry) != 200 {
+		t.Fatalf("settled %d, held %d; want 1000 sent in one full request and 200 held", n, len(e.w.carry))
+	}
+	if got := e.sim.State().Requests["POST /api/event-bulk-create-jobs"]; got != 1 {
+		t.Fatalf("%d bulk requests, want 1", got)
+	}
+	e.q.jobs = rest // 300 more arrive: 200 held + 300 = 500, below a full request: all sent
+	e.run(t)
+	if len(e.w.carry) != 0 {
+		t.Fatalf("%d still held", len(e.w.carry))
+	}
+	if got := len(e.events(t, 1500)); got != 1500 {
+		t.Fatalf("Klaviyo holds %d events, want 1500", got)
+	}
+	if len(e.q.succeeded) != 1500 || len(e.log.entries) != 1500 {
+		t.Fatalf("succeeded %d, logged %d", len(e.q.succeeded), len(e.log.entries))
+	}
+}

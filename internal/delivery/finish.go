@@ -26,6 +26,9 @@ func (b *batch) finish(ctx context.Context) error {
 	)
 	for i := range b.items {
 		it := &b.items[i]
+		if it.held {
+			continue
+		}
 		e := b.logEntry(it, now)
 		switch {
 		case it.permanent != nil:

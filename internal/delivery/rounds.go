@@ -3,9 +3,8 @@ package delivery
 import "github.com/relaycdp/relay/internal/klaviyo"
 
 // stage orders operations inside a round: a profile exists (with its
-// attributes) before it is subscribed or added to a list, and both before
-// its events, so an identify followed by a track in one batch behaves as
-// if they had been sent one by one.
+// attributes) before it is subscribed or added to a list. Events go after
+// every round (see deliver).
 type stage int
 
 const (
@@ -29,8 +28,8 @@ func stageOf(k klaviyo.OpKind) stage {
 // are sent in the order they were received. Jobs of one key go in one round
 // until a second job with a profile or list change arrives: that job starts
 // the key's next round. Events never start a round (Klaviyo orders events by
-// their time, and their unique ids make them independent), so a burst of one
-// user's tracks still goes out as one bulk request.
+// their time, and their unique ids make them independent); deliver sends
+// the events of all rounds together after the last one.
 func (b *batch) rounds() [][]int {
 	type keyState struct {
 		round      int
@@ -40,7 +39,7 @@ func (b *batch) rounds() [][]int {
 	var out [][]int
 	for i := range b.items {
 		it := &b.items[i]
-		if len(it.ops) == 0 || it.permanent != nil {
+		if len(it.ops) == 0 || it.permanent != nil || it.held {
 			continue
 		}
 		changes := false

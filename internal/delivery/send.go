@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"golang.org/x/sync/errgroup"
@@ -55,25 +56,48 @@ func (g *group) maxItems() int {
 	return maxProfilesPerJob
 }
 
-// deliver sends every operation of the batch, round by round and stage by
-// stage, recording each operation's outcome on its item.
+// deliver sends every operation of the batch: round by round the profile
+// and list changes (in the order each profile's calls came), then every
+// round's events together, so they fill bulk requests (Klaviyo orders
+// events by their time; an event's own profile attributes are the ones its
+// call carried).
 func (b *batch) deliver(ctx context.Context) {
-	for _, round := range b.rounds() {
-		for st := range stageCount {
-			groups := b.groups(round, st)
-			g, gctx := errgroup.WithContext(ctx)
-			g.SetLimit(b.w.cfg.Concurrency)
-			for _, gr := range groups {
-				for _, chunk := range b.chunks(gr) {
-					g.Go(func() error {
-						b.sendChunk(gctx, gr, chunk, 0)
-						return nil
-					})
-				}
-			}
-			_ = g.Wait()
+	rounds := b.rounds()
+	var all []int
+	for _, round := range rounds {
+		for st := range stageEvent {
+			b.sendStage(ctx, round, st)
+		}
+		all = append(all, round...)
+	}
+	slices.Sort(all)
+	b.sendStage(ctx, all, stageEvent)
+}
+
+// sendStage sends one stage's operations of the given items, many requests
+// at once (the client's rate limiter paces them per endpoint).
+func (b *batch) sendStage(ctx context.Context, items []int, st stage) {
+	// Chunk every group before sending any: chunking records the
+	// duplicates that ride on another operation, which the sends then read.
+	type work struct {
+		g     *group
+		chunk []ref
+	}
+	var todo []work
+	for _, gr := range b.groups(items, st) {
+		for _, chunk := range b.chunks(gr) {
+			todo = append(todo, work{gr, chunk})
 		}
 	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(b.w.cfg.Concurrency)
+	for _, w := range todo {
+		g.Go(func() error {
+			b.sendChunk(gctx, w.g, w.chunk, 0)
+			return nil
+		})
+	}
+	_ = g.Wait()
 }
 
 // groups collects one stage's operations of a round by request kind, in
@@ -99,40 +123,53 @@ func (b *batch) groups(round []int, st stage) []*group {
 	return out
 }
 
-// chunks splits a group within the endpoint's item and byte limits. For
-// events it also keeps a repeated unique_id out of a chunk (Klaviyo fails a
-// whole job that repeats one): the repeat goes to a later chunk, where
-// Klaviyo's de-duplication makes it a no-op.
+// chunks splits a group within the endpoint's item and byte limits. An
+// event that repeats another of the batch exactly (same metric, profile and
+// unique_id: an order listing one product twice, an SDK retry committed
+// twice) is not sent at all: Klaviyo would drop it as a duplicate, and a
+// job repeating a unique_id fails whole. It rides on the first one and
+// shares its outcome. A unique_id repeated with a different profile or
+// metric is a different event to Klaviyo: it goes in a later chunk.
 func (b *batch) chunks(g *group) [][]ref {
 	var out [][]ref
 	var cur []ref
 	size := 0
-	seen := map[string]bool{}
+	inChunk := map[string]bool{} // unique ids in cur
+	leaders := map[string]ref{}  // exact event → the op that carries it
 	var deferred []ref
 	flush := func() {
 		if len(cur) > 0 {
 			out = append(out, cur)
 		}
-		cur, size, seen = nil, 0, map[string]bool{}
+		cur, size, inChunk = nil, 0, map[string]bool{}
 	}
 	for len(g.refs) > 0 || len(deferred) > 0 {
 		refs := g.refs
 		g.refs, deferred = deferred, nil
 		for _, r := range refs {
 			op := b.op(r)
-			if op.Kind == klaviyo.OpEvent && op.Event != nil && op.Event.UniqueID != "" {
-				if seen[op.Event.UniqueID] {
+			uid := ""
+			if op.Kind == klaviyo.OpEvent && op.Event != nil {
+				uid = op.Event.UniqueID
+			}
+			if uid != "" {
+				exact := op.Event.Metric + "\x00" + op.ProfileKey() + "\x00" + uid
+				if lead, ok := leaders[exact]; ok {
+					b.followers[lead] = append(b.followers[lead], r)
+					continue
+				}
+				if inChunk[uid] {
 					deferred = append(deferred, r)
 					continue
 				}
-				seen[op.Event.UniqueID] = true
+				leaders[exact] = r
 			}
 			n := opSize(op)
 			if len(cur) > 0 && (len(cur) >= g.maxItems() || size+n > jobByteBudget) {
 				flush()
-				if op.Kind == klaviyo.OpEvent && op.Event != nil && op.Event.UniqueID != "" {
-					seen[op.Event.UniqueID] = true
-				}
+			}
+			if uid != "" {
+				inChunk[uid] = true
 			}
 			cur = append(cur, r)
 			size += n
