@@ -47,7 +47,7 @@ type App struct {
 	reg     *prometheus.Registry
 	store   store.Store
 	queue   appQueue
-	limiter kapi.Limiter // shared Klaviyo rate limits; nil: per process
+	limiter kapi.Limiter // Klaviyo rate limits kept in the store
 	dests   []*destination
 	gateway *gateway.Gateway
 	demo    *demo

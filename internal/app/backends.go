@@ -21,12 +21,13 @@ type appQueue interface {
 	Depth(ctx context.Context) (int64, error)
 }
 
-// backends are the configured store, queue and (with the PostgreSQL store)
-// the rate limiter every node shares.
+// backends are the configured store, queue and the rate limiter kept in
+// the store (shared by every node on PostgreSQL; surviving restarts on
+// SQLite).
 type backends struct {
 	store   store.Store
 	queue   appQueue
-	limiter kapi.Limiter // nil: each process limits on its own
+	limiter kapi.Limiter
 }
 
 // openBackends opens cfg's store and queue: the embedded SQLite files in
@@ -49,7 +50,9 @@ func openBackends(ctx context.Context, cfg config.Config, env func(string) (stri
 		if err != nil {
 			return nil, err
 		}
-		b.store = s
+		// The limits live in the store so a Retry-After, and the part of
+		// a window already spent, outlive a restart.
+		b.store, b.limiter = s, s.RateLimiter()
 	case "postgres":
 		s, err := store.OpenPostgres(ctx, cfg.Postgres.DSN, log)
 		if err != nil {

@@ -70,5 +70,16 @@ CREATE TABLE dest_settings (
 	updated_at INTEGER NOT NULL
 );
 `,
+	}, {
+		version: 2,
+		name:    "rate buckets",
+		sql: `
+CREATE TABLE rate_bucket (
+	key_hash TEXT NOT NULL,
+	endpoint TEXT NOT NULL,
+	state    TEXT NOT NULL, -- kapi.BucketState as JSON
+	PRIMARY KEY (key_hash, endpoint)
+);
+`,
 	}}
 }

@@ -2,6 +2,9 @@ package store_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
 	"sort"
 	"sync"
 	"testing"
@@ -9,6 +12,7 @@ import (
 
 	"github.com/relaycdp/relay/internal/klaviyo/kapi"
 	"github.com/relaycdp/relay/internal/klaviyo/openapi"
+	"github.com/relaycdp/relay/internal/store"
 )
 
 // Several nodes reserving slots of one bucket through their own
@@ -16,6 +20,29 @@ import (
 // recorded by one is seen by all.
 func TestPostgresRateLimiter(t *testing.T) {
 	dsn := pgSchema(t)
+	checkSharedLimiter(t, func(t *testing.T) (kapi.Limiter, func()) {
+		s := openPostgres(t, dsn)
+		return s.RateLimiter(), func() { s.Close() }
+	})
+}
+
+// The same on SQLite, where the "nodes" are processes that follow one
+// another on the same file (a restart after kill -9) or run beside each
+// other (relay replay): a 429's block and the spent budget survive them.
+func TestSQLiteRateLimiter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	checkSharedLimiter(t, func(t *testing.T) (kapi.Limiter, func()) {
+		s, err := store.OpenSQLite(context.Background(), path, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.RateLimiter(), func() { s.Close() }
+	})
+}
+
+// checkSharedLimiter runs three nodes' reservations against one bucket, then
+// checks that one node's block binds another.
+func checkSharedLimiter(t *testing.T, node func(t *testing.T) (kapi.Limiter, func())) {
 	ctx := context.Background()
 	b := kapi.Bucket{KeyHash: "ab12", Endpoint: "POST /api/event-bulk-create-jobs",
 		Limit: openapi.Limit{BurstPerSecond: 10, SteadyPerMin: 150}, Burst: time.Second, Steady: time.Minute, Margin: 100 * time.Millisecond}
@@ -26,9 +53,8 @@ func TestPostgresRateLimiter(t *testing.T) {
 	)
 	start := time.Now()
 	for range 3 {
-		s := openPostgres(t, dsn)
-		defer s.Close()
-		l := s.RateLimiter()
+		l, done := node(t)
+		defer done()
 		for range 3 {
 			wg.Go(func() {
 				for range 20 {
@@ -59,12 +85,10 @@ func TestPostgresRateLimiter(t *testing.T) {
 		t.Errorf("first slot %v is before the start", slots[0])
 	}
 
-	s := openPostgres(t, dsn)
-	defer s.Close()
-	l := s.RateLimiter()
-	node2 := openPostgres(t, dsn)
-	defer node2.Close()
-	other := node2.RateLimiter()
+	l, done := node(t)
+	defer done()
+	other, done2 := node(t)
+	defer done2()
 	now := time.Now()
 	until, err := l.Block(ctx, b, now, 2*time.Second, time.Second)
 	if err != nil || !until.Equal(now.Add(2*time.Second)) {
