@@ -225,7 +225,7 @@ func deliveryRun(ctx context.Context, o deliveryOpts, ops map[string]int, limits
 		return nil, err
 	}
 	defer closeSim()
-	r, err := startRelay(ctx, o.relayBin, o.root, url)
+	r, err := startRelay(ctx, o.relayBin, o.root, url, nil)
 	if err != nil {
 		return nil, err
 	}

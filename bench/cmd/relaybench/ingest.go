@@ -21,6 +21,8 @@ type IngestResult struct {
 	Concurrency int    `json:"concurrency"`
 	Seconds     int    `json:"seconds_per_phase"`
 	Destination string `json:"destination"`
+	// Queue is the queue backend: "sqlite" (embedded) or "jetstream".
+	Queue string `json:"queue"`
 	// Sustained is accepted events/s at saturation.
 	Sustained Stat `json:"sustained_events_per_s"`
 	// RelayCores is relay serve's CPU time / wall time at saturation (2 =
@@ -56,7 +58,9 @@ type ingestOpts struct {
 	batch       int
 	conc        int
 	corpusSize  int
-	pprofAddr   string // relayprof's --pprof address, "" for none
+	pprofAddr   string   // relayprof's --pprof address, "" for none
+	queue       string   // "sqlite" or "jetstream"
+	env         []string // relay serve's extra environment (the JetStream queue)
 	profilePath string
 }
 
@@ -67,14 +71,14 @@ func benchIngest(ctx context.Context, o ingestOpts, progress io.Writer) (*Ingest
 		total += len(b.b)
 	}
 	res := &IngestResult{Batch: o.batch, BodyBytes: total / len(bodies), Concurrency: o.conc, Seconds: int(o.dur.Seconds()),
-		Destination: o.destName, Failed: map[string]int64{}}
+		Destination: o.destName, Queue: o.queue, Failed: map[string]int64{}}
 	var sus, rcores, lcores, perCPU, half, p50, p99, p999, pmax, load []float64
 	for run := range o.runs {
 		var extra []string
 		if o.pprofAddr != "" {
 			extra = []string{"--pprof", o.pprofAddr}
 		}
-		r, err := startRelay(ctx, o.relayBin, o.root, o.endpoint, extra...)
+		r, err := startRelay(ctx, o.relayBin, o.root, o.endpoint, o.env, extra...)
 		if err != nil {
 			return nil, err
 		}
@@ -177,8 +181,12 @@ func fetchProfile(ctx context.Context, addr string, d time.Duration, path string
 }
 
 func (in *IngestResult) markdown(w io.Writer) {
-	fmt.Fprintf(w, "## Ingest\n\n`relay serve` (SQLite queue, synchronous=FULL) on loopback; the load generator posts `/v1/batch` bodies of %d corpus events (%d bytes on average) over %d keep-alive connections; delivery runs meanwhile to %s. %d s per phase.\n\n",
-		in.Batch, in.BodyBytes, in.Concurrency, in.Destination, in.Seconds)
+	queue := "SQLite queue, synchronous=FULL"
+	if in.Queue == "jetstream" {
+		queue = "NATS JetStream queue at 127.0.0.1:4222, file store, default sync"
+	}
+	fmt.Fprintf(w, "## Ingest (%s)\n\n`relay serve` (%s) on loopback; the load generator posts `/v1/batch` bodies of %d corpus events (%d bytes on average) over %d keep-alive connections; delivery runs meanwhile to %s. %d s per phase.\n\n",
+		in.Queue, queue, in.Batch, in.BodyBytes, in.Concurrency, in.Destination, in.Seconds)
 	fmt.Fprintf(w, "| Figure | median (min–max) |\n|---|---|\n")
 	fmt.Fprintf(w, "| Sustained accepted events/s (closed loop) | %s |\n", fmtStat(in.Sustained, "%.0f"))
 	fmt.Fprintf(w, "| relay serve CPU at saturation (cores) | %s |\n", fmtStat(in.RelayCores, "%.2f"))

@@ -34,7 +34,8 @@ func run() int {
 	var (
 		relayBin      = fs.String("relay", "", "relay binary (default: go build ./cmd/relay into -out)")
 		out           = fs.String("out", "build/bench", "results directory")
-		only          = fs.String("only", "transform,ingest,delivery,memory", "comma-separated benchmarks to run")
+		only          = fs.String("only", "transform,ingest,ingest-jetstream,delivery,memory", "comma-separated benchmarks to run (ingest-jetstream needs NATS at -nats)")
+		natsURL       = fs.String("nats", "nats://127.0.0.1:4222", "NATS server for ingest-jetstream")
 		runs          = fs.Int("runs", 3, "runs of the transform and ingest benchmarks")
 		transformTime = fs.Duration("transform-time", time.Second, "time per transform run")
 		ingestTime    = fs.Duration("ingest-time", 10*time.Second, "time per ingest phase (saturation, then half load)")
@@ -76,7 +77,7 @@ func run() int {
 	}
 	defer os.RemoveAll(root)
 
-	needRelay := want["ingest"] || want["delivery"] || want["memory"]
+	needRelay := want["ingest"] || want["ingest-jetstream"] || want["delivery"] || want["memory"]
 	pprofAddr := ""
 	if needRelay {
 		if *relayBin == "" {
@@ -109,27 +110,48 @@ func run() int {
 			return fail("transform", err)
 		}
 	}
-	if want["ingest"] {
+	for _, q := range []string{"sqlite", "jetstream"} {
+		name := map[string]string{"sqlite": "ingest", "jetstream": "ingest-jetstream"}[q]
+		if !want[name] {
+			continue
+		}
 		_, endpoint, closeSim, err := startSim()
 		if err != nil {
-			return fail("ingest", err)
+			return fail(name, err)
 		}
 		destName := "the simulator (in process, rate limits on)"
 		if *ingestDest == "down" {
 			down, err := freeAddr()
 			if err != nil {
-				return fail("ingest", err)
+				return fail(name, err)
 			}
 			endpoint, destName = "http://"+down, "an unreachable Klaviyo (delivery claims and retries only)"
 		}
-		res.Ingest, err = benchIngest(ctx, ingestOpts{
-			relayBin: ingestBin, root: root, endpoint: endpoint, destName: destName,
+		o := ingestOpts{
+			relayBin: ingestBin, root: root, endpoint: endpoint, destName: destName, queue: q,
 			runs: *runs, dur: *ingestTime, batch: *ingestBatch, conc: *ingestConc, corpusSize: *ingestCorpus,
 			pprofAddr: pprofAddr, profilePath: filepath.Join(*out, "ingest-cpu.pprof"),
-		}, progress)
+		}
+		prefix := fmt.Sprintf("BENCH%d", time.Now().UnixNano()%1e9)
+		if q == "jetstream" {
+			// Its own stream names, so a run never meets an earlier one's.
+			o.env = []string{"RELAY_QUEUE=jetstream", "RELAY_NATS_URL=" + *natsURL, "RELAY_NATS_PREFIX=" + prefix}
+			o.pprofAddr = ""
+		}
+		r, err := benchIngest(ctx, o, progress)
 		closeSim()
+		if q == "jetstream" {
+			if derr := deleteStreams(*natsURL, prefix); derr != nil {
+				fmt.Fprintf(progress, "ingest-jetstream: delete streams %s_*: %v\n", prefix, derr)
+			}
+		}
 		if err != nil {
-			return fail("ingest", err)
+			return fail(name, err)
+		}
+		if q == "sqlite" {
+			res.Ingest = r
+		} else {
+			res.IngestJetStream = r
 		}
 	}
 	if want["delivery"] {

@@ -43,7 +43,7 @@ func benchMemory(ctx context.Context, o memoryOpts, progress io.Writer) (*Memory
 	if err != nil {
 		return nil, err
 	}
-	r, err := startRelay(ctx, o.relayBin, o.root, "http://"+down)
+	r, err := startRelay(ctx, o.relayBin, o.root, "http://"+down, nil)
 	if err != nil {
 		return nil, err
 	}

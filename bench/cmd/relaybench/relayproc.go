@@ -36,8 +36,9 @@ type relayProc struct {
 
 // startRelay writes a relay.yaml with one source and one Klaviyo
 // destination at endpoint and runs bin serve in a new directory under root.
-// extraArgs are added to the command line (relayprof's --pprof).
-func startRelay(ctx context.Context, bin, root, endpoint string, extraArgs ...string) (*relayProc, error) {
+// env is added to its environment (RELAY_QUEUE=jetstream …); extraArgs to
+// the command line (relayprof's --pprof).
+func startRelay(ctx context.Context, bin, root, endpoint string, env []string, extraArgs ...string) (*relayProc, error) {
 	dir, err := os.MkdirTemp(root, "relay-")
 	if err != nil {
 		return nil, err
@@ -67,6 +68,7 @@ log:
 	args := append([]string{"serve", "--config", cfgPath, "--data", filepath.Join(dir, "data"), "--addr", addr}, extraArgs...)
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), "RELAY_DEST_KLAVIYO_PRIVATEAPIKEY="+benchAPIKey, "RELAY_ADMIN_TOKEN=bench-admin-token")
+	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stdout = io.Discard
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {

@@ -60,10 +60,12 @@ type Results struct {
 	Flags     map[string]string `json:"flags"`
 	Transform *TransformResult  `json:"transform,omitempty"`
 	Ingest    *IngestResult     `json:"ingest,omitempty"`
-	Delivery  *DeliveryResult   `json:"delivery,omitempty"`
-	Memory    *MemoryResult     `json:"memory,omitempty"`
-	Targets   []Target          `json:"targets"`
-	Seconds   float64           `json:"seconds"`
+	// IngestJetStream is the same ingest benchmark with queue: jetstream.
+	IngestJetStream *IngestResult   `json:"ingest_jetstream,omitempty"`
+	Delivery        *DeliveryResult `json:"delivery,omitempty"`
+	Memory          *MemoryResult   `json:"memory,omitempty"`
+	Targets         []Target        `json:"targets"`
+	Seconds         float64         `json:"seconds"`
 }
 
 func (r *Results) write(dir string) error {
@@ -93,6 +95,9 @@ func (r *Results) markdown(w io.Writer) {
 	}
 	if r.Ingest != nil {
 		r.Ingest.markdown(w)
+	}
+	if r.IngestJetStream != nil {
+		r.IngestJetStream.markdown(w)
 	}
 	if r.Delivery != nil {
 		r.Delivery.markdown(w)
