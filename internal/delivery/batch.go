@@ -48,7 +48,10 @@ type batch struct {
 	// followers are exact repeats of an event op, not sent: they share
 	// their leader's outcome (see chunks). Written before sending starts.
 	followers map[ref][]ref
-	mu        sync.Mutex
+	// polls follow accepted profile import jobs until Klaviyo says which
+	// items failed; the batch is settled only after they end.
+	polls sync.WaitGroup
+	mu    sync.Mutex
 }
 
 func (w *Worker) newBatch(jobs []queue.Job) *batch {

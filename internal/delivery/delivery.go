@@ -51,10 +51,10 @@ type Config struct {
 	// once per claimed batch so a change in the console applies to the
 	// next batch.
 	Settings func() klaviyo.Settings
-	// ClaimLimit is how many jobs one claim takes (default 10,000). Large
-	// claims fill bulk requests: only the last request of each kind in a
-	// batch goes out partly full, and the request rate, not the event count,
-	// is what Klaviyo limits.
+	// ClaimLimit is how many jobs one claim takes (default 2,000). Claims
+	// run in the queue's single writer, beside ingest's commits, so a
+	// large claim stalls ingest; bulk requests are kept full by holding a
+	// batch's partial last request for the next one instead (holdPartial).
 	ClaimLimit int
 	// Lease is how long a claim is held before the queue hands the jobs
 	// out again (default 10 minutes; far above a batch's worst case).
@@ -81,7 +81,7 @@ type Config struct {
 
 func (c *Config) applyDefaults() {
 	if c.ClaimLimit <= 0 {
-		c.ClaimLimit = 10000
+		c.ClaimLimit = 2000
 	}
 	if c.Lease <= 0 {
 		c.Lease = 10 * time.Minute
@@ -161,6 +161,7 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	b := w.newBatch(jobs)
 	w.carry = b.holdPartial(carried)
 	b.deliver(ctx)
+	b.polls.Wait()
 	// Finish with a context that outlives a shutdown signal: the requests
 	// were sent, so their outcome must be recorded (else the lease expires
 	// and they are sent again — harmless thanks to unique ids, but noisy).

@@ -306,19 +306,63 @@ func TestRepeatedUniqueIDInOneBatch(t *testing.T) {
 	}
 }
 
-func TestRoundsSplitOnlyProfileChanges(t *testing.T) {
+func TestRoundsSplitOnlyOrderSensitiveChanges(t *testing.T) {
+	patch := &klaviyo.Profile{Meta: &klaviyo.ProfileMeta{}}
+	job := func(key string, kind klaviyo.OpKind, p *klaviyo.Profile) item {
+		return item{job: queue.Job{Message: queue.Message{Key: key}}, ops: []klaviyo.Op{{Kind: kind, Profile: p}}}
+	}
 	b := &batch{items: []item{
-		{job: queue.Job{Message: queue.Message{Key: "a"}}, ops: []klaviyo.Op{{Kind: klaviyo.OpProfile}}},
-		{job: queue.Job{Message: queue.Message{Key: "a"}}, ops: []klaviyo.Op{{Kind: klaviyo.OpEvent}}},
-		{job: queue.Job{Message: queue.Message{Key: "a"}}, ops: []klaviyo.Op{{Kind: klaviyo.OpEvent}}},
-		{job: queue.Job{Message: queue.Message{Key: "b"}}, ops: []klaviyo.Op{{Kind: klaviyo.OpSubscribe}}},
-		{job: queue.Job{Message: queue.Message{Key: "a"}}, ops: []klaviyo.Op{{Kind: klaviyo.OpUnsubscribe}}},
-		{job: queue.Job{Message: queue.Message{Key: "a"}}, ops: []klaviyo.Op{{Kind: klaviyo.OpEvent}}},
+		job("a", klaviyo.OpSubscribe, nil),
+		job("a", klaviyo.OpProfile, nil), // a plain import commutes: same round, merged
+		job("a", klaviyo.OpEvent, nil),
+		job("b", klaviyo.OpSubscribe, nil),
+		job("a", klaviyo.OpUnsubscribe, nil), // after a's subscribe: next round
+		job("a", klaviyo.OpEvent, nil),
+		job("b", klaviyo.OpProfile, patch), // a patch after b's subscribe: next round
 	}}
 	got := b.rounds()
-	want := [][]int{{0, 1, 2, 3}, {4, 5}}
+	want := [][]int{{0, 1, 2, 3}, {4, 5, 6}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("rounds = %v, want %v", got, want)
+	}
+}
+
+// Two identifies of one user in a batch go out as one import carrying
+// both, later values winning: what importing them in turn would leave.
+func TestProfileImportsMerged(t *testing.T) {
+	e := newEnv(t, klaviyo.DefaultSettings(), sim.Faults{},
+		`{"type":"identify","messageId":"i1","userId":"u1","traits":{"email":"u1@example.com","firstName":"Ann","plan":"free","city":"Oslo"}}`,
+		`{"type":"identify","messageId":"i2","userId":"u2","traits":{"email":"u2@example.com"}}`,
+		`{"type":"identify","messageId":"i3","userId":"u1","traits":{"lastName":"Lee","plan":"pro"}}`,
+	)
+	e.run(t)
+	st := e.sim.State()
+	if n := st.Requests["POST /api/profile-bulk-import-jobs"]; n != 1 {
+		t.Fatalf("%d profile import jobs, want 1 (requests %v)", n, st.Requests)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var p *sim.ProfileState
+		for i := range e.sim.State().Profiles {
+			if pr := e.sim.State().Profiles[i]; pr.ExternalID == "u1" {
+				p = &pr
+			}
+		}
+		if p != nil && p.Properties["plan"] == "pro" {
+			if p.Attributes["first_name"] != "Ann" || p.Attributes["last_name"] != "Lee" || p.Email != "u1@example.com" {
+				t.Fatalf("merged profile = %+v", p)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("profile u1 not imported with the later plan: %+v", p)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, id := range []string{"i1", "i2", "i3"} {
+		if e.status(id) != store.StatusDelivered {
+			t.Errorf("%s: %s %s", id, e.status(id), e.log.entries[id].Detail)
+		}
 	}
 }
 

@@ -15,7 +15,7 @@ func isImportJob(req klaviyo.Request) bool {
 	return req.Method == "POST" && req.Path == "/api/profile-bulk-import-jobs"
 }
 
-// settleImportJob waits for a profile bulk import job to finish, because
+// settleImportJob follows a profile bulk import job until it finishes, because
 // Klaviyo validates its profiles asynchronously: only the finished job says
 // which items failed. Items the job names fail permanently; the rest are
 // delivered. A job that does not finish in time is treated as delivered:
@@ -65,8 +65,17 @@ func (b *batch) settleImportJob(ctx context.Context, chunk []ref, resp *kapi.Res
 func (b *batch) waitImportJob(ctx context.Context, id string) *kapi.ImportJob {
 	ctx, cancel := context.WithTimeout(ctx, b.w.cfg.ImportJobTimeout)
 	defer cancel()
-	wait := 100 * time.Millisecond
+	// Jobs take seconds at Klaviyo; the job status endpoint has its own
+	// budget (150/min per key), shared by every poll of every batch.
+	wait := 250 * time.Millisecond
 	for {
+		select {
+		case <-ctx.Done():
+			b.w.slog.Warn("profile import job did not finish in time", slog.String("job", id))
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 5*time.Second)
 		job, err := b.w.send.GetProfileImportJob(ctx, b.settings.PrivateAPIKey, id)
 		if err == nil && job.Done() {
 			return job
@@ -75,12 +84,5 @@ func (b *batch) waitImportJob(ctx context.Context, id string) *kapi.ImportJob {
 			b.w.slog.Warn("profile import job status", slog.String("job", id), slog.Any("err", err))
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			b.w.slog.Warn("profile import job did not finish in time", slog.String("job", id))
-			return nil
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, 5*time.Second)
 	}
 }

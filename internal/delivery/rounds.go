@@ -1,6 +1,10 @@
 package delivery
 
-import "github.com/relaycdp/relay/internal/klaviyo"
+import (
+	"slices"
+
+	"github.com/relaycdp/relay/internal/klaviyo"
+)
 
 // stage orders operations inside a round: a profile exists (with its
 // attributes) before it is subscribed or added to a list. Events go after
@@ -24,16 +28,20 @@ func stageOf(k klaviyo.OpKind) stage {
 	return stageEvent
 }
 
-// rounds splits the batch so that, for each key, profile and list changes
-// are sent in the order they were received. Jobs of one key go in one round
-// until a second job with a profile or list change arrives: that job starts
-// the key's next round. Events never start a round (Klaviyo orders events by
-// their time, and their unique ids make them independent); deliver sends
-// the events of all rounds together after the last one.
+// rounds splits the batch so that, for each key, the changes that do not
+// commute are sent in the order they were received: list and consent
+// changes (subscribe then unsubscribe must end unsubscribed) and profile
+// imports with patch operations (append, unset). Jobs of one key go in one
+// round until a second such job arrives: that job starts the key's next
+// round. Plain profile imports of one key in one round are merged into one
+// (later values win, see chunks), which is what sending them one by one
+// would leave. Events never start a round (Klaviyo orders events by their
+// time, and their unique ids make them independent); deliver sends the
+// events of all rounds together after the last one.
 func (b *batch) rounds() [][]int {
 	type keyState struct {
 		round      int
-		hasChanges bool // the key's current round holds a profile/list change
+		hasOrdered bool // the key's current round holds an order-sensitive change
 	}
 	keys := map[string]*keyState{}
 	var out [][]int
@@ -42,13 +50,7 @@ func (b *batch) rounds() [][]int {
 		if len(it.ops) == 0 || it.permanent != nil || it.held {
 			continue
 		}
-		changes := false
-		for _, op := range it.ops {
-			if stageOf(op.Kind) != stageEvent {
-				changes = true
-				break
-			}
-		}
+		ordered := slices.ContainsFunc(it.ops, orderSensitive)
 		r := 0
 		if it.job.Key != "" {
 			ks := keys[it.job.Key]
@@ -56,12 +58,12 @@ func (b *batch) rounds() [][]int {
 			case ks == nil:
 				ks = &keyState{}
 				keys[it.job.Key] = ks
-			case changes && ks.hasChanges:
+			case ordered && ks.hasOrdered:
 				ks.round++
-				ks.hasChanges = false
+				ks.hasOrdered = false
 			}
 			r = ks.round
-			ks.hasChanges = ks.hasChanges || changes
+			ks.hasOrdered = ks.hasOrdered || ordered
 		}
 		for len(out) <= r {
 			out = append(out, nil)
@@ -69,4 +71,16 @@ func (b *batch) rounds() [][]int {
 		out[r] = append(out[r], i)
 	}
 	return out
+}
+
+// orderSensitive: a change whose result depends on its order relative to
+// another change of the same profile.
+func orderSensitive(op klaviyo.Op) bool {
+	switch op.Kind {
+	case klaviyo.OpSubscribe, klaviyo.OpUnsubscribe, klaviyo.OpListAdd:
+		return true
+	case klaviyo.OpProfile, klaviyo.OpClientProfile:
+		return op.Profile != nil && op.Profile.Meta != nil
+	}
+	return false
 }

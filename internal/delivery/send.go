@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 
@@ -136,6 +137,7 @@ func (b *batch) chunks(g *group) [][]ref {
 	size := 0
 	inChunk := map[string]bool{} // unique ids in cur
 	leaders := map[string]ref{}  // exact event → the op that carries it
+	profiles := map[string]ref{} // profile key → the import carrying it
 	var deferred []ref
 	flush := func() {
 		if len(cur) > 0 {
@@ -151,6 +153,16 @@ func (b *batch) chunks(g *group) [][]ref {
 			uid := ""
 			if op.Kind == klaviyo.OpEvent && op.Event != nil {
 				uid = op.Event.UniqueID
+			}
+			if p := op.Profile; op.Kind == klaviyo.OpProfile && p != nil && p.Meta == nil && op.ProfileKey() != "" {
+				// A later import of the same profile: merge it into the
+				// first (rounds keeps imports with patch operations apart).
+				if lead, ok := profiles[op.ProfileKey()]; ok {
+					b.mergeInto(lead, p)
+					b.followers[lead] = append(b.followers[lead], r)
+					continue
+				}
+				profiles[op.ProfileKey()] = r
 			}
 			if uid != "" {
 				exact := op.Event.Metric + "\x00" + op.ProfileKey() + "\x00" + uid
@@ -177,6 +189,65 @@ func (b *batch) chunks(g *group) [][]ref {
 		flush()
 	}
 	return out
+}
+
+// mergeInto makes lead's profile import carry p's values too, later values
+// winning field by field and property by property: what importing the two
+// one after the other leaves. The ops' maps may be shared with the event,
+// so the merge builds new ones.
+func (b *batch) mergeInto(lead ref, p *klaviyo.Profile) {
+	op := &b.items[lead.item].ops[lead.op]
+	m := *op.Profile
+	a, n := &m.Attributes, p.Attributes
+	for _, f := range []struct {
+		dst *string
+		src string
+	}{
+		{&a.Email, n.Email}, {&a.PhoneNumber, n.PhoneNumber}, {&a.ExternalID, n.ExternalID}, {&a.AnonymousID, n.AnonymousID},
+		{&a.FirstName, n.FirstName}, {&a.LastName, n.LastName}, {&a.Organization, n.Organization}, {&a.Title, n.Title}, {&a.Image, n.Image},
+	} {
+		if f.src != "" {
+			*f.dst = f.src
+		}
+	}
+	if p.ID != "" {
+		m.ID = p.ID
+	}
+	if n.Location != nil {
+		loc := klaviyo.Location{}
+		if a.Location != nil {
+			loc = *a.Location
+		}
+		mergeLocation(&loc, n.Location)
+		a.Location = &loc
+	}
+	if len(n.Properties) > 0 {
+		props := make(map[string]any, len(a.Properties)+len(n.Properties))
+		maps.Copy(props, a.Properties)
+		maps.Copy(props, n.Properties)
+		a.Properties = props
+	}
+	op.Profile = &m
+}
+
+func mergeLocation(dst, src *klaviyo.Location) {
+	for _, f := range []struct {
+		dst *string
+		src string
+	}{
+		{&dst.Address1, src.Address1}, {&dst.Address2, src.Address2}, {&dst.City, src.City}, {&dst.Region, src.Region},
+		{&dst.Country, src.Country}, {&dst.Zip, src.Zip}, {&dst.Timezone, src.Timezone}, {&dst.IP, src.IP},
+	} {
+		if f.src != "" {
+			*f.dst = f.src
+		}
+	}
+	if src.Latitude != nil {
+		dst.Latitude = src.Latitude
+	}
+	if src.Longitude != nil {
+		dst.Longitude = src.Longitude
+	}
 }
 
 func opSize(op klaviyo.Op) int {
@@ -225,7 +296,9 @@ func (b *batch) sendChunk(ctx context.Context, g *group, chunk []ref, depth int)
 	b.w.metrics.request(req, len(chunk), err)
 	if err == nil {
 		if isImportJob(req) {
-			b.settleImportJob(ctx, chunk, resp)
+			// Klaviyo validates the job's profiles later: follow it in the
+			// background, so the batch's other requests go on meanwhile.
+			b.polls.Go(func() { b.settleImportJob(ctx, chunk, resp) })
 			return
 		}
 		b.succeed(chunk)
