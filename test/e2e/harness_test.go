@@ -217,3 +217,29 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool
 		wait = min(wait*2, 500*time.Millisecond)
 	}
 }
+
+// checkAckedOnce waits until every acknowledged event with the prefix is
+// in Klaviyo exactly once.
+func checkAckedOnce(t *testing.T, ks *klaviyoSim, prefix string, acked map[string]bool, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, timeout, "every acknowledged event delivered", func() (bool, string) {
+		seen := map[string]int{}
+		for _, e := range ks.State().Events {
+			if strings.HasPrefix(e.UniqueID, prefix) {
+				seen[e.UniqueID]++
+			}
+		}
+		missing := 0
+		for id := range acked {
+			if seen[id] == 0 {
+				missing++
+			}
+		}
+		for id, c := range seen {
+			if c != 1 {
+				t.Fatalf("event %s stored %d times", id, c)
+			}
+		}
+		return missing == 0, fmt.Sprintf("%d of %d acknowledged events missing", missing, len(acked))
+	})
+}

@@ -111,26 +111,7 @@ func TestZeroLossUnderSIGKILL(t *testing.T) {
 	if len(acked) < 100 {
 		t.Fatalf("only %d events acknowledged: the test did not exercise anything", len(acked))
 	}
-	waitFor(t, 60*time.Second, "every acknowledged event delivered", func() (bool, string) {
-		seen := map[string]int{}
-		for _, e := range ks.State().Events {
-			if strings.HasPrefix(e.UniqueID, "loss-") {
-				seen[e.UniqueID]++
-			}
-		}
-		missing := 0
-		for id := range acked {
-			if seen[id] == 0 {
-				missing++
-			}
-		}
-		for id, n := range seen {
-			if n != 1 {
-				t.Fatalf("event %s stored %d times", id, n)
-			}
-		}
-		return missing == 0, fmt.Sprintf("%d of %d acknowledged events missing", missing, len(acked))
-	})
+	checkAckedOnce(t, ks, "loss-", acked, 60*time.Second)
 	st := ks.State()
 	t.Logf("sent %d, acknowledged %d, Klaviyo holds %d loss-test events, requests %v",
 		s.sent.Load(), len(acked), countPrefix(st.Events, "loss-"), st.Requests)

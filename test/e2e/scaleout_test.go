@@ -172,26 +172,7 @@ func TestThreeNodesSIGKILL(t *testing.T) {
 	if len(acked) < 300 {
 		t.Fatalf("only %d events acknowledged: the test did not exercise anything", len(acked))
 	}
-	waitFor(t, 75*time.Second, "every acknowledged event delivered", func() (bool, string) {
-		seen := map[string]int{}
-		for _, e := range ks.State().Events {
-			if strings.HasPrefix(e.UniqueID, "three-") {
-				seen[e.UniqueID]++
-			}
-		}
-		missing := 0
-		for id := range acked {
-			if seen[id] == 0 {
-				missing++
-			}
-		}
-		for id, n := range seen {
-			if n != 1 {
-				t.Fatalf("event %s stored %d times", id, n)
-			}
-		}
-		return missing == 0, fmt.Sprintf("%d of %d acknowledged events missing", missing, len(acked))
-	})
+	checkAckedOnce(t, ks, "three-", acked, 75*time.Second)
 
 	recs := ks.Requests()
 	if v := sim.RetryAfterViolations(recs); len(v) > 0 {
