@@ -43,10 +43,23 @@ func TestDeliveryUnderTimeoutsAndResets(t *testing.T) {
 		recs := ks.Requests()
 		return gaveUp(recs) > 0, fmt.Sprintf("%d requests ended, faults %v", len(recs), faultCounts(recs))
 	})
-	// Phase 2: 30% of requests are reset, 20% answered 504 after a
-	// second; the rest go through.
+	// Phase 2: every connection is reset, then every request is answered
+	// 504 after a second — each until it has happened, so the test never
+	// depends on chance — then 30% resets and 20% late 504s while the
+	// retries drain.
+	ks.SetFaults(sim.Faults{ResetRate: 1})
+	send(n / 4)
+	// A request held since phase 1 ends at relay's 30 s attempt timeout;
+	// the next attempt meets the new fault.
+	waitFor(t, 90*time.Second, "a reset connection", func() (bool, string) {
+		return faultCounts(ks.Requests())["reset"] > 0, fmt.Sprintf("faults %v", faultCounts(ks.Requests()))
+	})
+	ks.SetFaults(sim.Faults{TimeoutRate: 1, TimeoutHold: time.Second})
+	send(n / 4)
+	waitFor(t, 90*time.Second, "a late 504", func() (bool, string) {
+		return late504(ks.Requests()) > 0, fmt.Sprintf("faults %v", faultCounts(ks.Requests()))
+	})
 	ks.SetFaults(sim.Faults{ResetRate: 0.3, TimeoutRate: 0.2, TimeoutHold: time.Second})
-	send(n / 2)
 
 	waitFor(t, 100*time.Second, "all events delivered", func() (bool, string) {
 		got := countPrefix(ks.State().Events, "flaky-")
@@ -68,12 +81,7 @@ func TestDeliveryUnderTimeoutsAndResets(t *testing.T) {
 		t.Fatalf("%d requests ignored a Retry-After, first: %s", len(v), v[0])
 	}
 	f := faultCounts(recs)
-	answered504 := 0
-	for _, rec := range recs {
-		if rec.Fault == "timeout" && rec.Status == 504 {
-			answered504++
-		}
-	}
+	answered504 := late504(recs)
 	if f["reset"] == 0 || gaveUp(recs) == 0 || answered504 == 0 {
 		t.Fatalf("faults not exercised: %v, %d held until relay gave up, %d answered 504", f, gaveUp(recs), answered504)
 	}
@@ -100,6 +108,17 @@ func gaveUp(recs []sim.RequestRecord) int {
 	n := 0
 	for _, r := range recs {
 		if r.Fault == "timeout" && r.Status == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// late504 counts requests the simulator held and then answered 504.
+func late504(recs []sim.RequestRecord) int {
+	n := 0
+	for _, rec := range recs {
+		if rec.Fault == "timeout" && rec.Status == 504 {
 			n++
 		}
 	}
