@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/relaycdp/relay/internal/config"
+	"github.com/relaycdp/relay/internal/console"
 	"github.com/relaycdp/relay/internal/gateway"
 	"github.com/relaycdp/relay/internal/klaviyo/kapi"
 	"github.com/relaycdp/relay/internal/store"
@@ -51,7 +52,8 @@ type App struct {
 	dests   []*destination
 	gateway *gateway.Gateway
 	demo    *demo
-	admin   string // console token
+	console *console.Console // nil until handler() built it
+	admin   string           // console token
 }
 
 // Run starts Relay and serves until ctx is cancelled, then shuts down in
@@ -171,6 +173,9 @@ func (a *App) serve(ctx context.Context, opts Options) error {
 		d.start(gctx, g)
 	}
 	g.Go(func() error { return a.refreshSettings(gctx, 5*time.Second) })
+	if a.console != nil {
+		g.Go(func() error { return a.console.RunSampler(gctx, 30*time.Second) })
+	}
 	g.Go(func() error {
 		return store.RunPruner(gctx, a.store, time.Minute, store.Retention{LogMaxRows: 1_000_000, LogMaxAge: 30 * 24 * time.Hour, ReplayedMaxAge: 30 * 24 * time.Hour}, a.log)
 	})

@@ -35,6 +35,7 @@ func (a *App) consoleHandler() http.Handler {
 			http.Error(w, "admin console unavailable: see the server log", http.StatusInternalServerError)
 		})
 	}
+	a.console = c
 	return c.Handler()
 }
 

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
 	"html"
 	"net/http"
@@ -647,5 +648,31 @@ func TestCharts(t *testing.T) {
 	}
 	if last := depth.Dots[len(depth.Dots)-1]; last.X != chartW-padR || last.Y != padT+(chartH-padT-padB)*0.1 {
 		t.Errorf("newest depth point %+v, want at the right edge, 9 of 10", last)
+	}
+}
+
+// The background sampler records the gauges without anyone opening the
+// overview, and stops with its context.
+func TestRunSampler(t *testing.T) {
+	tc := newTestConsole(t)
+	if _, ring := tc.samples.snapshot(); len(ring) > 0 && ring[len(ring)-1].HasGauges {
+		t.Fatal("a gauge sample exists before the sampler ran")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tc.RunSampler(ctx, time.Millisecond) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, ring := tc.samples.snapshot(); len(ring) > 0 && ring[len(ring)-1].HasGauges {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no sample recorded by the sampler")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 	"time"
@@ -244,4 +245,22 @@ func rates(base *sample, ring []sample) []rate {
 		})
 	}
 	return out
+}
+
+// RunSampler records an overview sample every interval until ctx ends, so
+// the last hour's charts are complete even for minutes nobody had the
+// console open.
+func (c *Console) RunSampler(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if _, _, err := c.takeSample(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("console sample", slog.Any("err", err))
+		}
+	}
 }
