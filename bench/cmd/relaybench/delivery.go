@@ -19,7 +19,7 @@ import (
 )
 
 // Bulk endpoints and their item limits per request (DESIGN.md §7,
-// /work/shared/klaviyo: events 1,000 per job, profiles 10,000 per job).
+// internal/klaviyo/openapi/README.md: events 1,000 per job, profiles 10,000 per job).
 const (
 	eventBulk   = "POST /api/event-bulk-create-jobs"
 	profileBulk = "POST /api/profile-bulk-import-jobs"
