@@ -80,49 +80,30 @@ func (s *Postgres) recordTx(ctx context.Context, tx pgx.Tx, entries []LogEntry) 
 
 const pgLogColumns = `id, message_id, dest, source, type, event, user_id, email, status, attempts, detail, time, history`
 
+// numbered turns the ? placeholders of a query built for both stores into
+// PostgreSQL's $1, $2, … (no literal in those queries holds a ?).
+func numbered(query string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
 // QueryLog implements LogReader.
 func (s *Postgres) QueryLog(ctx context.Context, q LogQuery) ([]LogEntry, error) {
 	if q.Status != "" && !q.Status.Valid() {
 		return nil, fmt.Errorf("query log: unknown status %q: %w", q.Status, ErrInvalid)
 	}
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, a ...any) {
-		for _, v := range a {
-			args = append(args, v)
-			cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1)
-		}
-		where = append(where, cond)
-	}
-	if q.Status != "" {
-		add("status = ?", string(q.Status))
-	}
-	if q.Dest != "" {
-		add("dest = ?", q.Dest)
-	}
-	if q.Source != "" {
-		add("source = ?", q.Source)
-	}
-	if !q.Before.IsZero() {
-		b := q.Before.UnixNano()
-		if q.BeforeID > 0 {
-			add("(time < ? OR (time = ? AND id < ?))", b, b, q.BeforeID)
-		} else {
-			add("time < ?", b)
-		}
-	}
-	if q.Text != "" {
-		cond, a := textMatch(q.Text)
-		add(cond, a...)
-	}
-	query := `SELECT ` + pgLogColumns + ` FROM delivery_log`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
+	where, args := logFilter(q)
 	args = append(args, clampLimit(q.Limit))
-	query += ` ORDER BY time DESC, id DESC LIMIT $` + strconv.Itoa(len(args))
+	query := numbered(`SELECT ` + pgLogColumns + ` FROM delivery_log` + where + ` ORDER BY time DESC, id DESC LIMIT ?`)
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query log: %w", err)

@@ -88,6 +88,34 @@ func (s *SQLite) QueryLog(ctx context.Context, q LogQuery) ([]LogEntry, error) {
 	if q.Status != "" && !q.Status.Valid() {
 		return nil, fmt.Errorf("query log: unknown status %q: %w", q.Status, ErrInvalid)
 	}
+	where, args := logFilter(q)
+	query := `SELECT ` + logColumns + ` FROM delivery_log` + where + ` ORDER BY time DESC, id DESC LIMIT ?`
+	args = append(args, clampLimit(q.Limit))
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query log: %w", err)
+	}
+	defer rows.Close()
+	var out []LogEntry
+	for rows.Next() {
+		e, err := scanLog(rows)
+		if err != nil {
+			return nil, fmt.Errorf("query log: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query log: %w", err)
+	}
+	return out, nil
+}
+
+// textMatch matches messageId, userId or email exactly or by prefix, as
+// index range scans.
+// logFilter renders q's conditions as a WHERE clause (empty when there are
+// none) with ? placeholders, shared by both stores (PostgreSQL numbers them
+// with numbered).
+func logFilter(q LogQuery) (string, []any) {
 	var (
 		where []string
 		args  []any
@@ -114,33 +142,12 @@ func (s *SQLite) QueryLog(ctx context.Context, q LogQuery) ([]LogEntry, error) {
 		cond, a := textMatch(q.Text)
 		add(cond, a...)
 	}
-	query := `SELECT ` + logColumns + ` FROM delivery_log`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
+	if len(where) == 0 {
+		return "", args
 	}
-	query += ` ORDER BY time DESC, id DESC LIMIT ?`
-	args = append(args, clampLimit(q.Limit))
-	rows, err := s.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query log: %w", err)
-	}
-	defer rows.Close()
-	var out []LogEntry
-	for rows.Next() {
-		e, err := scanLog(rows)
-		if err != nil {
-			return nil, fmt.Errorf("query log: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query log: %w", err)
-	}
-	return out, nil
+	return ` WHERE ` + strings.Join(where, " AND "), args
 }
 
-// textMatch matches messageId, userId or email exactly or by prefix, as
-// index range scans.
 func textMatch(text string) (string, []any) {
 	lower := strings.ToLower(text)
 	end, ok := prefixEnd(text)
