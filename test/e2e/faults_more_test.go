@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -27,16 +26,7 @@ func TestDeliveryUnderTimeoutsAndResets(t *testing.T) {
 
 	const n = 4000
 	s := newSender("flaky")
-	ctx := context.Background()
-	send := func(k int) {
-		for sent := 0; sent < k; sent += 100 {
-			body, _ := s.batch(100)
-			status, msg, err := r.post(ctx, "/v1/batch", body)
-			if err != nil || status != 200 {
-				t.Fatalf("ingest: %d %s %v", status, msg, err)
-			}
-		}
-	}
+	send := func(events int) { s.post(t, r, events) }
 	send(n / 2)
 	// Held requests enter the simulator's log when they end.
 	waitFor(t, 50*time.Second, "a held request relay gave up on", func() (bool, string) {

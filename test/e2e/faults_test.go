@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -27,16 +26,7 @@ func TestDeliveryUnderThrottlingAndErrors(t *testing.T) {
 
 	const n = 3000
 	s := newSender("storm")
-	ctx := context.Background()
-	ingest := func(events int) {
-		for sent := 0; sent < events; sent += 100 {
-			body, _ := s.batch(100)
-			status, msg, err := r.post(ctx, "/v1/batch", body)
-			if err != nil || status != 200 {
-				t.Fatalf("ingest: %d %s %v", status, msg, err)
-			}
-		}
-	}
+	ingest := func(events int) { s.post(t, r, events) }
 	ingest(n / 3)
 	waitFor(t, 10*time.Second, "a throttled request", func() (bool, string) {
 		return ks.State().Throttled > 0, "no 429 yet"

@@ -64,6 +64,19 @@ func (s *sender) loop(ctx context.Context, r func() *relayProc) {
 	}
 }
 
+// post sends events in batches of 100 to r, failing the test on any
+// answer but 200.
+func (s *sender) post(t *testing.T, r *relayProc, events int) {
+	t.Helper()
+	for sent := 0; sent < events; sent += 100 {
+		body, _ := s.batch(100)
+		status, msg, err := r.post(context.Background(), "/v1/batch", body)
+		if err != nil || status != 200 {
+			t.Fatalf("ingest: %d %s %v", status, msg, err)
+		}
+	}
+}
+
 func (s *sender) ackedIDs() map[string]bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
