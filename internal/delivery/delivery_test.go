@@ -172,6 +172,23 @@ func (e *env) events(t *testing.T, want int) []sim.EventState {
 	}
 }
 
+// settled waits until the simulator has applied every bulk job it accepted
+// (it applies them asynchronously, in order) and returns its state.
+func (e *env) settled(t *testing.T) sim.State {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := e.sim.State()
+		if !slices.ContainsFunc(st.Jobs, func(j sim.JobState) bool { return j.Status != "complete" }) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("simulator jobs still pending after 5 s: %+v", st.Jobs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (e *env) status(id string) store.Status { return e.log.entries[id].Status }
 
 func TestBulkDelivery(t *testing.T) {
@@ -278,7 +295,7 @@ func TestProfileChangesKeepOrder(t *testing.T) {
 	}
 	e := newEnv(t, s, sim.Faults{}, ident("i1", true), track("t1", "u1", "u1@example.com"), ident("i2", false))
 	e.run(t)
-	st := e.sim.State()
+	st := e.settled(t)
 	if len(st.Profiles) != 1 {
 		t.Fatalf("%d profiles", len(st.Profiles))
 	}
