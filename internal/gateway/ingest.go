@@ -81,6 +81,7 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request, rt route) outco
 		ReceivedAt:    receivedAt,
 		DefaultType:   rt.defaultType,
 		MaxEventBytes: g.cfg.MaxEventBytes,
+		Encode:        true, // the gateway stores events; it does not read them
 	})
 	if err != nil {
 		if errors.Is(err, spec.ErrMalformed) {
@@ -135,20 +136,13 @@ func (g *Gateway) commit(ctx context.Context, source, key string, batch *spec.Ba
 		ti := typeIndex(it.Event.Type)
 		received[ti]++
 		if it.Err == nil {
-			payload, err := json.Marshal(&it.Event)
-			if err != nil { // cannot happen for decoded JSON; never fail the batch for it
-				it.Err = &spec.Error{Code: "unencodable", Message: "event cannot be encoded as JSON: " + err.Error()}
-			} else {
-				accepted[ti]++
-				ev := &it.Event
-				evKey := ev.Key()
-				for _, d := range dests {
-					// Payload is shared by an event's messages; Enqueuers must not modify it.
-					msgs = append(msgs, queue.Message{Source: source, Dest: d, Key: evKey,
-						MessageID: ev.MessageID, Payload: payload, ReceivedAt: receivedAt})
-				}
-				continue
+			accepted[ti]++
+			for _, d := range dests {
+				// Payload is shared by an event's messages; Enqueuers must not modify it.
+				msgs = append(msgs, queue.Message{Source: source, Dest: d, Key: it.Key,
+					MessageID: it.Event.MessageID, Payload: it.Payload, ReceivedAt: receivedAt})
 			}
+			continue
 		}
 		rejects = append(rejects, Rejection{Index: i, MessageID: it.Event.MessageID, Type: it.Event.Type,
 			Code: it.Err.Code, Field: it.Err.Field, Reason: redact(it.Err.Message, key), ReceivedAt: receivedAt})

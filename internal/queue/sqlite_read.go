@@ -84,8 +84,11 @@ func (s *SQLite) isClosed() bool {
 // jobs_open).
 const sqlOldest = `SELECT received_at FROM jobs WHERE dest = ? AND ` + openStates + ` ORDER BY id LIMIT 1`
 
-const jobColumns = `id, source, dest, key, message_id, payload, received_at, state, attempts,
+const jobColumns = `jobs.id, source, dest, key, message_id, payload, received_at, state, attempts,
 	retry_at, lease_until, last_error, updated_at`
+
+// jobsWithPayloads is the FROM clause that reads jobColumns.
+const jobsWithPayloads = `jobs JOIN payloads ON payloads.id = jobs.id`
 
 // Get returns one job with its state, or ErrNotFound (succeeded jobs are
 // deleted, so they are not found either).
@@ -93,7 +96,7 @@ func (s *SQLite) Get(ctx context.Context, id int64) (JobInfo, error) {
 	if s.isClosed() {
 		return JobInfo{}, ErrClosed
 	}
-	row := s.rdb.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id)
+	row := s.rdb.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM `+jobsWithPayloads+` WHERE jobs.id = ?`, id)
 	j, err := scanInfo(row.Scan)
 	if errors.Is(err, sql.ErrNoRows) {
 		return JobInfo{}, fmt.Errorf("get job %d: %w", id, ErrNotFound)
@@ -138,10 +141,10 @@ func (s *SQLite) List(ctx context.Context, f ListFilter) ([]JobInfo, error) {
 		where = append(where, "dest = ?")
 		args = append(args, f.Dest)
 	}
-	where = append(where, "id > ?")
+	where = append(where, "jobs.id > ?")
 	args = append(args, f.AfterID, f.Limit)
 	rows, err := s.rdb.QueryContext(ctx,
-		`SELECT `+jobColumns+` FROM jobs WHERE `+strings.Join(where, " AND ")+` ORDER BY id LIMIT ?`, args...)
+		`SELECT `+jobColumns+` FROM `+jobsWithPayloads+` WHERE `+strings.Join(where, " AND ")+` ORDER BY jobs.id LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}

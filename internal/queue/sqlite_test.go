@@ -2,7 +2,9 @@ package queue_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -338,5 +340,96 @@ func TestMaxClaimScan(t *testing.T) {
 	got, err := q.Claim(ctx, "a", 5, time.Hour)
 	if err != nil || len(got) != 5 || got[0].MessageID != "m-a-1" {
 		t.Fatalf("claim after the head finished: %v %v", got, err)
+	}
+}
+
+// A claim larger than one writer chunk is leased over several
+// transactions: it must still return every due job once, in id order,
+// with payloads, keep per-key order, and count them right.
+func TestClaimAcrossWriterChunks(t *testing.T) {
+	q := openSQLite(t, t.TempDir(), queue.SQLiteOptions{})
+	defer closeQ(t, q)
+	ctx := context.Background()
+	var msgs []queue.Message
+	for i := range 700 {
+		msgs = append(msgs, queuetest.Msg("a", fmt.Sprintf("k%d", i%50), i))
+	}
+	if err := q.Enqueue(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := q.Claim(ctx, "a", 650, time.Hour)
+	if err != nil || len(got) != 650 {
+		t.Fatalf("claim: %d jobs, %v", len(got), err)
+	}
+	for i, j := range got {
+		if want := msgs[i]; j.MessageID != want.MessageID || string(j.Payload) != string(want.Payload) || j.Key != want.Key {
+			t.Fatalf("job %d = %s %q, want %s %q", i, j.MessageID, j.Payload, want.MessageID, want.Payload)
+		}
+		if i > 0 && j.ID <= got[i-1].ID {
+			t.Fatalf("jobs out of id order at %d", i)
+		}
+	}
+	st, err := q.Stats(ctx)
+	if err != nil || st.Executing != 650 || st.Pending != 50 {
+		t.Fatalf("stats = %+v, %v; want 650 executing, 50 pending", st, err)
+	}
+	// The rest are held back behind their keys' executing jobs.
+	if more, err := q.Claim(ctx, "a", 100, time.Hour); err != nil || len(more) != 0 {
+		t.Fatalf("second claim: %d jobs, %v; want none (keys busy)", len(more), err)
+	}
+	if err := q.Succeed(ctx, ids(got)); err != nil {
+		t.Fatal(err)
+	}
+	more, err := q.Claim(ctx, "a", 100, time.Hour)
+	if err != nil || len(more) != 50 || more[0].MessageID != "m-a-650" {
+		t.Fatalf("claim after succeed: %d jobs, %v", len(more), err)
+	}
+	if st, _ := q.Stats(ctx); st.Executing != 50 || st.Pending != 0 || st.Depth != 50 {
+		t.Fatalf("stats after = %+v", st)
+	}
+}
+
+// A queue file written by version 1 (payloads inline in jobs) opens with
+// its jobs intact and claimable.
+func TestUpgradeFromSchemaV1(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "queue.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`PRAGMA journal_mode=WAL`,
+		`CREATE TABLE jobs (id INTEGER PRIMARY KEY, source TEXT NOT NULL, dest TEXT NOT NULL, key TEXT NOT NULL,
+			message_id TEXT NOT NULL, payload BLOB NOT NULL, received_at INTEGER NOT NULL, state TEXT NOT NULL,
+			attempts INTEGER NOT NULL DEFAULT 0, retry_at INTEGER NOT NULL DEFAULT 0, lease_until INTEGER NOT NULL DEFAULT 0,
+			last_error TEXT NOT NULL DEFAULT '', updated_at INTEGER NOT NULL)`,
+		`CREATE INDEX jobs_open ON jobs (dest, id, key, state, retry_at, lease_until) WHERE state IN ('pending','executing','failed')`,
+		`CREATE INDEX jobs_aborted ON jobs (dest, id) WHERE state = 'aborted'`,
+		`INSERT INTO jobs (id, source, dest, key, message_id, payload, received_at, state, updated_at) VALUES
+			(7, 'web', 'a', 'u1', 'm7', '{"n":7}', 1, 'pending', 1),
+			(9, 'web', 'a', 'u2', 'm9', '{"n":9}', 1, 'aborted', 1)`,
+		`PRAGMA user_version = 1`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q := openSQLite(t, dir, queue.SQLiteOptions{})
+	defer closeQ(t, q)
+	ctx := context.Background()
+	if err := q.Enqueue(ctx, []queue.Message{queuetest.Msg("a", "u3", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := q.Claim(ctx, "a", 10, time.Hour)
+	if err != nil || len(got) != 2 || got[0].ID != 7 || string(got[0].Payload) != `{"n":7}` || got[1].ID <= 9 {
+		t.Fatalf("claim after upgrade: %+v, %v", got, err)
+	}
+	dead, err := q.Get(ctx, 9)
+	if err != nil || string(dead.Payload) != `{"n":9}` || dead.State != queue.StateAborted {
+		t.Fatalf("dead letter after upgrade: %+v, %v", dead, err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 type parser struct {
 	opts Options
 	recv time.Time // opts.ReceivedAt in UTC; zero when unknown
+	buf  []byte    // Options.Encode: the payloads, back to back
 }
 
 // envelope is what a batch envelope lends each of its elements. A bad
@@ -23,6 +24,9 @@ type envelope struct {
 	integrations    map[string]any
 	contextErr      *Error
 	integrationsErr *Error
+	// The envelope's objects as sent, for Options.Encode.
+	rawContext      []byte
+	rawIntegrations []byte
 	sentAt          time.Time
 	hasSentAt       bool
 	writeKey        string
@@ -36,7 +40,7 @@ func readEnvelope(top *fields) envelope {
 			env.contextErr = &Error{Code: CodeInvalidType, Field: "context",
 				Message: "the batch's context is " + kind(raw) + ", want an object"}
 		}
-		env.context = m
+		env.context, env.rawContext = m, raw
 	}
 	if raw := top[fIntegrations]; !absent(raw) {
 		m, ok := decodeObject(raw)
@@ -44,7 +48,7 @@ func readEnvelope(top *fields) envelope {
 			env.integrationsErr = &Error{Code: CodeInvalidType, Field: "integrations",
 				Message: "the batch's integrations is " + kind(raw) + ", want an object"}
 		}
-		env.integrations = m
+		env.integrations, env.rawIntegrations = m, raw
 	}
 	env.sentAt, env.hasSentAt = parseTime(top[fSentAt])
 	env.writeKey, _ = decodeString(top[fWriteKey])
@@ -74,6 +78,9 @@ func (p *parser) object(raw []byte, f *fields, env *envelope, writeKey *string) 
 	if it.Event.MessageID == "" && !hasMessageID(f[fMessageID]) {
 		it.Event.MessageID = generatedMessageID(raw, it.Event.Type)
 	}
+	if p.opts.Encode && it.Err == nil {
+		it.Payload, it.Key = p.encode(f, env, &it.Event)
+	}
 	return it
 }
 
@@ -101,11 +108,20 @@ func (p *parser) fill(raw []byte, f *fields, env *envelope, ev *Event) *Error {
 	if err := readStrings(f, ev); err != nil {
 		return err
 	}
-	if err := readObjects(f, ev); err != nil {
-		return err
-	}
-	if err := mergeEnvelope(env, ev); err != nil {
-		return err
+	if p.opts.Encode {
+		if err := checkObjects(f); err != nil {
+			return err
+		}
+		if err := envelopeErr(env); err != nil {
+			return err
+		}
+	} else {
+		if err := readObjects(f, ev); err != nil {
+			return err
+		}
+		if err := mergeEnvelope(env, ev); err != nil {
+			return err
+		}
 	}
 	if ev.Type == TypeTrack && strings.TrimSpace(ev.Event) == "" {
 		if !absent(f[fEvent]) {
@@ -241,8 +257,7 @@ func readObjects(f *fields, ev *Event) *Error {
 		}
 		obj, ok := decodeObject(v)
 		if !ok {
-			name := fieldName(o.key)
-			return fieldErr(CodeInvalidType, name, "%s is %s, want an object", name, kind(v))
+			return objectErr(o.key, v)
 		}
 		*o.dst = obj
 	}
@@ -254,11 +269,32 @@ func readObjects(f *fields, ev *Event) *Error {
 	return nil
 }
 
+// objectErr says why the value v of the object field k was refused:
+// not an object, or (the one valid JSON encoding/json cannot decode) a
+// number out of float64's range somewhere inside.
+func objectErr(k field, v []byte) *Error {
+	name := fieldName(k)
+	if v[0] != '{' {
+		return fieldErr(CodeInvalidType, name, "%s is %s, want an object", name, kind(v))
+	}
+	return fieldErr(CodeInvalidType, name, "%s holds a number too large for a 64-bit float", name)
+}
+
 // mergeEnvelope puts the envelope's context and integrations under the
 // event's own: a top-level key the event sets (non-null) wins whole, any
 // other key is copied from the envelope. So analytics-go v3's batch-level
 // context.library reaches an event that has only context.traits.
 func mergeEnvelope(env *envelope, ev *Event) *Error {
+	if err := envelopeErr(env); err != nil {
+		return err
+	}
+	ev.Context = mergeUnder(ev.Context, env.context)
+	ev.Integrations = mergeUnder(ev.Integrations, env.integrations)
+	return nil
+}
+
+// envelopeErr is the envelope's problem, if any, as each of its events'.
+func envelopeErr(env *envelope) *Error {
 	// Each item gets its own copy: callers may annotate their errors.
 	if env.contextErr != nil {
 		e := *env.contextErr
@@ -268,8 +304,6 @@ func mergeEnvelope(env *envelope, ev *Event) *Error {
 		e := *env.integrationsErr
 		return &e
 	}
-	ev.Context = mergeUnder(ev.Context, env.context)
-	ev.Integrations = mergeUnder(ev.Integrations, env.integrations)
 	return nil
 }
 

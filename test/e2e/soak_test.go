@@ -166,7 +166,10 @@ func retryAfterByLifetime(recs []sim.RequestRecord, killedAt []time.Time) (withi
 	blocked := map[key]block{}
 	for _, r := range recs {
 		k := key{r.Endpoint, r.Key}
-		if b, ok := blocked[k]; ok && r.Time.Before(b.until) && !r.Time.Before(b.answered) {
+		// A request arriving within InFlightGrace of the 429's answer was
+		// already on its way (another goroutine's), as in the simulator's
+		// own RetryAfterViolations.
+		if b, ok := blocked[k]; ok && r.Time.Before(b.until) && r.Time.After(b.answered.Add(sim.InFlightGrace)) {
 			msg := fmt.Sprintf("%s at %s, %v early", r.Endpoint, r.Time.Format(time.RFC3339Nano), b.until.Sub(r.Time))
 			restarted := false
 			for _, kt := range killedAt {

@@ -46,6 +46,8 @@ type IngestResult struct {
 	Load   Stat             `json:"load"`
 	// Profile is the CPU profile of relay serve at saturation, when taken.
 	Profile string `json:"profile,omitempty"`
+	// Trace is the execution trace of relay serve at half load, when taken.
+	Trace string `json:"trace,omitempty"`
 }
 
 type ingestOpts struct {
@@ -62,6 +64,7 @@ type ingestOpts struct {
 	queue       string   // "sqlite" or "jetstream"
 	env         []string // relay serve's extra environment (the JetStream queue)
 	profilePath string
+	tracePath   string
 }
 
 func benchIngest(ctx context.Context, o ingestOpts, progress io.Writer) (*IngestResult, error) {
@@ -94,7 +97,7 @@ func benchIngest(ctx context.Context, o ingestOpts, progress io.Writer) (*Ingest
 		l0 := loadAvg()
 		profDone := make(chan error, 1)
 		if o.pprofAddr != "" && run == 0 {
-			go func() { profDone <- fetchProfile(ctx, o.pprofAddr, o.dur, o.profilePath) }()
+			go func() { profDone <- fetchPprof(ctx, o.pprofAddr, "profile", o.dur, o.profilePath) }()
 		} else {
 			profDone <- nil
 		}
@@ -130,7 +133,20 @@ func benchIngest(ctx context.Context, o ingestOpts, progress io.Writer) (*Ingest
 		// Half load, open loop.
 		halfRate := rate / 2
 		reqRate := halfRate / float64(o.batch)
+		traceDone := make(chan error, 1)
+		if o.pprofAddr != "" && run == 0 {
+			// An execution trace of the half-load phase shows where the
+			// latency tail comes from (go tool trace, or -pprof=sched).
+			go func() { traceDone <- fetchPprof(ctx, o.pprofAddr, "trace", o.dur, o.tracePath) }()
+		} else {
+			traceDone <- nil
+		}
 		hl := openLoop(ctx, c, url, reqRate, o.dur, o.conc*4, bodies)
+		if err := <-traceDone; err != nil {
+			fmt.Fprintf(progress, "ingest: trace: %v\n", err)
+		} else if o.pprofAddr != "" && run == 0 {
+			res.Trace = o.tracePath
+		}
 		lat := sortedLatencies(hl)
 		for k, v := range hl.Statuses {
 			if k != "200" {
@@ -155,9 +171,10 @@ func benchIngest(ctx context.Context, o ingestOpts, progress io.Writer) (*Ingest
 	return res, nil
 }
 
-// fetchProfile saves a CPU profile of relayprof taken over d.
-func fetchProfile(ctx context.Context, addr string, d time.Duration, path string) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())), nil)
+// fetchPprof saves relayprof's CPU profile or execution trace (kind)
+// taken over d.
+func fetchPprof(ctx context.Context, addr, kind string, d time.Duration, path string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", addr, kind, int(d.Seconds())), nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
@@ -201,6 +218,9 @@ func (in *IngestResult) markdown(w io.Writer) {
 	fmt.Fprintf(w, "| failed requests | %v |\n", in.Failed)
 	if in.Profile != "" {
 		fmt.Fprintf(w, "\nCPU profile of relay serve at saturation (run 1): `%s` (`go tool pprof -top %s`).\n", in.Profile, in.Profile)
+	}
+	if in.Trace != "" {
+		fmt.Fprintf(w, "Execution trace at half load (run 1): `%s` (`go tool trace %s`).\n", in.Trace, in.Trace)
 	}
 	fmt.Fprintln(w)
 }

@@ -130,7 +130,7 @@ func run() int {
 		o := ingestOpts{
 			relayBin: ingestBin, root: root, endpoint: endpoint, destName: destName, queue: q,
 			runs: *runs, dur: *ingestTime, batch: *ingestBatch, conc: *ingestConc, corpusSize: *ingestCorpus,
-			pprofAddr: pprofAddr, profilePath: filepath.Join(*out, "ingest-cpu.pprof"),
+			pprofAddr: pprofAddr, profilePath: filepath.Join(*out, "ingest-cpu.pprof"), tracePath: filepath.Join(*out, "ingest-halfload.trace"),
 		}
 		prefix := fmt.Sprintf("BENCH%d", time.Now().UnixNano()%1e9)
 		if q == "jetstream" {
