@@ -67,8 +67,12 @@ import (
 // on each field.
 type SQLiteOptions struct {
 	// BatchWindow is how long the writer keeps collecting requests after the
-	// first one of a batch arrived before committing. Default 2ms; negative
-	// means do not wait (commit whatever is already queued).
+	// first one of a batch arrived before committing. Zero or negative (the
+	// default) means do not wait: the writer commits whatever is queued as
+	// soon as it is free, and requests arriving during a commit share the
+	// next one. Group commit needs no window under load; a 2 ms window
+	// doubled ingest's median latency (≈6 ms against ≈3 ms at half load)
+	// without raising throughput.
 	BatchWindow time.Duration
 	// BatchRows ends the window early once this many rows (messages, or
 	// ids to update) are collected. Default 2,000. One Enqueue call is
@@ -96,9 +100,6 @@ type SQLiteOptions struct {
 }
 
 func (o SQLiteOptions) withDefaults() SQLiteOptions {
-	if o.BatchWindow == 0 {
-		o.BatchWindow = 2 * time.Millisecond
-	}
 	if o.BatchRows <= 0 {
 		o.BatchRows = 2000
 	}

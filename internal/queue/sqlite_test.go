@@ -33,14 +33,14 @@ func TestSQLiteConformance(t *testing.T) {
 	})
 }
 
-// The suite again with the batch window off, so requests are committed as
-// soon as the writer sees them (a different batching path).
-func TestSQLiteConformanceNoWindow(t *testing.T) {
+// The suite again with a batch window and small batches (a different
+// batching path from the default, which commits without waiting).
+func TestSQLiteConformanceWindow(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
 	queuetest.RunConformance(t, func(t *testing.T, dir string) queue.Queue {
-		return openSQLite(t, dir, queue.SQLiteOptions{BatchWindow: -1, BatchRows: 7})
+		return openSQLite(t, dir, queue.SQLiteOptions{BatchWindow: 2 * time.Millisecond, BatchRows: 7})
 	})
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -8,8 +9,10 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os/exec"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/relaycdp/relay/bench/corpus"
@@ -182,6 +185,33 @@ func startSim() (*sim.Sim, string, func(), error) {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return s, "http://" + ln.Addr().String(), func() { srv.Close(); s.Close() }, nil
+}
+
+// startSimProcess runs `bin sim` (Klaviyo's rate limits on) on a free
+// loopback port and returns its endpoint and a stop function.
+func startSimProcess(ctx context.Context, bin string) (string, func(), error) {
+	cmd := exec.CommandContext(ctx, bin, "sim", "--addr", "127.0.0.1:0", "--key", benchAPIKey)
+	cmd.Stderr = io.Discard
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start %s sim: %w", bin, err)
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}
+	lines := bufio.NewScanner(out)
+	for lines.Scan() {
+		if _, url, ok := strings.Cut(lines.Text(), "listening on "); ok {
+			go func() { _, _ = io.Copy(io.Discard, out) }()
+			return strings.TrimSpace(url), stop, nil
+		}
+	}
+	stop()
+	return "", nil, fmt.Errorf("%s sim exited before listening", bin)
 }
 
 func benchDelivery(ctx context.Context, o deliveryOpts, progress io.Writer) (*DeliveryResult, error) {
