@@ -55,7 +55,7 @@ type JetStream struct {
 	sources map[string]int // source name → stream number
 	streams map[int]string // stream number → source name
 	dests   map[string]string
-	listed  time.Time // last registry listing
+	listed  time.Time // last registry listing; under regMu
 
 	mu      sync.Mutex
 	closed  bool
@@ -280,7 +280,9 @@ func (q *JetStream) sourceStream(ctx context.Context, source string) (int, error
 		}
 		// Another node registered it first: use its stream.
 		_ = q.js.DeleteStream(ctx, q.streamName(n))
+		q.regMu.Lock()
 		q.listed = time.Time{}
+		q.regMu.Unlock()
 		return q.sourceStream(ctx, source)
 	}
 	q.remember(source, n)

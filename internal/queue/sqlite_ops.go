@@ -99,7 +99,7 @@ func insertSQL(prefix, row string, n int) string {
 // preparing later, inside a transaction, would need a second connection
 // from wdb, which has only the one the transaction holds.
 func writerQueries() []string {
-	q := []string{sqlScan, sqlClaim, sqlSucceed, sqlRetry, sqlAbort, sqlRequeue, sqlPurge}
+	q := []string{sqlClaim, sqlRecheck, sqlSucceed, sqlRetry, sqlAbort, sqlRequeue, sqlPurge}
 	for n := insertChunk; n >= 1; n /= 2 {
 		q = append(q, insertSQL(sqlInsert, sqlInsertRow, n), insertSQL(sqlInsertPayload, sqlInsertPayloadRow, n))
 	}
@@ -185,7 +185,9 @@ func (s *SQLite) txStmt(w *wtx, query string) (*sql.Stmt, error) {
 // The scan walks the covering partial index jobs_open (dest, id, …) from
 // the oldest unfinished job and stops at limit claimable jobs or after
 // MaxClaimScan entries, so its cost is the number of executing and
-// held-back jobs ahead of the claimable ones, never the whole backlog.
+// held-back jobs ahead of the claimable ones, never the whole backlog. It
+// reads a snapshot on a reader connection, beside the writer; only the
+// leasing goes through the writer (see leaseAll).
 func (s *SQLite) Claim(ctx context.Context, dest string, limit int, lease time.Duration) ([]Job, error) {
 	switch {
 	case dest == "":
@@ -195,25 +197,24 @@ func (s *SQLite) Claim(ctx context.Context, dest string, limit int, lease time.D
 	case lease <= 0:
 		return nil, fmt.Errorf("claim %q: lease %v must be positive: %w", dest, lease, ErrInvalid)
 	}
-	// One claimer per destination at a time: a claim leases its picks in
-	// several transactions (see leaseRest), and a second claimer must not
-	// pick what the first has found but not leased yet.
+	// One claimer per destination at a time: a claim scans a snapshot and
+	// leases its picks in several transactions (see leaseAll), and a second
+	// claimer must not pick what the first has found but not leased yet.
+	if s.isClosed() {
+		return nil, fmt.Errorf("claim %q: %w", dest, ErrClosed)
+	}
 	mu := s.claimLock(dest)
 	mu.Lock()
 	defer mu.Unlock()
-	var (
-		jobs []Job
-		rest []candidate
-	)
-	err := s.submit(ctx, 1, func(w *wtx) error {
-		var err error
-		jobs, rest, err = s.claim(w, dest, limit, lease)
-		return err
-	})
+	picks, err := s.scanClaimable(ctx, dest, limit)
 	if err != nil {
+		if s.isClosed() { // closed while scanning
+			err = ErrClosed
+		}
 		return nil, fmt.Errorf("claim %q: %w", dest, err)
 	}
-	if jobs, err = s.leaseRest(ctx, dest, jobs, rest, lease); err != nil {
+	jobs, err := s.leaseAll(ctx, dest, picks, lease)
+	if err != nil {
 		return nil, fmt.Errorf("claim %q: %w", dest, err)
 	}
 	if err := s.readPayloads(ctx, jobs); err != nil {
@@ -282,29 +283,19 @@ type candidate struct {
 	state State
 }
 
-// claim scans for up to limit claimable jobs and leases the first
-// writerChunk of them; the rest are returned for leaseRest.
-func (s *SQLite) claim(w *wtx, dest string, limit int, lease time.Duration) ([]Job, []candidate, error) {
-	picks, err := s.scanClaimable(w, dest, limit)
-	if err != nil || len(picks) == 0 {
-		return nil, nil, err
-	}
-	n := min(len(picks), writerChunk)
-	jobs, err := s.lease(w, dest, picks[:n], lease)
-	return jobs, picks[n:], err
-}
-
-// leaseRest leases the picks a claim's first transaction left, a chunk per
-// transaction, so Enqueues commit in between. Between the transactions
-// nothing else can claim them (Claim holds the destination's claim lock);
-// what else can change a pick — a late Succeed, Retry or Abort of an
-// expired lease, a Requeue of a failed job — is caught by reading each
-// pick's state again (stillClaimable). Nothing can make an earlier job of
-// a pick's key unfinished except a Requeue of a dead letter, which is out
-// of order by nature, so the scan's per-key order holds. jobs come back
-// in id order.
-func (s *SQLite) leaseRest(ctx context.Context, dest string, jobs []Job, rest []candidate, lease time.Duration) ([]Job, error) {
-	for chunk := range slices.Chunk(rest, writerChunk) {
+// leaseAll leases the picks the scan found, a chunk per writer
+// transaction, so Enqueues commit in between rather than waiting for one
+// long claim. The scan read a snapshot, and each chunk re-reads its picks'
+// states (stillClaimable), so a pick that changed since — finished late
+// by a worker whose lease had expired, requeued — is leased only if it is
+// still due. Nothing else can claim the picks meanwhile: Claim holds the
+// destination's claim lock. Per-key order holds as the scan decided it,
+// with one exception by nature: a dead letter requeued after the snapshot
+// does not hold back later jobs of its key picked by this claim (replaying
+// it is out of order anyway). jobs come back in id order.
+func (s *SQLite) leaseAll(ctx context.Context, dest string, picks []candidate, lease time.Duration) ([]Job, error) {
+	var jobs []Job
+	for chunk := range slices.Chunk(picks, writerChunk) {
 		var more []Job
 		err := s.submit(ctx, len(chunk), func(w *wtx) error {
 			picks, err := s.stillClaimable(w, chunk)
@@ -337,7 +328,11 @@ func (s *SQLite) stillClaimable(w *wtx, picks []candidate) ([]candidate, error) 
 	for i, p := range picks {
 		ids[i] = p.id
 	}
-	rows, err := w.tx.QueryContext(w.ctx, sqlRecheck, idsJSON(ids))
+	st, err := s.txStmt(w, sqlRecheck)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(w.ctx, idsJSON(ids))
 	if err != nil {
 		return nil, fmt.Errorf("recheck picks: %w", err)
 	}
@@ -413,18 +408,20 @@ func (s *SQLite) lease(w *wtx, dest string, picks []candidate, lease time.Durati
 // scanClaimable walks dest's unfinished jobs in id order and picks up to
 // limit claimable ones, holding back every job behind an unfinished
 // earlier job of its Key.
-func (s *SQLite) scanClaimable(w *wtx, dest string, limit int) ([]candidate, error) {
-	now := w.now.UnixNano()
-	st, err := s.txStmt(w, sqlScan)
+func (s *SQLite) scanClaimable(ctx context.Context, dest string, limit int) ([]candidate, error) {
+	// One read transaction: every chunk of the scan sees the same snapshot.
+	tx, err := s.rdb.BeginTx(ctx, nil) // rdb's connections are query-only
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("scan jobs: %w", err)
 	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	now := s.opts.Now().UnixNano()
 	blocked := map[string]struct{}{}
 	var picks []candidate
 	after, scanned := int64(0), 0
 	for len(picks) < limit && scanned < s.opts.MaxClaimScan {
 		n, err := func() (int, error) {
-			rows, err := st.QueryContext(w.ctx, dest, after, min(scanChunk, s.opts.MaxClaimScan-scanned))
+			rows, err := tx.QueryContext(ctx, sqlScan, dest, after, min(scanChunk, s.opts.MaxClaimScan-scanned))
 			if err != nil {
 				return 0, err
 			}
