@@ -214,15 +214,20 @@ func (p *parser) userTrait(f *fields, env *envelope, typ string, name []byte) ([
 	return member(traits, name)
 }
 
-// mayOverflow reports whether raw might hold a number float64 cannot
-// represent (encoding/json fails to decode those into any): an exponent of
-// three digits or more, or a run of 300 digits. It errs towards yes (the
-// pattern may be inside a string); decodes then settles it.
+// mayOverflow reports whether the object raw (valid JSON) might hold a
+// number float64 cannot represent (encoding/json fails to decode those into
+// any): outside strings, an exponent of three digits or more, or a run of
+// 300 digits. Strings are skipped: ids and hashes inside them ("…e123…")
+// made a plain byte scan send most events to the slow check. decodes
+// settles the rare yes.
 func mayOverflow(raw []byte) bool {
 	run := 0
-	for i, c := range raw {
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
 		switch {
-		case c >= '0' && c <= '9':
+		case c == '"':
+			i = skipString(raw, i) - 1
+		case isDigit(c):
 			if run++; run >= 300 {
 				return true
 			}

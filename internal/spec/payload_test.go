@@ -120,3 +120,23 @@ func FuzzEncode(f *testing.F) {
 		sameAsDecoded(t, body, Options{ReceivedAt: recv, DefaultType: defaultType})
 	})
 }
+
+// mayOverflow only sends numbers that might not fit a float64 to the slow
+// check; ids inside strings must not (they did, for most corpus events).
+func TestMayOverflow(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		want bool
+	}{
+		{`{"id":"4e9a1e123b","sku":"E-1000","ok":true,"n":1e5,"m":-2.5E-12}`, false},
+		{`{"s":"\"e400\\"}`, false},
+		{`{"n":1e400}`, true},
+		{`{"n":[1E+308]}`, true}, // fits, but only the decoder can tell
+		{`{"n":` + strings.Repeat("1", 300) + `}`, true},
+		{`{"s":"` + strings.Repeat("1", 400) + `"}`, false},
+	} {
+		if got := mayOverflow([]byte(tc.raw)); got != tc.want {
+			t.Errorf("mayOverflow(%.60s) = %v, want %v", tc.raw, got, tc.want)
+		}
+	}
+}
