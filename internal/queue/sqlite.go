@@ -14,7 +14,9 @@ package queue
 // affordable. SQL also keeps the console's queries simple.
 //
 // Storage model (rudder-server's jobsdb, STYLE.md item 6): jobs are appended
-// to one table and move through explicit states with batched updates:
+// to one table (their payloads to a second, written once, so state changes
+// rewrite only small rows) and move through explicit states with batched
+// updates:
 //
 //	pending ─Claim→ executing ─Succeed→ (row deleted)
 //	                          ─Retry→   failed(retry_at, attempts+1, last_error) ─due→ claimable
@@ -27,14 +29,18 @@ package queue
 // Aborted rows stay as a record until Purge.
 //
 // Concurrency and lock order (STYLE.md item 12). Every write — Enqueue,
-// Claim, Succeed, Retry, Abort, Requeue, Purge, Compact — is a request to
-// the single writer goroutine, which owns the only write connection. It
-// gathers requests for up to BatchWindow or BatchRows, runs them in one
-// transaction (BEGIN IMMEDIATE; savepoints only to isolate a failing
-// request), commits once (one fsync), then updates the in-memory counters and wakes every waiter. Reads
-// (Stats' oldest job, Get, List) use a separate pool of query-only
-// connections, which WAL lets run beside the writer. Locks:
+// Claim's leasing, Succeed, Retry, Abort, Requeue, Purge, Compact — is a
+// request to the single writer goroutine, which owns the only write
+// connection. It takes every request queued (up to BatchRows; optionally
+// waiting BatchWindow for more), runs them in one transaction (BEGIN
+// IMMEDIATE; savepoints only to isolate a failing request), commits once
+// (one fsync), then updates the in-memory counters and wakes every waiter.
+// Reads (Claim's scan and payloads, Stats' oldest job, Get, List) use a
+// separate pool of query-only connections, which WAL lets run beside the
+// writer; WAL checkpoints run on a third connection (sqlite_checkpoint.go).
+// Locks:
 //
+//	a destination's claim lock (held for one whole Claim) → closeMu
 //	closeMu (RLock while submitting) → nothing else
 //	statsMu (counters) is a leaf: taken alone, never while waiting on I/O
 //
