@@ -5,7 +5,8 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/relaycdp/relay/internal/jsonx"
 )
 
 // A small append-style JSON encoder for the values a decoded event holds
@@ -14,58 +15,6 @@ import (
 // reflection over map[string]any, which sorts reflect.Values and allocates
 // per key. Output is valid JSON with object keys sorted, like
 // encoding/json's.
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string: control characters escaped,
-// invalid UTF-8 replaced by U+FFFD (as encoding/json does).
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
 
 // appendFloat formats f as encoding/json does; NaN and ±Inf (which no
 // decoded JSON holds) become null.
@@ -96,7 +45,7 @@ func appendValue(b []byte, v any) ([]byte, error) {
 	case nil:
 		return append(b, "null"...), nil
 	case string:
-		return appendString(b, t), nil
+		return jsonx.AppendString(b, t), nil
 	case bool:
 		return strconv.AppendBool(b, t), nil
 	case float64:
@@ -107,7 +56,7 @@ func appendValue(b []byte, v any) ([]byte, error) {
 		return strconv.AppendInt(b, t, 10), nil
 	case json.Number:
 		if _, err := strconv.ParseFloat(string(t), 64); err != nil || t == "" {
-			return appendString(b, string(t)), nil
+			return jsonx.AppendString(b, string(t)), nil
 		}
 		return append(b, t...), nil
 	case map[string]any:
@@ -130,7 +79,7 @@ func appendValue(b []byte, v any) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, e)
+			b = jsonx.AppendString(b, e)
 		}
 		return append(b, ']'), nil
 	}
@@ -154,7 +103,7 @@ func appendMap(b []byte, m map[string]any) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, k)
+		b = jsonx.AppendString(b, k)
 		b = append(b, ':')
 		var err error
 		if b, err = appendValue(b, m[k]); err != nil {

@@ -299,16 +299,25 @@ func (s *SQLite) dsn(cacheKiB int, write bool) string {
 	return s.path + "?" + strings.Join(q, "&")
 }
 
+// openOneConn opens a pool of exactly one connection that is never closed
+// while the queue is open (the writer's, the checkpointer's).
+func openOneConn(dsn string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	return db, nil
+}
+
 func (s *SQLite) open(ctx context.Context) error {
 	var err error
-	s.wdb, err = sql.Open("sqlite", s.dsn(s.opts.CacheMiB*1024, true))
-	if err != nil {
+	if s.wdb, err = openOneConn(s.dsn(s.opts.CacheMiB*1024, true)); err != nil {
 		return err
 	}
-	s.wdb.SetMaxOpenConns(1)
-	s.wdb.SetMaxIdleConns(1)
-	s.wdb.SetConnMaxLifetime(0)
-	s.wdb.SetConnMaxIdleTime(0)
 	var mode string
 	if err := s.wdb.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		return fmt.Errorf("read journal mode: %w", err)
@@ -346,7 +355,8 @@ func (s *SQLite) open(ctx context.Context) error {
 	if err := s.rdb.PingContext(ctx); err != nil {
 		return err
 	}
-	return s.openCheckpointer()
+	s.cdb, err = openOneConn(s.dsn(1024, true))
+	return err
 }
 
 func (s *SQLite) migrate(ctx context.Context) error {

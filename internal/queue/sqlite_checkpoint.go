@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"database/sql"
 	"time"
 )
 
@@ -25,19 +24,6 @@ const checkpointEvery = 100 * time.Millisecond
 // writerAutoCheckpointPages is the writer's safety-net threshold (64 MiB
 // of 4 KiB pages).
 const writerAutoCheckpointPages = 16384
-
-func (s *SQLite) openCheckpointer() error {
-	var err error
-	s.cdb, err = sql.Open("sqlite", s.dsn(1024, true))
-	if err != nil {
-		return err
-	}
-	s.cdb.SetMaxOpenConns(1)
-	s.cdb.SetMaxIdleConns(1)
-	s.cdb.SetConnMaxLifetime(0)
-	s.cdb.SetConnMaxIdleTime(0)
-	return nil
-}
 
 // checkpointLoop runs PASSIVE checkpoints until stop is closed.
 func (s *SQLite) checkpointLoop(stop <-chan struct{}, done chan<- struct{}) {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"time"
+
+	"github.com/relaycdp/relay/internal/jsonx"
 )
 
 // Options.Encode: the queue payload written from the body's bytes. The
@@ -36,9 +38,9 @@ func checkObjects(f *fields) *Error {
 func (p *parser) encode(f *fields, env *envelope, ev *Event) ([]byte, string) {
 	start := len(p.buf)
 	b := append(p.buf, `{"type":`...)
-	b = appendString(b, ev.Type)
+	b = jsonx.AppendString(b, ev.Type)
 	b = append(b, `,"messageId":`...)
-	b = appendString(b, ev.MessageID)
+	b = jsonx.AppendString(b, ev.MessageID)
 	for _, s := range [...]struct{ key, val string }{
 		{`,"userId":`, ev.UserID}, {`,"anonymousId":`, ev.AnonymousID}, {`,"event":`, ev.Event},
 		{`,"name":`, ev.Name}, {`,"category":`, ev.Category}, {`,"groupId":`, ev.GroupID},
@@ -46,7 +48,7 @@ func (p *parser) encode(f *fields, env *envelope, ev *Event) ([]byte, string) {
 	} {
 		if s.val != "" {
 			b = append(b, s.key...)
-			b = appendString(b, s.val)
+			b = jsonx.AppendString(b, s.val)
 		}
 	}
 	b = appendObject(b, `,"traits":`, f[fTraits], nil)
@@ -110,37 +112,6 @@ func appendTime(b []byte, key string, t time.Time) []byte {
 	b = append(b, key...)
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
-}
-
-// appendString appends s as a JSON string. s is valid UTF-8 (decodeString
-// and decodeID make it so), so only quotes, backslashes and control
-// characters need escaping.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
 	return append(b, '"')
 }
 
