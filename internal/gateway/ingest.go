@@ -83,12 +83,14 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request, rt route) outco
 	}
 	receivedAt := g.deps.Now()
 	reg := trace.StartRegion(ctx, "parse")
+	g.parsing <- struct{}{}
 	batch, err := spec.Parse(body, spec.Options{
 		ReceivedAt:    receivedAt,
 		DefaultType:   rt.defaultType,
 		MaxEventBytes: g.cfg.MaxEventBytes,
 		Encode:        true, // the gateway stores events; it does not read them
 	})
+	<-g.parsing
 	reg.End()
 	if err != nil {
 		if errors.Is(err, spec.ErrMalformed) {
