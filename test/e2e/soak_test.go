@@ -154,10 +154,11 @@ func TestSoakRepeatedKills(t *testing.T) {
 // retryAfterByLifetime lists requests that came to an endpoint before an
 // earlier 429's Retry-After ended, split into those where the 429 and the
 // early request fell in one relay process's lifetime and those with a kill
-// in between. Unlike sim.RetryAfterViolations it ignores requests that
-// arrived before the 429 was answered: they were already on their way
-// (a restarted relay sends its first requests concurrently) and could not
-// have known.
+// in between. Like sim.RetryAfterViolations it ignores requests that
+// arrived before the 429 was answered or within InFlightGrace after: they
+// were already on their way and could not have known. Across a kill it also
+// ignores a 429 answered less than InFlightGrace before the kill, which the
+// killed process may not have lived to store.
 func retryAfterByLifetime(recs []sim.RequestRecord, killedAt []time.Time) (within, across []string) {
 	recs = slices.Clone(recs)
 	slices.SortStableFunc(recs, func(a, b sim.RequestRecord) int { return a.Time.Compare(b.Time) })
@@ -171,15 +172,21 @@ func retryAfterByLifetime(recs []sim.RequestRecord, killedAt []time.Time) (withi
 		// own RetryAfterViolations.
 		if b, ok := blocked[k]; ok && r.Time.Before(b.until) && r.Time.After(b.answered.Add(sim.InFlightGrace)) {
 			msg := fmt.Sprintf("%s at %s, %v early", r.Endpoint, r.Time.Format(time.RFC3339Nano), b.until.Sub(r.Time))
-			restarted := false
+			restarted, unrecorded := false, false
 			for _, kt := range killedAt {
 				if kt.After(b.from) && kt.Before(r.Time) {
 					restarted = true
+					// A process killed within InFlightGrace of the 429's
+					// answer may have died before it could store the block:
+					// no process can keep what it had no time to write.
+					unrecorded = unrecorded || kt.Before(b.answered.Add(sim.InFlightGrace))
 				}
 			}
-			if restarted {
+			switch {
+			case restarted && unrecorded:
+			case restarted:
 				across = append(across, msg)
-			} else {
+			default:
 				within = append(within, msg)
 			}
 		}
