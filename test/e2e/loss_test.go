@@ -43,10 +43,13 @@ func (s *sender) batch(n int) (string, []string) {
 	return b.String(), ids
 }
 
-// loop sends until ctx ends; connection errors (relay killed) are expected
-// and the batch is simply not acknowledged.
-func (s *sender) loop(ctx context.Context, r func() *relayProc) {
+// loop sends until ctx ends, pausing between batches; connection errors
+// (relay killed) are expected and the batch is simply not acknowledged.
+// The pause keeps the backlog one Klaviyo's rate limits drain within the
+// tests' time bounds: unpaced, four loops ingest 50,000 events/s.
+func (s *sender) loop(ctx context.Context, r func() *relayProc, pause time.Duration) {
 	for ctx.Err() == nil {
+		time.Sleep(pause)
 		body, ids := s.batch(20)
 		s.sent.Add(int64(len(ids)))
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -107,7 +110,7 @@ func TestZeroLossUnderSIGKILL(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Add(1)
-		go func() { defer wg.Done(); s.loop(ctx, cur.Load) }()
+		go func() { defer wg.Done(); s.loop(ctx, cur.Load, 5*time.Millisecond) }()
 	}
 	const kills = 4
 	for i := range kills {

@@ -126,7 +126,7 @@ func TestSoakRepeatedKills(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Add(1)
-		go func() { defer wg.Done(); s.loop(ctx, cur.Load) }()
+		go func() { defer wg.Done(); s.loop(ctx, cur.Load, 20*time.Millisecond) }()
 	}
 	var killedAt []time.Time
 	for end := time.Now().Add(d); time.Now().Before(end); {
