@@ -174,9 +174,9 @@ var schema = []string{
 	END`,
 }
 
-// upgradeV1 moves version 1's inline payloads to their own table.
+// upgradeV1 moves version 1's inline payloads to their own table, which
+// schema has just created.
 var upgradeV1 = []string{
-	`CREATE TABLE payloads (id INTEGER PRIMARY KEY, payload BLOB NOT NULL)`,
 	`INSERT INTO payloads (id, payload) SELECT id, payload FROM jobs`,
 	`ALTER TABLE jobs DROP COLUMN payload`,
 }
@@ -374,7 +374,7 @@ func (s *SQLite) migrate(ctx context.Context) error {
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
 	stmts := schema
 	if v == 1 {
-		stmts = append(slices.Clone(upgradeV1), schema...)
+		stmts = append(slices.Clone(schema), upgradeV1...)
 	}
 	for _, stmt := range stmts {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {

@@ -12,9 +12,10 @@ import (
 	"time"
 )
 
-// Statements run by the writer. Ids travel as one JSON array bound to a
-// single parameter (json_each), so a batch of any size is one statement
-// whose plan is a rowid lookup per id.
+// The queue's statements: the writer's (writerQueries) and the readers'
+// (sqlScan, sqlPayloads). Ids travel as one JSON array bound to a single
+// parameter (json_each), so a batch of any size is one statement whose
+// plan is a rowid lookup per id.
 const (
 	sqlInsert           = `INSERT INTO jobs (id, source, dest, key, message_id, received_at, state, updated_at) VALUES `
 	sqlInsertRow        = `(?, ?, ?, ?, ?, ?, 'pending', ?)`
@@ -197,12 +198,12 @@ func (s *SQLite) Claim(ctx context.Context, dest string, limit int, lease time.D
 	case lease <= 0:
 		return nil, fmt.Errorf("claim %q: lease %v must be positive: %w", dest, lease, ErrInvalid)
 	}
-	// One claimer per destination at a time: a claim scans a snapshot and
-	// leases its picks in several transactions (see leaseAll), and a second
-	// claimer must not pick what the first has found but not leased yet.
 	if s.isClosed() {
 		return nil, fmt.Errorf("claim %q: %w", dest, ErrClosed)
 	}
+	// One claimer per destination at a time: a claim scans a snapshot and
+	// leases its picks in several transactions (see leaseAll), and a second
+	// claimer must not pick what the first has found but not leased yet.
 	mu := s.claimLock(dest)
 	mu.Lock()
 	defer mu.Unlock()
@@ -226,10 +227,9 @@ func (s *SQLite) Claim(ctx context.Context, dest string, limit int, lease time.D
 }
 
 // readPayloads fills in the payloads of freshly leased jobs from a read
-// connection. Returning them from the claim's UPDATE copied megabytes
-// inside the writer's transaction (20–30 ms for 2,000 events), and every
-// Enqueue waiting for that commit paid it; a reader does it beside the
-// writer (WAL readers never block it).
+// connection: payloads live in their own table (see schema), and reading
+// megabytes of them is no work for the writer, which every Enqueue waits
+// on; WAL readers never block it.
 func (s *SQLite) readPayloads(ctx context.Context, jobs []Job) error {
 	if len(jobs) == 0 {
 		return nil
@@ -298,11 +298,11 @@ func (s *SQLite) leaseAll(ctx context.Context, dest string, picks []candidate, l
 	for chunk := range slices.Chunk(picks, writerChunk) {
 		var more []Job
 		err := s.submit(ctx, len(chunk), func(w *wtx) error {
-			picks, err := s.stillClaimable(w, chunk)
+			due, err := s.stillClaimable(w, chunk)
 			if err != nil {
 				return err
 			}
-			more, err = s.lease(w, dest, picks, lease)
+			more, err = s.lease(w, dest, due, lease)
 			return err
 		})
 		if err != nil {
