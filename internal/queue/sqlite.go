@@ -128,8 +128,9 @@ func (o SQLiteOptions) withDefaults() SQLiteOptions {
 }
 
 // schemaVersion is stored in PRAGMA user_version. Version 2 moved the
-// payloads out of jobs (see payloads below); migrate upgrades version 1.
-const schemaVersion = 2
+// payloads out of jobs (see payloads below), version 3 added the inbox;
+// migrate upgrades versions 1 and 2.
+const schemaVersion = 3
 
 // openStates is the SQL condition of an unfinished job. It is spelled
 // identically in the partial index and in every query meant to use it,
@@ -172,6 +173,20 @@ var schema = []string{
 	`CREATE TRIGGER IF NOT EXISTS jobs_payload_gone AFTER DELETE ON jobs BEGIN
 		DELETE FROM payloads WHERE id = OLD.id;
 	END`,
+	// Enqueued messages not yet turned into jobs (sqlite_inbox.go): the
+	// messages of one Enqueue call for dest, ids id … id+n-1, encoded in
+	// data. received_at is the oldest of them, enqueued_at the commit time
+	// (the ReceivedAt of messages that had none).
+	`CREATE TABLE IF NOT EXISTS inbox (
+		id          INTEGER PRIMARY KEY,
+		dest        TEXT    NOT NULL,
+		n           INTEGER NOT NULL,
+		enqueued_at INTEGER NOT NULL,
+		received_at INTEGER NOT NULL,
+		data        BLOB    NOT NULL
+	)`,
+	// Stats' oldest message of a destination with no job rows.
+	`CREATE INDEX IF NOT EXISTS inbox_dest ON inbox (dest, id)`,
 }
 
 // upgradeV1 moves version 1's inline payloads to their own table, which
@@ -227,9 +242,13 @@ type SQLite struct {
 // deleted, so they have no counter.
 type destCounts struct {
 	pending, executing, failed, aborted int64
+	// inbox counts the pending messages still in the inbox (not yet
+	// expanded into job rows); they are in pending too.
+	inbox int64
 }
 
 func (c *destCounts) add(d destCounts) {
+	c.inbox += d.inbox
 	c.pending += d.pending
 	c.executing += d.executing
 	c.failed += d.failed
@@ -343,7 +362,8 @@ func (s *SQLite) open(ctx context.Context) error {
 		s.insertPayloadSQL[n] = insertSQL(sqlInsertPayload, sqlInsertPayloadRow, n)
 	}
 	if err := s.wdb.QueryRowContext(ctx, `SELECT max(
-		coalesce((SELECT max(id) FROM jobs), 0), coalesce((SELECT max(id) FROM payloads), 0))`).Scan(&s.lastID); err != nil {
+		coalesce((SELECT max(id) FROM jobs), 0), coalesce((SELECT max(id) FROM payloads), 0),
+		coalesce((SELECT id + n - 1 FROM inbox ORDER BY id DESC LIMIT 1), 0))`).Scan(&s.lastID); err != nil {
 		return fmt.Errorf("read last job id: %w", err)
 	}
 	s.rdb, err = sql.Open("sqlite", s.dsn(max(s.opts.CacheMiB*1024/4, 1024), false))
@@ -404,7 +424,9 @@ func (s *SQLite) recover(ctx context.Context) error {
 	rows, err := s.wdb.QueryContext(ctx,
 		`SELECT dest, state, COUNT(*) FROM jobs WHERE `+openStates+` GROUP BY dest, state
 		 UNION ALL
-		 SELECT dest, state, COUNT(*) FROM jobs WHERE state = 'aborted' GROUP BY dest`)
+		 SELECT dest, state, COUNT(*) FROM jobs WHERE state = 'aborted' GROUP BY dest
+		 UNION ALL
+		 SELECT dest, 'inbox', sum(n) FROM inbox GROUP BY dest`)
 	if err != nil {
 		return fmt.Errorf("count jobs: %w", err)
 	}
@@ -425,6 +447,9 @@ func (s *SQLite) recover(ctx context.Context) error {
 			c.failed += n
 		case StateAborted:
 			c.aborted += n
+		case "inbox":
+			c.pending += n
+			c.inbox += n
 		}
 	}
 	if err := rows.Err(); err != nil {

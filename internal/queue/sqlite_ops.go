@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -49,6 +50,9 @@ const (
 	sqlPurge = `DELETE FROM jobs WHERE id IN (
 			SELECT id FROM jobs WHERE state = 'aborted' AND updated_at < ?1 LIMIT ?2)
 		RETURNING dest`
+	sqlInboxInsert = `INSERT INTO inbox (id, dest, n, enqueued_at, received_at, data) VALUES (?, ?, ?, ?, ?, ?)`
+	sqlInboxOldest = `SELECT id, dest, n, enqueued_at, data FROM inbox ORDER BY id LIMIT 1`
+	sqlInboxDelete = `DELETE FROM inbox WHERE id = ?`
 )
 
 // scanChunk is how many index entries Claim reads per query.
@@ -56,9 +60,11 @@ const scanChunk = 512
 
 // Enqueue appends msgs as pending jobs and returns once they are committed
 // with fsync, sharing the transaction with concurrent callers. The
-// messages of one call are committed atomically and get increasing ids in
-// slice order. A zero ReceivedAt is set to the commit time. If ctx ends
-// before Enqueue returns, the messages may or may not have been stored.
+// messages of one call are committed atomically and, per destination, get
+// increasing ids in slice order. A zero ReceivedAt is set to the commit
+// time. If ctx ends before Enqueue returns, the messages may or may not
+// have been stored. They are written to the inbox (sqlite_inbox.go), one
+// row per destination, encoded here rather than in the writer.
 func (s *SQLite) Enqueue(ctx context.Context, msgs []Message) error {
 	for i, m := range msgs {
 		if m.Dest == "" {
@@ -68,11 +74,78 @@ func (s *SQLite) Enqueue(ctx context.Context, msgs []Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	groups := inboxGroups(msgs)
 	err := s.submit(ctx, len(msgs), func(w *wtx) error {
-		return s.insert(w, msgs)
+		return s.writeInbox(w, groups)
 	})
 	if err != nil {
 		return fmt.Errorf("enqueue %d messages: %w", len(msgs), err)
+	}
+	return nil
+}
+
+// inboxGroup is one inbox row to write: the messages of one Enqueue call
+// for one destination.
+type inboxGroup struct {
+	dest   string
+	n      int
+	oldest int64 // smallest ReceivedAt set (Unix ns); 0 if none is
+	unset  bool  // some message has no ReceivedAt (the commit time is used)
+	data   []byte
+}
+
+// inboxGroups splits msgs by destination, keeping their order, and
+// encodes each group.
+func inboxGroups(msgs []Message) []inboxGroup {
+	if !slices.ContainsFunc(msgs, func(m Message) bool { return m.Dest != msgs[0].Dest }) {
+		return []inboxGroup{newInboxGroup(msgs)} // the usual case
+	}
+	var dests []string
+	byDest := map[string][]Message{}
+	for _, m := range msgs {
+		if _, seen := byDest[m.Dest]; !seen {
+			dests = append(dests, m.Dest)
+		}
+		byDest[m.Dest] = append(byDest[m.Dest], m)
+	}
+	groups := make([]inboxGroup, len(dests))
+	for i, d := range dests {
+		groups[i] = newInboxGroup(byDest[d])
+	}
+	return groups
+}
+
+// newInboxGroup encodes msgs, which share a destination.
+func newInboxGroup(msgs []Message) inboxGroup {
+	g := inboxGroup{dest: msgs[0].Dest, n: len(msgs), data: encodeInbox(msgs)}
+	for _, m := range msgs {
+		if m.ReceivedAt.IsZero() {
+			g.unset = true
+		} else if r := m.ReceivedAt.UnixNano(); g.oldest == 0 || r < g.oldest {
+			g.oldest = r
+		}
+	}
+	return g
+}
+
+// writeInbox inserts groups as inbox rows, handing out their ids.
+func (s *SQLite) writeInbox(w *wtx, groups []inboxGroup) error {
+	st, err := s.txStmt(w, sqlInboxInsert)
+	if err != nil {
+		return err
+	}
+	now := w.now.UnixNano()
+	for _, g := range groups {
+		oldest := g.oldest
+		if g.unset && (oldest == 0 || now < oldest) {
+			oldest = now
+		}
+		id := s.lastID + 1
+		if _, err := st.ExecContext(w.ctx, id, g.dest, g.n, now, oldest, g.data); err != nil {
+			return fmt.Errorf("insert inbox row: %w", err)
+		}
+		s.lastID += int64(g.n)
+		w.count(g.dest, destCounts{pending: int64(g.n), inbox: int64(g.n)})
 	}
 	return nil
 }
@@ -100,19 +173,57 @@ func insertSQL(prefix, row string, n int) string {
 // preparing later, inside a transaction, would need a second connection
 // from wdb, which has only the one the transaction holds.
 func writerQueries() []string {
-	q := []string{sqlClaim, sqlRecheck, sqlSucceed, sqlRetry, sqlAbort, sqlRequeue, sqlPurge}
+	q := []string{sqlClaim, sqlRecheck, sqlSucceed, sqlRetry, sqlAbort, sqlRequeue, sqlPurge,
+		sqlInboxInsert, sqlInboxOldest, sqlInboxDelete}
 	for n := insertChunk; n >= 1; n /= 2 {
 		q = append(q, insertSQL(sqlInsert, sqlInsertRow, n), insertSQL(sqlInsertPayload, sqlInsertPayloadRow, n))
 	}
 	return q
 }
 
-// insert writes msgs as pending jobs with their payloads. Ids come from
-// the writer's counter (lastID), so a job and its payload share one
-// without reading it back.
-func (s *SQLite) insert(w *wtx, msgs []Message) error {
+// expandOne turns the oldest inbox row into pending jobs with the ids the
+// row was given and deletes it. It returns the row's destination and
+// message count; n is 0 when the inbox is empty. The messages were counted
+// as pending when they were enqueued.
+func (s *SQLite) expandOne(w *wtx) (dest string, n int, err error) {
+	st, err := s.txStmt(w, sqlInboxOldest)
+	if err != nil {
+		return "", 0, err
+	}
+	var id, enqueuedAt int64
+	var data []byte
+	err = st.QueryRowContext(w.ctx).Scan(&id, &dest, &n, &enqueuedAt, &data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("read inbox: %w", err)
+	}
+	msgs, err := decodeInbox(data, n)
+	if err != nil {
+		// Only damage to the file can do this; the row stays, so nothing
+		// is lost, and every claim reports it until someone looks.
+		return "", 0, fmt.Errorf("expand inbox row %d (%s): %w", id, dest, err)
+	}
+	if err := s.insertJobs(w, id, dest, enqueuedAt, msgs); err != nil {
+		return "", 0, err
+	}
+	del, err := s.txStmt(w, sqlInboxDelete)
+	if err != nil {
+		return "", 0, err
+	}
+	if _, err := del.ExecContext(w.ctx, id); err != nil {
+		return "", 0, fmt.Errorf("delete inbox row %d: %w", id, err)
+	}
+	w.count(dest, destCounts{inbox: -int64(n)})
+	return dest, n, nil
+}
+
+// insertJobs writes msgs as pending jobs of dest with the ids first,
+// first+1, …, with their payloads; a message without ReceivedAt gets
+// unsetAt.
+func (s *SQLite) insertJobs(w *wtx, first int64, dest string, unsetAt int64, msgs []inboxMessage) error {
 	now := w.now.UnixNano()
-	perDest := map[string]int64{}
 	args := make([]any, 0, 7*min(len(msgs), insertChunk))
 	for len(msgs) > 0 {
 		n := insertChunk
@@ -121,16 +232,13 @@ func (s *SQLite) insert(w *wtx, msgs []Message) error {
 		}
 		chunk := msgs[:n]
 		msgs = msgs[n:]
-		first := s.lastID + 1
-		s.lastID += int64(n)
 		args = args[:0]
 		for i, m := range chunk {
-			recv := now
-			if !m.ReceivedAt.IsZero() {
-				recv = m.ReceivedAt.UnixNano()
+			recv := m.ReceivedAt
+			if recv == 0 {
+				recv = unsetAt
 			}
-			args = append(args, first+int64(i), m.Source, m.Dest, m.Key, m.MessageID, recv, now)
-			perDest[m.Dest]++
+			args = append(args, first+int64(i), m.Source, dest, m.Key, m.MessageID, recv, now)
 		}
 		if err := s.execInsert(w, s.insertSQL[n], args); err != nil {
 			return fmt.Errorf("insert jobs: %w", err)
@@ -146,9 +254,7 @@ func (s *SQLite) insert(w *wtx, msgs []Message) error {
 		if err := s.execInsert(w, s.insertPayloadSQL[n], args); err != nil {
 			return fmt.Errorf("insert payloads: %w", err)
 		}
-	}
-	for dest, n := range perDest {
-		w.count(dest, destCounts{pending: n})
+		first += int64(n)
 	}
 	return nil
 }
@@ -188,7 +294,9 @@ func (s *SQLite) txStmt(w *wtx, query string) (*sql.Stmt, error) {
 // MaxClaimScan entries, so its cost is the number of executing and
 // held-back jobs ahead of the claimable ones, never the whole backlog. It
 // reads a snapshot on a reader connection, beside the writer; only the
-// leasing goes through the writer (see leaseAll).
+// leasing goes through the writer (see leaseAll). When the job rows run
+// out first, the scan expands inbox rows into jobs and goes on
+// (findClaimable).
 func (s *SQLite) Claim(ctx context.Context, dest string, limit int, lease time.Duration) ([]Job, error) {
 	switch {
 	case dest == "":
@@ -207,14 +315,14 @@ func (s *SQLite) Claim(ctx context.Context, dest string, limit int, lease time.D
 	mu := s.claimLock(dest)
 	mu.Lock()
 	defer mu.Unlock()
-	picks, err := s.scanClaimable(ctx, dest, limit)
+	picks, err := s.findClaimable(ctx, dest, limit)
 	if err != nil {
 		if s.isClosed() { // closed while scanning
 			err = ErrClosed
 		}
 		return nil, fmt.Errorf("claim %q: %w", dest, err)
 	}
-	jobs, err := s.leaseAll(ctx, dest, picks, lease)
+	jobs, err := s.leaseAll(ctx, dest, picks.picks, lease)
 	if err != nil {
 		return nil, fmt.Errorf("claim %q: %w", dest, err)
 	}
@@ -405,57 +513,134 @@ func (s *SQLite) lease(w *wtx, dest string, picks []candidate, lease time.Durati
 	return jobs, nil
 }
 
-// scanClaimable walks dest's unfinished jobs in id order and picks up to
-// limit claimable ones, holding back every job behind an unfinished
-// earlier job of its Key.
-func (s *SQLite) scanClaimable(ctx context.Context, dest string, limit int) ([]candidate, error) {
-	// One read transaction: every chunk of the scan sees the same snapshot.
+// claimScan is a claim's walk over dest's unfinished jobs in id order:
+// the picks so far, the keys held back, and where to go on from.
+type claimScan struct {
+	dest    string
+	limit   int
+	now     int64
+	blocked map[string]struct{}
+	picks   []candidate
+	after   int64 // the last id scanned
+	scanned int
+}
+
+// findClaimable picks up to limit claimable jobs of dest, holding back
+// every job behind an unfinished earlier job of its Key. When the job rows
+// run out before limit, it expands inbox rows (oldest first) into jobs and
+// scans on from where it stopped: every job row is older than every inbox
+// message, so the walk still sees dest's messages in id order. Keys held
+// back by the first snapshot stay held back, which is only ever stricter.
+func (s *SQLite) findClaimable(ctx context.Context, dest string, limit int) (*claimScan, error) {
+	c := &claimScan{dest: dest, limit: limit, now: s.opts.Now().UnixNano(), blocked: map[string]struct{}{}}
+	for {
+		atEnd, err := s.scanMore(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		if !atEnd || len(c.picks) >= limit || c.scanned >= s.opts.MaxClaimScan {
+			return c, nil
+		}
+		got, err := s.expand(ctx, dest, limit-len(c.picks))
+		if err != nil {
+			return nil, err
+		}
+		if got == 0 {
+			return c, nil
+		}
+	}
+}
+
+// scanMore goes on with c on a fresh snapshot and reports whether it
+// reached the end of dest's job rows.
+func (s *SQLite) scanMore(ctx context.Context, c *claimScan) (atEnd bool, err error) {
+	// One read transaction: every chunk of this pass sees the same snapshot.
 	tx, err := s.rdb.BeginTx(ctx, nil) // rdb's connections are query-only
 	if err != nil {
-		return nil, fmt.Errorf("scan jobs: %w", err)
+		return false, fmt.Errorf("scan jobs: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
-	now := s.opts.Now().UnixNano()
-	blocked := map[string]struct{}{}
-	var picks []candidate
-	after, scanned := int64(0), 0
-	for len(picks) < limit && scanned < s.opts.MaxClaimScan {
-		n, err := func() (int, error) {
-			rows, err := tx.QueryContext(ctx, sqlScan, dest, after, min(scanChunk, s.opts.MaxClaimScan-scanned))
-			if err != nil {
-				return 0, err
-			}
-			defer rows.Close()
-			n := 0
-			for rows.Next() && len(picks) < limit {
-				var key, state string
-				var id, retryAt, leaseUntil int64
-				if err := rows.Scan(&id, &key, &state, &retryAt, &leaseUntil); err != nil {
-					return n, err
-				}
-				n++
-				after = id
-				if _, held := blocked[key]; held {
-					continue
-				}
-				js := State(state)
-				if due(js, retryAt, leaseUntil, now) {
-					picks = append(picks, candidate{id: id, state: js})
-				} else if key != "" {
-					blocked[key] = struct{}{}
-				}
-			}
-			return n, rows.Err()
-		}()
+	for len(c.picks) < c.limit && c.scanned < s.opts.MaxClaimScan {
+		asked := min(scanChunk, s.opts.MaxClaimScan-c.scanned)
+		n, err := s.scanChunk(ctx, tx, c, asked)
 		if err != nil {
-			return nil, fmt.Errorf("scan jobs: %w", err)
+			return false, fmt.Errorf("scan jobs: %w", err)
 		}
-		scanned += n
-		if n < scanChunk {
-			break // end of the index, or limit reached mid-chunk
+		c.scanned += n
+		if n < asked && len(c.picks) < c.limit {
+			return true, nil
 		}
 	}
-	return picks, nil
+	return false, nil
+}
+
+// scanChunk reads up to asked index entries after c.after and returns how
+// many it read.
+func (s *SQLite) scanChunk(ctx context.Context, tx *sql.Tx, c *claimScan, asked int) (int, error) {
+	rows, err := tx.QueryContext(ctx, sqlScan, c.dest, c.after, asked)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n := 0
+	for len(c.picks) < c.limit && rows.Next() {
+		var key, state string
+		var id, retryAt, leaseUntil int64
+		if err := rows.Scan(&id, &key, &state, &retryAt, &leaseUntil); err != nil {
+			return n, err
+		}
+		n++
+		c.after = id
+		if _, held := c.blocked[key]; held {
+			continue
+		}
+		js := State(state)
+		if due(js, retryAt, leaseUntil, c.now) {
+			c.picks = append(c.picks, candidate{id: id, state: js})
+		} else if key != "" {
+			c.blocked[key] = struct{}{}
+		}
+	}
+	return n, rows.Err()
+}
+
+// expand turns inbox rows into jobs, oldest first, one row per writer
+// transaction (so Enqueues commit in between), until want messages of dest
+// were expanded or the inbox is empty; it also stops after MaxClaimScan
+// messages of other destinations. It returns the number of dest's.
+func (s *SQLite) expand(ctx context.Context, dest string, want int) (int, error) {
+	got, total := 0, 0
+	for got < want && total < s.opts.MaxClaimScan && s.inboxLen() > 0 {
+		var rowDest string
+		var n int
+		err := s.submit(ctx, 1, func(w *wtx) error {
+			var err error
+			rowDest, n, err = s.expandOne(w)
+			return err
+		})
+		if err != nil {
+			return got, err
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+		if rowDest == dest {
+			got += n
+		}
+	}
+	return got, nil
+}
+
+// inboxLen is the number of messages in the inbox, from the counters.
+func (s *SQLite) inboxLen() int64 {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	var n int64
+	for _, c := range s.counts {
+		n += c.inbox
+	}
+	return n
 }
 
 // Succeed finishes claimed jobs as delivered by deleting them (the delivery

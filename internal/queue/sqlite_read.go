@@ -43,7 +43,12 @@ func (s *SQLite) Stats(ctx context.Context) (Stats, error) {
 		var recv int64
 		err := s.rdb.QueryRowContext(ctx, sqlOldest, dest).Scan(&recv)
 		if errors.Is(err, sql.ErrNoRows) {
-			continue // finished since the counters were read
+			// No job rows: the oldest is in the inbox (ids are in queue
+			// order there too), or it finished since the counters were read.
+			err = s.rdb.QueryRowContext(ctx, sqlInboxOldestOf, dest).Scan(&recv)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
 		}
 		if err != nil {
 			return Stats{}, fmt.Errorf("queue stats: oldest job of %q: %w", dest, err)
@@ -84,6 +89,10 @@ func (s *SQLite) isClosed() bool {
 // jobs_open).
 const sqlOldest = `SELECT received_at FROM jobs WHERE dest = ? AND ` + openStates + ` ORDER BY id LIMIT 1`
 
+// sqlInboxOldestOf finds a destination's first inbox row (one seek in
+// inbox_dest). Its received_at is the oldest of its messages.
+const sqlInboxOldestOf = `SELECT received_at FROM inbox WHERE dest = ? ORDER BY id LIMIT 1`
+
 const jobColumns = `jobs.id, source, dest, key, message_id, payload, received_at, state, attempts,
 	retry_at, lease_until, last_error, updated_at`
 
@@ -96,10 +105,22 @@ func (s *SQLite) Get(ctx context.Context, id int64) (JobInfo, error) {
 	if s.isClosed() {
 		return JobInfo{}, ErrClosed
 	}
-	row := s.rdb.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM `+jobsWithPayloads+` WHERE jobs.id = ?`, id)
+	tx, err := s.rdb.BeginTx(ctx, nil) // one snapshot: the job may be expanded meanwhile
+	if err != nil {
+		return JobInfo{}, fmt.Errorf("get job %d: %w", id, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	row := tx.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM `+jobsWithPayloads+` WHERE jobs.id = ?`, id)
 	j, err := scanInfo(row.Scan)
 	if errors.Is(err, sql.ErrNoRows) {
-		return JobInfo{}, fmt.Errorf("get job %d: %w", id, ErrNotFound)
+		var in []JobInfo
+		in, err = inboxJobs(ctx, tx, ListFilter{AfterID: id - 1, Limit: 1})
+		if err == nil && (len(in) == 0 || in[0].ID != id) {
+			return JobInfo{}, fmt.Errorf("get job %d: %w", id, ErrNotFound)
+		}
+		if err == nil {
+			j = in[0]
+		}
 	}
 	if err != nil {
 		return JobInfo{}, fmt.Errorf("get job %d: %w", id, err)
@@ -143,24 +164,88 @@ func (s *SQLite) List(ctx context.Context, f ListFilter) ([]JobInfo, error) {
 	}
 	where = append(where, "jobs.id > ?")
 	args = append(args, f.AfterID, f.Limit)
-	rows, err := s.rdb.QueryContext(ctx,
-		`SELECT `+jobColumns+` FROM `+jobsWithPayloads+` WHERE `+strings.Join(where, " AND ")+` ORDER BY jobs.id LIMIT ?`, args...)
+	// One snapshot for both tables, so that a message being expanded
+	// meanwhile is listed once.
+	tx, err := s.rdb.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	out, err := listJobRows(ctx, tx, where, args)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	// Inbox messages come after every job row (sqlite_inbox.go).
+	if len(out) < f.Limit && (f.State == "" || f.State == StatePending) {
+		f.Limit -= len(out)
+		in, err := inboxJobs(ctx, tx, f)
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+		out = append(out, in...)
+	}
+	return out, nil
+}
+
+func listJobRows(ctx context.Context, tx *sql.Tx, where []string, args []any) ([]JobInfo, error) {
+	rows, err := tx.QueryContext(ctx,
+		`SELECT `+jobColumns+` FROM `+jobsWithPayloads+` WHERE `+strings.Join(where, " AND ")+` ORDER BY jobs.id LIMIT ?`, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []JobInfo
 	for rows.Next() {
 		j, err := scanInfo(rows.Scan)
 		if err != nil {
-			return nil, fmt.Errorf("list jobs: %w", err)
+			return nil, err
 		}
 		out = append(out, j)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list jobs: %w", err)
+	return out, rows.Err()
+}
+
+// inboxJobs lists up to f.Limit inbox messages of f.Dest (any if empty)
+// with ids after f.AfterID, as pending jobs.
+func inboxJobs(ctx context.Context, tx *sql.Tx, f ListFilter) ([]JobInfo, error) {
+	// From the row that holds AfterID+1 on.
+	rows, err := tx.QueryContext(ctx, `SELECT id, dest, n, enqueued_at, data FROM inbox
+		WHERE id >= coalesce((SELECT max(id) FROM inbox WHERE id <= ?1 + 1), 0) AND (?2 = '' OR dest = ?2)
+		ORDER BY id`, f.AfterID, f.Dest)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	defer rows.Close()
+	var out []JobInfo
+	for len(out) < f.Limit && rows.Next() {
+		var first, enqueuedAt int64
+		var dest string
+		var n int
+		var data []byte
+		if err := rows.Scan(&first, &dest, &n, &enqueuedAt, &data); err != nil {
+			return nil, err
+		}
+		msgs, err := decodeInbox(data, n)
+		if err != nil {
+			return nil, fmt.Errorf("inbox row %d: %w", first, err)
+		}
+		for i, m := range msgs {
+			id := first + int64(i)
+			if id <= f.AfterID || len(out) == f.Limit {
+				continue
+			}
+			recv := m.ReceivedAt
+			if recv == 0 {
+				recv = enqueuedAt
+			}
+			out = append(out, JobInfo{
+				Job: Job{ID: id, Message: Message{Source: m.Source, Dest: dest, Key: m.Key, MessageID: m.MessageID,
+					Payload: m.Payload, ReceivedAt: nanoTime(recv)}},
+				State: StatePending, UpdatedAt: nanoTime(enqueuedAt),
+			})
+		}
+	}
+	return out, rows.Err()
 }
 
 func scanInfo(scan func(...any) error) (JobInfo, error) {

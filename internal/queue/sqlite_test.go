@@ -433,3 +433,120 @@ func TestUpgradeFromSchemaV1(t *testing.T) {
 		t.Fatalf("dead letter after upgrade: %+v, %v", dead, err)
 	}
 }
+
+// Enqueued messages wait in the inbox until a claim needs them; meanwhile
+// Get, List and Stats see them as pending jobs, and one call's messages for
+// two destinations keep slice order per destination.
+func TestInboxMessagesAreJobs(t *testing.T) {
+	q := openSQLite(t, t.TempDir(), queue.SQLiteOptions{})
+	defer closeQ(t, q)
+	ctx := context.Background()
+	old := time.Now().Add(-time.Minute)
+	msgs := []queue.Message{queuetest.Msg("a", "u1", 1), queuetest.Msg("b", "u1", 2), queuetest.Msg("a", "u2", 3), queuetest.Msg("b", "u2", 4)}
+	msgs[0].ReceivedAt = old
+	if err := q.Enqueue(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	st, err := q.Stats(ctx)
+	if err != nil || st.Pending != 4 || st.ByDest["a"] != 2 || st.OldestAge < 50*time.Second {
+		t.Fatalf("stats %+v, %v", st, err)
+	}
+	all, err := q.List(ctx, queue.ListFilter{})
+	if err != nil || len(all) != 4 {
+		t.Fatalf("list: %d, %v", len(all), err)
+	}
+	var got []string
+	for _, j := range all {
+		got = append(got, j.Dest+":"+j.MessageID)
+		if j.State != queue.StatePending {
+			t.Errorf("%d is %s", j.ID, j.State)
+		}
+	}
+	if want := "a:m-a-1 a:m-a-3 b:m-b-2 b:m-b-4"; strings.Join(got, " ") != want {
+		t.Errorf("list order %q, want %q", strings.Join(got, " "), want)
+	}
+	page, err := q.List(ctx, queue.ListFilter{Dest: "b", AfterID: all[2].ID, Limit: 5})
+	if err != nil || len(page) != 1 || page[0].MessageID != "m-b-4" {
+		t.Errorf("list b after %d: %+v, %v", all[2].ID, page, err)
+	}
+	one, err := q.Get(ctx, all[1].ID)
+	if err != nil || one.MessageID != "m-a-3" || string(one.Payload) != string(msgs[2].Payload) || one.ReceivedAt.IsZero() {
+		t.Errorf("get from inbox: %+v, %v", one, err)
+	}
+	if _, err := q.Get(ctx, all[3].ID+1); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("get past the inbox: %v", err)
+	}
+	jobs := claim(t, q, "b", 10)
+	if len(jobs) != 2 || jobs[0].MessageID != "m-b-2" || jobs[1].MessageID != "m-b-4" || !jobs[0].ReceivedAt.Equal(all[2].ReceivedAt) {
+		t.Fatalf("claim b: %+v", jobs)
+	}
+	// a's messages were expanded on the way; they are still pending.
+	if st, _ := q.Stats(ctx); st.Pending != 2 || st.Executing != 2 {
+		t.Errorf("stats after claim %+v", st)
+	}
+}
+
+// A key with a job already claimed holds back its later messages, whether
+// they are job rows or still in the inbox.
+func TestInboxKeepsKeyOrder(t *testing.T) {
+	q := openSQLite(t, t.TempDir(), queue.SQLiteOptions{})
+	defer closeQ(t, q)
+	ctx := context.Background()
+	if err := q.Enqueue(ctx, []queue.Message{queuetest.Msg("a", "hot", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	first := claim(t, q, "a", 1)
+	if err := q.Enqueue(ctx, []queue.Message{queuetest.Msg("a", "hot", 2), queuetest.Msg("a", "cold", 3)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim(t, q, "a", 10); len(got) != 1 || got[0].MessageID != "m-a-3" {
+		t.Fatalf("claim while hot is executing: %+v", got)
+	}
+	if err := q.Succeed(ctx, []int64{first[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim(t, q, "a", 10); len(got) != 1 || got[0].MessageID != "m-a-2" {
+		t.Fatalf("claim after hot finished: %+v", got)
+	}
+}
+
+// A damaged inbox row fails claims with an error that names it; nothing is
+// deleted, and the queue keeps accepting messages.
+func TestDamagedInboxRow(t *testing.T) {
+	dir := t.TempDir()
+	q := openSQLite(t, dir, queue.SQLiteOptions{})
+	if err := q.Enqueue(context.Background(), []queue.Message{queuetest.Msg("a", "u", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	closeQ(t, q)
+	db, err := sql.Open("sqlite", filepath.Join(dir, "queue.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE inbox SET data = x'01ffff'`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	q = openSQLite(t, dir, queue.SQLiteOptions{})
+	defer closeQ(t, q)
+	ctx := context.Background()
+	_, err = q.Claim(ctx, "a", 10, time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "inbox row 1") || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("claim of a damaged row: %v", err)
+	}
+	if err := q.Enqueue(ctx, []queue.Message{queuetest.Msg("a", "u", 2)}); err != nil {
+		t.Fatalf("enqueue after damage: %v", err)
+	}
+	if st, _ := q.Stats(ctx); st.Pending != 2 {
+		t.Errorf("pending %d, want 2 (nothing dropped)", st.Pending)
+	}
+}
+
+func claim(t *testing.T, q *queue.SQLite, dest string, limit int) []queue.Job {
+	t.Helper()
+	jobs, err := q.Claim(context.Background(), dest, limit, time.Hour)
+	if err != nil {
+		t.Fatalf("claim %s: %v", dest, err)
+	}
+	return jobs
+}

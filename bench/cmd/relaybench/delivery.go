@@ -188,16 +188,16 @@ func startSim() (*sim.Sim, string, func(), error) {
 }
 
 // startSimProcess runs `bin sim` (Klaviyo's rate limits on) on a free
-// loopback port and returns its endpoint and a stop function.
-func startSimProcess(ctx context.Context, bin string) (string, func(), error) {
+// loopback port and returns its endpoint, its pid and a stop function.
+func startSimProcess(ctx context.Context, bin string) (string, int, func(), error) {
 	cmd := exec.CommandContext(ctx, bin, "sim", "--addr", "127.0.0.1:0", "--key", benchAPIKey)
 	cmd.Stderr = io.Discard
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start %s sim: %w", bin, err)
+		return "", 0, nil, fmt.Errorf("start %s sim: %w", bin, err)
 	}
 	stop := func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -207,11 +207,11 @@ func startSimProcess(ctx context.Context, bin string) (string, func(), error) {
 	for lines.Scan() {
 		if _, url, ok := strings.Cut(lines.Text(), "listening on "); ok {
 			go func() { _, _ = io.Copy(io.Discard, out) }()
-			return strings.TrimSpace(url), stop, nil
+			return strings.TrimSpace(url), cmd.Process.Pid, stop, nil
 		}
 	}
 	stop()
-	return "", nil, fmt.Errorf("%s sim exited before listening", bin)
+	return "", 0, nil, fmt.Errorf("%s sim exited before listening", bin)
 }
 
 func benchDelivery(ctx context.Context, o deliveryOpts, progress io.Writer) (*DeliveryResult, error) {

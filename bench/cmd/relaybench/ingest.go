@@ -26,8 +26,8 @@ type IngestResult struct {
 	// Sustained is accepted events/s at saturation.
 	Sustained Stat `json:"sustained_events_per_s"`
 	// RelayCores is relay serve's CPU time / wall time at saturation (2 =
-	// both cores); LoadgenCores the same for this process (the load
-	// generator, and the simulator when in process).
+	// both cores); LoadgenCores the same for the load generator and the
+	// simulator's process together.
 	RelayCores   Stat `json:"relay_cores"`
 	LoadgenCores Stat `json:"loadgen_cores"`
 	// EventsPerRelayCPUSec is accepted events per CPU-second of relay
@@ -54,6 +54,7 @@ type ingestOpts struct {
 	relayBin    string
 	root        string
 	endpoint    string // Klaviyo base URL relay delivers to during ingest
+	simPID      int    // the simulator's process, whose CPU counts with the load generator's
 	destName    string
 	runs        int
 	dur         time.Duration
@@ -101,11 +102,11 @@ func benchIngest(ctx context.Context, o ingestOpts, progress io.Writer) (*Ingest
 		} else {
 			profDone <- nil
 		}
-		rc0, sc0 := procCPU(r.pid()), selfCPU()
+		rc0, sc0 := procCPU(r.pid()), selfCPU()+procCPU(o.simPID)
 		sctx, cancel := context.WithTimeout(ctx, o.dur)
 		sat := closedLoop(sctx, c, url, o.conc, next)
 		cancel()
-		rc, sc := procCPU(r.pid())-rc0, selfCPU()-sc0
+		rc, sc := procCPU(r.pid())-rc0, selfCPU()+procCPU(o.simPID)-sc0
 		if err := <-profDone; err != nil {
 			fmt.Fprintf(progress, "ingest: CPU profile: %v\n", err)
 		} else if o.pprofAddr != "" && run == 0 {

@@ -119,7 +119,7 @@ func run() int {
 		// generator's process its request validation (bursts of tens of
 		// milliseconds per bulk job) delayed the generator's goroutines,
 		// and that showed up as relay's latency.
-		endpoint, closeSim, err := startSimProcess(ctx, *relayBin)
+		endpoint, simPID, closeSim, err := startSimProcess(ctx, *relayBin)
 		if err != nil {
 			return fail(name, err)
 		}
@@ -132,7 +132,7 @@ func run() int {
 			endpoint, destName = "http://"+down, "an unreachable Klaviyo (delivery claims and retries only)"
 		}
 		o := ingestOpts{
-			relayBin: ingestBin, root: root, endpoint: endpoint, destName: destName, queue: q,
+			relayBin: ingestBin, root: root, endpoint: endpoint, simPID: simPID, destName: destName, queue: q,
 			runs: *runs, dur: *ingestTime, batch: *ingestBatch, conc: *ingestConc, corpusSize: *ingestCorpus,
 			pprofAddr: pprofAddr, profilePath: filepath.Join(*out, "ingest-cpu.pprof"), tracePath: filepath.Join(*out, "ingest-halfload.trace"),
 		}
