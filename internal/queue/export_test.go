@@ -51,7 +51,7 @@ func (s *SQLite) CommitStats() (commits, rows int64) {
 // SubmitFailing submits a write that fails inside the batch transaction,
 // to exercise the writer's isolation of a failing request.
 func (s *SQLite) SubmitFailing(ctx context.Context) error {
-	return s.submit(ctx, 1, func(w *wtx) error {
+	return s.submit(ctx, synced, 1, func(w *wtx) error {
 		_, err := w.tx.ExecContext(w.ctx, "INSERT INTO no_such_table VALUES (1)")
 		return err
 	})

@@ -214,6 +214,10 @@ type SQLite struct {
 	insertPayloadSQL map[int]string
 	// lastID is the last job id handed out; only the writer uses it.
 	lastID int64
+	// syncFull is the write connection's synchronous setting (FULL from
+	// the DSN, NORMAL for batches that need no fsync); only the writer
+	// uses it.
+	syncFull bool
 	rdb    *sql.DB // query-only readers
 	cdb    *sql.DB // the background checkpoint's connection
 

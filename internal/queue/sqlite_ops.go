@@ -75,7 +75,7 @@ func (s *SQLite) Enqueue(ctx context.Context, msgs []Message) error {
 		return nil
 	}
 	groups := inboxGroups(msgs)
-	err := s.submit(ctx, len(msgs), func(w *wtx) error {
+	err := s.submit(ctx, synced, len(msgs), func(w *wtx) error {
 		return s.writeInbox(w, groups)
 	})
 	if err != nil {
@@ -405,7 +405,7 @@ func (s *SQLite) leaseAll(ctx context.Context, dest string, picks []candidate, l
 	var jobs []Job
 	for chunk := range slices.Chunk(picks, writerChunk) {
 		var more []Job
-		err := s.submit(ctx, len(chunk), func(w *wtx) error {
+		err := s.submit(ctx, unsynced, len(chunk), func(w *wtx) error {
 			due, err := s.stillClaimable(w, chunk)
 			if err != nil {
 				return err
@@ -613,7 +613,7 @@ func (s *SQLite) expand(ctx context.Context, dest string, want int) (int, error)
 	for got < want && total < s.opts.MaxClaimScan && s.inboxLen() > 0 {
 		var rowDest string
 		var n int
-		err := s.submit(ctx, 1, func(w *wtx) error {
+		err := s.submit(ctx, unsynced, 1, func(w *wtx) error {
 			var err error
 			rowDest, n, err = s.expandOne(w)
 			return err
@@ -671,7 +671,8 @@ func (s *SQLite) Requeue(ctx context.Context, ids []int64) error {
 		return nil
 	}
 	arr := idsJSON(ids)
-	err := s.submit(ctx, len(ids), func(w *wtx) error {
+	// A replay the console confirmed must not be lost.
+	err := s.submit(ctx, synced, len(ids), func(w *wtx) error {
 		for _, from := range []State{StateFailed, StateAborted} {
 			d := destCounts{pending: 1}
 			if from == StateFailed {
@@ -698,7 +699,7 @@ func (s *SQLite) Purge(ctx context.Context, before time.Time, limit int) (int64,
 		return 0, fmt.Errorf("purge: limit %d must be positive: %w", limit, ErrInvalid)
 	}
 	var n int64
-	err := s.submit(ctx, limit, func(w *wtx) error {
+	err := s.submit(ctx, unsynced, limit, func(w *wtx) error {
 		st, err := s.txStmt(w, sqlPurge)
 		if err != nil {
 			return err
@@ -727,7 +728,7 @@ func (s *SQLite) Purge(ctx context.Context, before time.Time, limit int) (int64,
 // Compact returns up to pages free pages (left by succeeded and purged
 // jobs) to the filesystem; 0 means all. It holds the writer while it runs.
 func (s *SQLite) Compact(ctx context.Context, pages int) error {
-	err := s.submit(ctx, 1, func(w *wtx) error {
+	err := s.submit(ctx, unsynced, 1, func(w *wtx) error {
 		rows, err := w.tx.QueryContext(w.ctx, fmt.Sprintf("PRAGMA incremental_vacuum(%d)", max(pages, 0)))
 		if err != nil {
 			return err
@@ -751,7 +752,7 @@ func (s *SQLite) finish(ctx context.Context, verb string, ids []int64, query str
 	// commits Enqueues between them instead of after one long statement.
 	for chunk := range slices.Chunk(ids, writerChunk) {
 		arr := idsJSON(chunk)
-		err := s.submit(ctx, len(chunk), func(w *wtx) error {
+		err := s.submit(ctx, unsynced, len(chunk), func(w *wtx) error {
 			full := append([]any{arr}, args...)
 			full = append(full, w.now.UnixNano())
 			return s.updateCounting(w, query, per, full...)
