@@ -218,8 +218,8 @@ type SQLite struct {
 	// the DSN, NORMAL for batches that need no fsync); only the writer
 	// uses it.
 	syncFull bool
-	rdb    *sql.DB // query-only readers
-	cdb    *sql.DB // the background checkpoint's connection
+	rdb      *sql.DB // query-only readers
+	cdb      *sql.DB // the background checkpoint's connection
 
 	stopCheckpoints chan struct{}
 	checkpointsDone chan struct{}

@@ -18,11 +18,11 @@ type request struct {
 	// durable requests need their commit fsynced before they return (see
 	// durability); a batch is synced if any of its requests is durable.
 	durable bool
-	at    time.Time // submission time: the batch window runs from here
-	rows  int       // weight toward BatchRows
-	run   func(w *wtx) error
-	delta map[string]*destCounts // counter changes, applied after commit
-	done  chan error             // buffered 1
+	at      time.Time // submission time: the batch window runs from here
+	rows    int       // weight toward BatchRows
+	run     func(w *wtx) error
+	delta   map[string]*destCounts // counter changes, applied after commit
+	done    chan error             // buffered 1
 }
 
 // wtx is the state of the batch transaction shared by its requests.
