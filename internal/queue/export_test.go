@@ -56,3 +56,6 @@ func (s *SQLite) SubmitFailing(ctx context.Context) error {
 		return err
 	})
 }
+
+// Path is the queue's database file.
+func (s *SQLite) Path() string { return s.path }

@@ -128,9 +128,10 @@ func (o SQLiteOptions) withDefaults() SQLiteOptions {
 }
 
 // schemaVersion is stored in PRAGMA user_version. Version 2 moved the
-// payloads out of jobs (see payloads below), version 3 added the inbox;
-// migrate upgrades versions 1 and 2.
-const schemaVersion = 3
+// payloads out of jobs (see payloads below), version 3 added the inbox,
+// version 4 let jobs keep their payloads there (jobs.batch, queue_meta);
+// migrate upgrades versions 1 to 3.
+const schemaVersion = 4
 
 // openStates is the SQL condition of an unfinished job. It is spelled
 // identically in the partial index and in every query meant to use it,
@@ -152,7 +153,8 @@ var schema = []string{
 		retry_at    INTEGER NOT NULL DEFAULT 0,
 		lease_until INTEGER NOT NULL DEFAULT 0,
 		last_error  TEXT    NOT NULL DEFAULT '',
-		updated_at  INTEGER NOT NULL
+		updated_at  INTEGER NOT NULL,
+		batch       INTEGER NOT NULL DEFAULT 0
 	)`,
 	// Claim's scan: a destination's unfinished jobs in id order, covering
 	// everything the scan decides on, so it never touches the table rows
@@ -187,7 +189,18 @@ var schema = []string{
 	)`,
 	// Stats' oldest message of a destination with no job rows.
 	`CREATE INDEX IF NOT EXISTS inbox_dest ON inbox (dest, id)`,
+	// expanded: every inbox row with a smaller id has been expanded into
+	// jobs (and stays only while some of them still read their payload
+	// from it).
+	`CREATE TABLE IF NOT EXISTS queue_meta (
+		k TEXT PRIMARY KEY,
+		v INTEGER NOT NULL
+	)`,
 }
+
+// addBatch gives jobs of versions 1 to 3 the batch column: 0, their
+// payloads are in payloads.
+const addBatch = `ALTER TABLE jobs ADD COLUMN batch INTEGER NOT NULL DEFAULT 0`
 
 // upgradeV1 moves version 1's inline payloads to their own table, which
 // schema has just created.
@@ -210,8 +223,6 @@ type SQLite struct {
 	wdb       *sql.DB
 	stmts     map[string]*sql.Stmt // prepared on wdb at open; read-only after
 	insertSQL map[int]string       // multi-row INSERT text by row count; read-only after open
-	// insertPayloadSQL is insertSQL's twin for payloads.
-	insertPayloadSQL map[int]string
 	// lastID is the last job id handed out; only the writer uses it.
 	lastID int64
 	// syncFull is the write connection's synchronous setting (FULL from
@@ -286,7 +297,6 @@ func OpenSQLite(ctx context.Context, path string, opts SQLiteOptions, log *slog.
 		claimLocks:       make(map[string]*sync.Mutex),
 		stmts:            make(map[string]*sql.Stmt),
 		insertSQL:        make(map[int]string),
-		insertPayloadSQL: make(map[int]string),
 	}
 	if err := s.open(ctx); err != nil {
 		s.closeDBs()
@@ -363,7 +373,6 @@ func (s *SQLite) open(ctx context.Context) error {
 	}
 	for n := insertChunk; n >= 1; n /= 2 {
 		s.insertSQL[n] = insertSQL(sqlInsert, sqlInsertRow, n)
-		s.insertPayloadSQL[n] = insertSQL(sqlInsertPayload, sqlInsertPayloadRow, n)
 	}
 	if err := s.wdb.QueryRowContext(ctx, `SELECT max(
 		coalesce((SELECT max(id) FROM jobs), 0), coalesce((SELECT max(id) FROM payloads), 0),
@@ -396,9 +405,12 @@ func (s *SQLite) migrate(ctx context.Context) error {
 		return fmt.Errorf("begin schema: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
-	stmts := schema
+	stmts := slices.Clone(schema)
 	if v == 1 {
-		stmts = append(slices.Clone(schema), upgradeV1...)
+		stmts = append(stmts, upgradeV1...)
+	}
+	if v >= 1 && v <= 3 {
+		stmts = append(stmts, addBatch)
 	}
 	for _, stmt := range stmts {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
@@ -430,7 +442,8 @@ func (s *SQLite) recover(ctx context.Context) error {
 		 UNION ALL
 		 SELECT dest, state, COUNT(*) FROM jobs WHERE state = 'aborted' GROUP BY dest
 		 UNION ALL
-		 SELECT dest, 'inbox', sum(n) FROM inbox GROUP BY dest`)
+		 SELECT dest, 'inbox', sum(n) FROM inbox
+		 WHERE id >= (SELECT coalesce(max(v), 0) FROM queue_meta WHERE k = 'expanded') GROUP BY dest`)
 	if err != nil {
 		return fmt.Errorf("count jobs: %w", err)
 	}

@@ -1,6 +1,8 @@
 package queue
 
 import (
+	"context"
+	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -148,4 +150,88 @@ func (d *inboxDecoder) bytes() []byte {
 	v := d.b[k : k+int(n) : k+int(n)]
 	d.b = d.b[k+int(n):]
 	return v
+}
+
+// payloadRef is a job whose payload is to be read: from the payloads table
+// when batch is 0, else from that inbox row.
+type payloadRef struct {
+	id, batch int64
+	dst       *[]byte
+}
+
+// querier is a read connection pool or a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// resolvePayloads fills in every ref's payload. Each inbox row is read and
+// decoded once, however many of its jobs are asked for.
+func resolvePayloads(ctx context.Context, q querier, refs []payloadRef) error {
+	var loose []int64
+	byBatch := map[int64][]payloadRef{}
+	for _, r := range refs {
+		if r.batch == 0 {
+			loose = append(loose, r.id)
+		} else {
+			byBatch[r.batch] = append(byBatch[r.batch], r)
+		}
+	}
+	for batch, rs := range byBatch {
+		var n int
+		var data []byte
+		err := q.QueryRowContext(ctx, `SELECT n, data FROM inbox WHERE id = ?`, batch).Scan(&n, &data)
+		if err != nil {
+			return fmt.Errorf("inbox row %d of job %d: %w", batch, rs[0].id, err)
+		}
+		msgs, err := decodeInbox(data, n)
+		if err != nil {
+			return fmt.Errorf("inbox row %d: %w", batch, err)
+		}
+		for _, r := range rs {
+			i := r.id - batch
+			if i < 0 || i >= int64(n) {
+				return fmt.Errorf("job %d is not in inbox row %d (%d messages)", r.id, batch, n)
+			}
+			*r.dst = msgs[i].Payload
+		}
+	}
+	if len(loose) == 0 {
+		return nil
+	}
+	return loosePayloads(ctx, q, loose, refs)
+}
+
+// loosePayloads reads the payloads of ids from the payloads table (jobs
+// from before the inbox, and dead letters).
+func loosePayloads(ctx context.Context, q querier, ids []int64, refs []payloadRef) error {
+	dst := make(map[int64]*[]byte, len(ids))
+	for _, r := range refs {
+		if r.batch == 0 {
+			dst[r.id] = r.dst
+		}
+	}
+	rows, err := q.QueryContext(ctx, sqlPayloads, idsJSON(ids))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var payload []byte
+		if err := rows.Scan(&id, &payload); err != nil {
+			return err
+		}
+		if d := dst[id]; d != nil {
+			*d = payload
+			delete(dst, id)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(dst) > 0 {
+		return fmt.Errorf("%d of %d payloads not found", len(dst), len(ids))
+	}
+	return nil
 }

@@ -18,10 +18,8 @@ import (
 // parameter (json_each), so a batch of any size is one statement whose
 // plan is a rowid lookup per id.
 const (
-	sqlInsert           = `INSERT INTO jobs (id, source, dest, key, message_id, received_at, state, updated_at) VALUES `
-	sqlInsertRow        = `(?, ?, ?, ?, ?, ?, 'pending', ?)`
-	sqlInsertPayload    = `INSERT INTO payloads (id, payload) VALUES `
-	sqlInsertPayloadRow = `(?, ?)`
+	sqlInsert    = `INSERT INTO jobs (id, source, dest, key, message_id, received_at, state, updated_at, batch) VALUES `
+	sqlInsertRow = `(?, ?, ?, ?, ?, ?, 'pending', ?, ?)`
 	// Claim's scan over the covering partial index jobs_open.
 	sqlScan = `SELECT id, key, state, retry_at, lease_until FROM jobs
 		WHERE dest = ? AND ` + openStates + ` AND id > ? ORDER BY id LIMIT ?`
@@ -30,29 +28,37 @@ const (
 		attempts = attempts + (state = 'executing'),
 		last_error = CASE WHEN state = 'executing' THEN 'lease expired' ELSE last_error END
 		WHERE id IN (SELECT value FROM json_each(?3))
-		RETURNING id, source, dest, key, message_id, received_at, attempts, last_error`
+		RETURNING id, source, dest, key, message_id, received_at, attempts, last_error, batch`
 	sqlRecheck = `SELECT id, state, retry_at, lease_until FROM jobs
 		WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id`
 	// Claim reads the payloads after its transaction, on a reader (see
 	// Claim). Leased rows' payloads do not change.
 	sqlPayloads = `SELECT id, payload FROM payloads WHERE id IN (SELECT value FROM json_each(?1))`
 	sqlSucceed  = `DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'executing'
-		RETURNING dest`
+		RETURNING dest, batch`
 	sqlRetry = `UPDATE jobs SET state = 'failed', retry_at = ?2, attempts = attempts + 1, last_error = ?3,
 		lease_until = 0, updated_at = ?4
-		WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'executing' RETURNING dest`
+		WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'executing' RETURNING dest, batch`
+	// A dead letter's payload is copied out of the inbox first
+	// (keepPayloads): it may stay for weeks, its batch should not.
 	sqlAbort = `UPDATE jobs SET state = 'aborted', attempts = attempts + 1, last_error = ?2,
-		lease_until = 0, retry_at = 0, updated_at = ?3
-		WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'executing' RETURNING dest`
+		lease_until = 0, retry_at = 0, updated_at = ?3, batch = 0
+		WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'executing' RETURNING dest, batch`
 	// Requeue resets attempts: a replayed dead letter gets a fresh budget.
 	sqlRequeue = `UPDATE jobs SET state = 'pending', attempts = 0, retry_at = 0, lease_until = 0, updated_at = ?3
-		WHERE id IN (SELECT value FROM json_each(?1)) AND state = ?2 RETURNING dest`
+		WHERE id IN (SELECT value FROM json_each(?1)) AND state = ?2 RETURNING dest, batch`
 	sqlPurge = `DELETE FROM jobs WHERE id IN (
 			SELECT id FROM jobs WHERE state = 'aborted' AND updated_at < ?1 LIMIT ?2)
-		RETURNING dest`
+		RETURNING dest, batch`
 	sqlInboxInsert = `INSERT INTO inbox (id, dest, n, enqueued_at, received_at, data) VALUES (?, ?, ?, ?, ?, ?)`
-	sqlInboxOldest = `SELECT id, dest, n, enqueued_at, data FROM inbox ORDER BY id LIMIT 1`
-	sqlInboxDelete = `DELETE FROM inbox WHERE id = ?`
+	// The oldest inbox row not expanded yet.
+	sqlInboxOldest = `SELECT id, dest, n, enqueued_at, data FROM inbox
+		WHERE id >= (SELECT coalesce(max(v), 0) FROM queue_meta WHERE k = 'expanded') ORDER BY id LIMIT 1`
+	sqlSetExpanded = `INSERT INTO queue_meta (k, v) VALUES ('expanded', ?1) ON CONFLICT (k) DO UPDATE SET v = excluded.v`
+	// An expanded row goes once no job reads its payload from it any more
+	// (its jobs have ids id … id+n-1: a range seek).
+	sqlRelease = `DELETE FROM inbox WHERE id = ?1 AND NOT EXISTS (
+		SELECT 1 FROM jobs WHERE jobs.id >= ?1 AND jobs.id < ?1 + inbox.n AND jobs.batch = ?1)`
 )
 
 // scanChunk is how many index entries Claim reads per query.
@@ -174,17 +180,18 @@ func insertSQL(prefix, row string, n int) string {
 // from wdb, which has only the one the transaction holds.
 func writerQueries() []string {
 	q := []string{sqlClaim, sqlRecheck, sqlSucceed, sqlRetry, sqlAbort, sqlRequeue, sqlPurge,
-		sqlInboxInsert, sqlInboxOldest, sqlInboxDelete}
+		sqlInboxInsert, sqlInboxOldest, sqlSetExpanded, sqlRelease}
 	for n := insertChunk; n >= 1; n /= 2 {
-		q = append(q, insertSQL(sqlInsert, sqlInsertRow, n), insertSQL(sqlInsertPayload, sqlInsertPayloadRow, n))
+		q = append(q, insertSQL(sqlInsert, sqlInsertRow, n))
 	}
 	return q
 }
 
-// expandOne turns the oldest inbox row into pending jobs with the ids the
-// row was given and deletes it. It returns the row's destination and
-// message count; n is 0 when the inbox is empty. The messages were counted
-// as pending when they were enqueued.
+// expandOne turns the oldest inbox row not expanded yet into pending jobs
+// with the ids the row was given, which read their payloads from it; the
+// row stays until they are all finished (release). It returns the row's
+// destination and message count; n is 0 when there is nothing left to
+// expand. The messages were counted as pending when they were enqueued.
 func (s *SQLite) expandOne(w *wtx) (dest string, n int, err error) {
 	st, err := s.txStmt(w, sqlInboxOldest)
 	if err != nil {
@@ -208,23 +215,24 @@ func (s *SQLite) expandOne(w *wtx) (dest string, n int, err error) {
 	if err := s.insertJobs(w, id, dest, enqueuedAt, msgs); err != nil {
 		return "", 0, err
 	}
-	del, err := s.txStmt(w, sqlInboxDelete)
+	mark, err := s.txStmt(w, sqlSetExpanded)
 	if err != nil {
 		return "", 0, err
 	}
-	if _, err := del.ExecContext(w.ctx, id); err != nil {
-		return "", 0, fmt.Errorf("delete inbox row %d: %w", id, err)
+	if _, err := mark.ExecContext(w.ctx, id+int64(n)); err != nil {
+		return "", 0, fmt.Errorf("mark inbox row %d expanded: %w", id, err)
 	}
 	w.count(dest, destCounts{inbox: -int64(n)})
 	return dest, n, nil
 }
 
 // insertJobs writes msgs as pending jobs of dest with the ids first,
-// first+1, …, with their payloads; a message without ReceivedAt gets
-// unsetAt.
+// first+1, …, whose payloads stay in the inbox row first; a message
+// without ReceivedAt gets unsetAt.
 func (s *SQLite) insertJobs(w *wtx, first int64, dest string, unsetAt int64, msgs []inboxMessage) error {
 	now := w.now.UnixNano()
-	args := make([]any, 0, 7*min(len(msgs), insertChunk))
+	batch := first
+	args := make([]any, 0, 8*min(len(msgs), insertChunk))
 	for len(msgs) > 0 {
 		n := insertChunk
 		for n > len(msgs) {
@@ -238,21 +246,10 @@ func (s *SQLite) insertJobs(w *wtx, first int64, dest string, unsetAt int64, msg
 			if recv == 0 {
 				recv = unsetAt
 			}
-			args = append(args, first+int64(i), m.Source, dest, m.Key, m.MessageID, recv, now)
+			args = append(args, first+int64(i), m.Source, dest, m.Key, m.MessageID, recv, now, batch)
 		}
 		if err := s.execInsert(w, s.insertSQL[n], args); err != nil {
 			return fmt.Errorf("insert jobs: %w", err)
-		}
-		args = args[:0]
-		for i, m := range chunk {
-			payload := m.Payload
-			if payload == nil {
-				payload = []byte{}
-			}
-			args = append(args, first+int64(i), payload)
-		}
-		if err := s.execInsert(w, s.insertPayloadSQL[n], args); err != nil {
-			return fmt.Errorf("insert payloads: %w", err)
 		}
 		first += int64(n)
 	}
@@ -322,11 +319,11 @@ func (s *SQLite) Claim(ctx context.Context, dest string, limit int, lease time.D
 		}
 		return nil, fmt.Errorf("claim %q: %w", dest, err)
 	}
-	jobs, err := s.leaseAll(ctx, dest, picks.picks, lease)
+	jobs, batches, err := s.leaseAll(ctx, dest, picks.picks, lease)
 	if err != nil {
 		return nil, fmt.Errorf("claim %q: %w", dest, err)
 	}
-	if err := s.readPayloads(ctx, jobs); err != nil {
+	if err := s.readPayloads(ctx, jobs, batches); err != nil {
 		// The jobs stay leased; when the lease runs out they are claimed
 		// again (counted as an attempt), as if this worker had died.
 		return nil, fmt.Errorf("claim %q: %w", dest, err)
@@ -334,41 +331,20 @@ func (s *SQLite) Claim(ctx context.Context, dest string, limit int, lease time.D
 	return jobs, nil
 }
 
-// readPayloads fills in the payloads of freshly leased jobs from a read
-// connection: payloads live in their own table (see schema), and reading
-// megabytes of them is no work for the writer, which every Enqueue waits
-// on; WAL readers never block it.
-func (s *SQLite) readPayloads(ctx context.Context, jobs []Job) error {
+// readPayloads fills in the payloads of freshly leased jobs (batches[i]
+// is jobs[i]'s) from a read connection: reading and decoding megabytes of
+// them is no work for the writer, which every Enqueue waits on; WAL readers
+// never block it.
+func (s *SQLite) readPayloads(ctx context.Context, jobs []Job, batches []int64) error {
 	if len(jobs) == 0 {
 		return nil
 	}
-	byID := make(map[int64]*Job, len(jobs))
-	ids := make([]int64, len(jobs))
+	refs := make([]payloadRef, len(jobs))
 	for i := range jobs {
-		byID[jobs[i].ID] = &jobs[i]
-		ids[i] = jobs[i].ID
+		refs[i] = payloadRef{id: jobs[i].ID, batch: batches[i], dst: &jobs[i].Payload}
 	}
-	rows, err := s.rdb.QueryContext(ctx, sqlPayloads, idsJSON(ids))
-	if err != nil {
+	if err := resolvePayloads(ctx, s.rdb, refs); err != nil {
 		return fmt.Errorf("read payloads: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		var payload []byte
-		if err := rows.Scan(&id, &payload); err != nil {
-			return fmt.Errorf("read payloads: %w", err)
-		}
-		if j := byID[id]; j != nil {
-			j.Payload = payload
-			delete(byID, id)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read payloads: %w", err)
-	}
-	if len(byID) > 0 {
-		return fmt.Errorf("read payloads: %d of %d leased jobs not found", len(byID), len(jobs))
 	}
 	return nil
 }
@@ -401,25 +377,28 @@ type candidate struct {
 // with one exception by nature: a dead letter requeued after the snapshot
 // does not hold back later jobs of its key picked by this claim (replaying
 // it is out of order anyway). jobs come back in id order.
-func (s *SQLite) leaseAll(ctx context.Context, dest string, picks []candidate, lease time.Duration) ([]Job, error) {
+func (s *SQLite) leaseAll(ctx context.Context, dest string, picks []candidate, lease time.Duration) ([]Job, []int64, error) {
 	var jobs []Job
+	var batches []int64
 	for chunk := range slices.Chunk(picks, writerChunk) {
 		var more []Job
+		var moreBatches []int64
 		err := s.submit(ctx, unsynced, len(chunk), func(w *wtx) error {
 			due, err := s.stillClaimable(w, chunk)
 			if err != nil {
 				return err
 			}
-			more, err = s.lease(w, dest, due, lease)
+			more, moreBatches, err = s.lease(w, dest, due, lease)
 			return err
 		})
 		if err != nil {
 			// What was leased stays leased until its lease runs out.
-			return nil, err
+			return nil, nil, err
 		}
 		jobs = append(jobs, more...)
+		batches = append(batches, moreBatches...)
 	}
-	return jobs, nil
+	return jobs, batches, nil
 }
 
 // due reports whether a job in state js may be claimed at now.
@@ -463,11 +442,11 @@ func (s *SQLite) stillClaimable(w *wtx, picks []candidate) ([]candidate, error) 
 }
 
 // lease moves picks to executing under a lease and returns them without
-// payloads (see readPayloads), in id order. A pick that is no longer
-// claimable is skipped.
-func (s *SQLite) lease(w *wtx, dest string, picks []candidate, lease time.Duration) ([]Job, error) {
+// payloads (see readPayloads), in id order, with the inbox row each one's
+// payload is in (0: the payloads table).
+func (s *SQLite) lease(w *wtx, dest string, picks []candidate, lease time.Duration) ([]Job, []int64, error) {
 	if len(picks) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	ids := make([]int64, len(picks))
 	var d destCounts
@@ -484,33 +463,43 @@ func (s *SQLite) lease(w *wtx, dest string, picks []candidate, lease time.Durati
 	}
 	st, err := s.txStmt(w, sqlClaim)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rows, err := st.QueryContext(w.ctx,
 		w.now.Add(lease).UnixNano(), w.now.UnixNano(), idsJSON(ids))
 	if err != nil {
-		return nil, fmt.Errorf("lease jobs: %w", err)
+		return nil, nil, fmt.Errorf("lease jobs: %w", err)
 	}
 	defer rows.Close()
-	jobs := make([]Job, 0, len(picks))
+	type leased struct {
+		job   Job
+		batch int64
+	}
+	got := make([]leased, 0, len(picks))
 	for rows.Next() {
-		var j Job
+		var l leased
+		j := &l.job
 		var recv int64
-		if err := rows.Scan(&j.ID, &j.Source, &j.Dest, &j.Key, &j.MessageID, &recv, &j.Attempts, &j.LastError); err != nil {
-			return nil, fmt.Errorf("read leased job: %w", err)
+		if err := rows.Scan(&j.ID, &j.Source, &j.Dest, &j.Key, &j.MessageID, &recv, &j.Attempts, &j.LastError, &l.batch); err != nil {
+			return nil, nil, fmt.Errorf("read leased job: %w", err)
 		}
 		j.ReceivedAt = time.Unix(0, recv).UTC()
-		jobs = append(jobs, j)
+		got = append(got, l)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("lease jobs: %w", err)
+		return nil, nil, fmt.Errorf("lease jobs: %w", err)
 	}
-	if len(jobs) != len(picks) {
-		return nil, fmt.Errorf("leased %d jobs, scan found %d", len(jobs), len(picks))
+	if len(got) != len(picks) {
+		return nil, nil, fmt.Errorf("leased %d jobs, scan found %d", len(got), len(picks))
 	}
-	slices.SortFunc(jobs, func(a, b Job) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(got, func(a, b leased) int { return cmp.Compare(a.job.ID, b.job.ID) })
 	w.count(dest, d)
-	return jobs, nil
+	jobs := make([]Job, len(got))
+	batches := make([]int64, len(got))
+	for i, l := range got {
+		jobs[i], batches[i] = l.job, l.batch
+	}
+	return jobs, batches, nil
 }
 
 // claimScan is a claim's walk over dest's unfinished jobs in id order:
@@ -647,19 +636,19 @@ func (s *SQLite) inboxLen() int64 {
 // log is kept elsewhere). Ids that are not executing — already finished,
 // never claimed, unknown — are ignored, so a repeated ack is harmless.
 func (s *SQLite) Succeed(ctx context.Context, ids []int64) error {
-	return s.finish(ctx, "succeed", ids, sqlSucceed, destCounts{executing: -1})
+	return s.finish(ctx, "succeed", ids, false, sqlSucceed, destCounts{executing: -1})
 }
 
 // Retry moves claimed jobs to failed: claimable again from at, with
 // attempts+1 and reason as LastError. Ids not executing are ignored.
 func (s *SQLite) Retry(ctx context.Context, ids []int64, at time.Time, reason string) error {
-	return s.finish(ctx, "retry", ids, sqlRetry, destCounts{executing: -1, failed: 1}, at.UnixNano(), reason)
+	return s.finish(ctx, "retry", ids, false, sqlRetry, destCounts{executing: -1, failed: 1}, at.UnixNano(), reason)
 }
 
 // Abort dead-letters claimed jobs: aborted, attempts+1, reason as
 // LastError; the row is kept until Purge. Ids not executing are ignored.
 func (s *SQLite) Abort(ctx context.Context, ids []int64, reason string) error {
-	return s.finish(ctx, "abort", ids, sqlAbort, destCounts{executing: -1, aborted: 1}, reason)
+	return s.finish(ctx, "abort", ids, true, sqlAbort, destCounts{executing: -1, aborted: 1}, reason)
 }
 
 // Requeue makes failed and aborted jobs pending again at once with a fresh
@@ -680,7 +669,7 @@ func (s *SQLite) Requeue(ctx context.Context, ids []int64) error {
 			} else {
 				d.aborted = -1
 			}
-			if err := s.updateCounting(w, sqlRequeue, d, arr, string(from), w.now.UnixNano()); err != nil {
+			if _, err := s.updateCounting(w, sqlRequeue, d, arr, string(from), w.now.UnixNano()); err != nil {
 				return err
 			}
 		}
@@ -711,7 +700,8 @@ func (s *SQLite) Purge(ctx context.Context, before time.Time, limit int) (int64,
 		defer rows.Close()
 		for rows.Next() {
 			var dest string
-			if err := rows.Scan(&dest); err != nil {
+			var batch int64 // always 0: dead letters keep their payloads
+			if err := rows.Scan(&dest, &batch); err != nil {
 				return err
 			}
 			w.count(dest, destCounts{aborted: -1})
@@ -744,7 +734,10 @@ func (s *SQLite) Compact(ctx context.Context, pages int) error {
 	return nil
 }
 
-func (s *SQLite) finish(ctx context.Context, verb string, ids []int64, query string, per destCounts, args ...any) error {
+// finish runs query (Succeed's, Retry's or Abort's) over ids, copying
+// their payloads out of the inbox first when keep is set, and releases
+// the inbox rows no job needs any more.
+func (s *SQLite) finish(ctx context.Context, verb string, ids []int64, keep bool, query string, per destCounts, args ...any) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -753,9 +746,20 @@ func (s *SQLite) finish(ctx context.Context, verb string, ids []int64, query str
 	for chunk := range slices.Chunk(ids, writerChunk) {
 		arr := idsJSON(chunk)
 		err := s.submit(ctx, unsynced, len(chunk), func(w *wtx) error {
+			var kept []int64
+			if keep {
+				var err error
+				if kept, err = s.keepPayloads(w, arr); err != nil {
+					return err
+				}
+			}
 			full := append([]any{arr}, args...)
 			full = append(full, w.now.UnixNano())
-			return s.updateCounting(w, query, per, full...)
+			batches, err := s.updateCounting(w, query, per, full...)
+			if err != nil {
+				return err
+			}
+			return s.release(w, append(batches, kept...))
 		})
 		if err != nil {
 			return fmt.Errorf("%s %d jobs: %w", verb, len(ids), err)
@@ -769,28 +773,34 @@ func (s *SQLite) finish(ctx context.Context, verb string, ids []int64, query str
 // waits that long rather than the 15–20 ms of 2,000 rows at once.
 const writerChunk = 256
 
-// updateCounting runs a statement that RETURNs the dest of every row it
-// changed, adding per to that dest's counters once per row.
-func (s *SQLite) updateCounting(w *wtx, query string, per destCounts, args ...any) error {
+// updateCounting runs a statement that RETURNs the dest and batch of
+// every row it changed, adding per to that dest's counters once per row,
+// and returns the distinct non-zero batches.
+func (s *SQLite) updateCounting(w *wtx, query string, per destCounts, args ...any) ([]int64, error) {
 	st, err := s.txStmt(w, query)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rows, err := st.QueryContext(w.ctx, args...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rows.Close()
 	n := map[string]int64{}
+	var batches []int64
 	for rows.Next() {
 		var dest string
-		if err := rows.Scan(&dest); err != nil {
-			return err
+		var batch int64
+		if err := rows.Scan(&dest, &batch); err != nil {
+			return nil, err
 		}
 		n[dest]++
+		if batch != 0 && !slices.Contains(batches, batch) {
+			batches = append(batches, batch)
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	for dest, k := range n {
 		w.count(dest, destCounts{
@@ -798,7 +808,71 @@ func (s *SQLite) updateCounting(w *wtx, query string, per destCounts, args ...an
 			failed: per.failed * k, aborted: per.aborted * k,
 		})
 	}
+	return batches, nil
+}
+
+// release deletes those of batches (expanded inbox rows) that no job reads
+// its payload from any more.
+func (s *SQLite) release(w *wtx, batches []int64) error {
+	if len(batches) == 0 {
+		return nil
+	}
+	st, err := s.txStmt(w, sqlRelease)
+	if err != nil {
+		return err
+	}
+	for _, b := range batches {
+		if _, err := st.ExecContext(w.ctx, b); err != nil {
+			return fmt.Errorf("release inbox row %d: %w", b, err)
+		}
+	}
 	return nil
+}
+
+// keepPayloads copies the payloads of the executing jobs among ids (a JSON
+// array) that still read them from an inbox row into the payloads table,
+// before Abort makes them dead letters, and returns those rows. Dead
+// letters are few, so this path is plain SQL rather than prepared.
+func (s *SQLite) keepPayloads(w *wtx, ids string) ([]int64, error) {
+	rows, err := w.tx.QueryContext(w.ctx, `SELECT id, batch FROM jobs
+		WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'executing' AND batch != 0`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("find payloads to keep: %w", err)
+	}
+	var refs []payloadRef
+	var payloads [][]byte
+	for rows.Next() {
+		var r payloadRef
+		if err := rows.Scan(&r.id, &r.batch); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("find payloads to keep: %w", err)
+		}
+		refs = append(refs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find payloads to keep: %w", err)
+	}
+	payloads = make([][]byte, len(refs))
+	var batches []int64
+	for i := range refs {
+		refs[i].dst = &payloads[i]
+		if !slices.Contains(batches, refs[i].batch) {
+			batches = append(batches, refs[i].batch)
+		}
+	}
+	if err := resolvePayloads(w.ctx, w.tx, refs); err != nil {
+		return nil, fmt.Errorf("keep payloads: %w", err)
+	}
+	for i, r := range refs {
+		if payloads[i] == nil {
+			payloads[i] = []byte{}
+		}
+		if _, err := w.tx.ExecContext(w.ctx, `INSERT OR REPLACE INTO payloads (id, payload) VALUES (?, ?)`, r.id, payloads[i]); err != nil {
+			return nil, fmt.Errorf("keep payload of job %d: %w", r.id, err)
+		}
+	}
+	return batches, nil
 }
 
 func idsJSON(ids []int64) string {

@@ -94,10 +94,12 @@ const sqlOldest = `SELECT received_at FROM jobs WHERE dest = ? AND ` + openState
 const sqlInboxOldestOf = `SELECT received_at FROM inbox WHERE dest = ? ORDER BY id LIMIT 1`
 
 const jobColumns = `jobs.id, source, dest, key, message_id, payload, received_at, state, attempts,
-	retry_at, lease_until, last_error, updated_at`
+	retry_at, lease_until, last_error, updated_at, batch`
 
-// jobsWithPayloads is the FROM clause that reads jobColumns.
-const jobsWithPayloads = `jobs JOIN payloads ON payloads.id = jobs.id`
+// jobsWithPayloads is the FROM clause that reads jobColumns. A job whose
+// batch is not 0 has no payloads row: its payload is in that inbox row
+// (withPayloads reads it).
+const jobsWithPayloads = `jobs LEFT JOIN payloads ON payloads.id = jobs.id`
 
 // Get returns one job with its state, or ErrNotFound (succeeded jobs are
 // deleted, so they are not found either).
@@ -111,7 +113,10 @@ func (s *SQLite) Get(ctx context.Context, id int64) (JobInfo, error) {
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
 	row := tx.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM `+jobsWithPayloads+` WHERE jobs.id = ?`, id)
-	j, err := scanInfo(row.Scan)
+	j, batch, err := scanInfo(row.Scan)
+	if err == nil {
+		err = withPayloads(ctx, tx, []JobInfo{j}, []int64{batch})
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		var in []JobInfo
 		in, err = inboxJobs(ctx, tx, ListFilter{AfterID: id - 1, Limit: 1})
@@ -195,14 +200,31 @@ func listJobRows(ctx context.Context, tx *sql.Tx, where []string, args []any) ([
 	}
 	defer rows.Close()
 	var out []JobInfo
+	var batches []int64
 	for rows.Next() {
-		j, err := scanInfo(rows.Scan)
+		j, batch, err := scanInfo(rows.Scan)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, j)
+		batches = append(batches, batch)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, withPayloads(ctx, tx, out, batches)
+}
+
+// withPayloads fills in the payloads of jobs whose batch is not 0 from
+// their inbox rows.
+func withPayloads(ctx context.Context, tx *sql.Tx, jobs []JobInfo, batches []int64) error {
+	var refs []payloadRef
+	for i := range jobs {
+		if batches[i] != 0 {
+			refs = append(refs, payloadRef{id: jobs[i].ID, batch: batches[i], dst: &jobs[i].Payload})
+		}
+	}
+	return resolvePayloads(ctx, tx, refs)
 }
 
 // inboxJobs lists up to f.Limit inbox messages of f.Dest (any if empty)
@@ -211,6 +233,7 @@ func inboxJobs(ctx context.Context, tx *sql.Tx, f ListFilter) ([]JobInfo, error)
 	// From the row that holds AfterID+1 on.
 	rows, err := tx.QueryContext(ctx, `SELECT id, dest, n, enqueued_at, data FROM inbox
 		WHERE id >= coalesce((SELECT max(id) FROM inbox WHERE id <= ?1 + 1), 0) AND (?2 = '' OR dest = ?2)
+			AND id >= (SELECT coalesce(max(v), 0) FROM queue_meta WHERE k = 'expanded')
 		ORDER BY id`, f.AfterID, f.Dest)
 	if err != nil {
 		return nil, err
@@ -248,21 +271,20 @@ func inboxJobs(ctx context.Context, tx *sql.Tx, f ListFilter) ([]JobInfo, error)
 	return out, rows.Err()
 }
 
-func scanInfo(scan func(...any) error) (JobInfo, error) {
-	var j JobInfo
+func scanInfo(scan func(...any) error) (j JobInfo, batch int64, err error) {
 	var state string
 	var recv, retryAt, leaseUntil, updated int64
-	err := scan(&j.ID, &j.Source, &j.Dest, &j.Key, &j.MessageID, &j.Payload, &recv, &state, &j.Attempts,
-		&retryAt, &leaseUntil, &j.LastError, &updated)
+	err = scan(&j.ID, &j.Source, &j.Dest, &j.Key, &j.MessageID, &j.Payload, &recv, &state, &j.Attempts,
+		&retryAt, &leaseUntil, &j.LastError, &updated, &batch)
 	if err != nil {
-		return JobInfo{}, err
+		return JobInfo{}, 0, err
 	}
 	j.State = State(state)
 	j.ReceivedAt = nanoTime(recv)
 	j.RetryAt = nanoTime(retryAt)
 	j.LeaseUntil = nanoTime(leaseUntil)
 	j.UpdatedAt = nanoTime(updated)
-	return j, nil
+	return j, batch, nil
 }
 
 // nanoTime converts a stored Unix-nanosecond time; 0 is unset.

@@ -550,3 +550,80 @@ func claim(t *testing.T, q *queue.SQLite, dest string, limit int) []queue.Job {
 	}
 	return jobs
 }
+
+// Expanded jobs read their payloads from the inbox row they came from; the
+// row goes once none of them needs it, and a dead letter keeps its payload
+// after that.
+func TestInboxRowsAreReleased(t *testing.T) {
+	dir := t.TempDir()
+	q := openSQLite(t, dir, queue.SQLiteOptions{})
+	ctx := context.Background()
+	msgs := []queue.Message{queuetest.Msg("a", "u1", 1), queuetest.Msg("a", "u2", 2), queuetest.Msg("a", "u3", 3)}
+	if err := q.Enqueue(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	jobs := claim(t, q, "a", 10)
+	if len(jobs) != 3 {
+		t.Fatalf("claimed %d", len(jobs))
+	}
+	for i, j := range jobs {
+		if string(j.Payload) != string(msgs[i].Payload) {
+			t.Errorf("job %d payload %q, want %q", i, j.Payload, msgs[i].Payload)
+		}
+	}
+	if err := q.Abort(ctx, []int64{jobs[0].ID}, "bad"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Retry(ctx, []int64{jobs[1].ID}, time.Now(), "later"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Succeed(ctx, []int64{jobs[2].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if n := inboxRows(t, q); n != 1 {
+		t.Fatalf("%d inbox rows while a retry still reads from it, want 1", n)
+	}
+	again := claim(t, q, "a", 10)
+	if len(again) != 1 || string(again[0].Payload) != string(msgs[1].Payload) {
+		t.Fatalf("retried job: %+v", again)
+	}
+	if err := q.Succeed(ctx, []int64{again[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if n := inboxRows(t, q); n != 0 {
+		t.Errorf("%d inbox rows after every job finished, want 0", n)
+	}
+	dead, err := q.Get(ctx, jobs[0].ID)
+	if err != nil || dead.State != queue.StateAborted || string(dead.Payload) != string(msgs[0].Payload) {
+		t.Fatalf("dead letter: %+v, %v", dead, err)
+	}
+	if err := q.Requeue(ctx, []int64{dead.ID}); err != nil {
+		t.Fatal(err)
+	}
+	closeQ(t, q)
+	q = openSQLite(t, dir, queue.SQLiteOptions{})
+	defer closeQ(t, q)
+	replay := claim(t, q, "a", 10)
+	if len(replay) != 1 || replay[0].ID != dead.ID || string(replay[0].Payload) != string(msgs[0].Payload) {
+		t.Fatalf("replayed dead letter after reopen: %+v", replay)
+	}
+	if st, _ := q.Stats(ctx); st.Executing != 1 || st.Pending != 0 || st.Depth != 1 {
+		t.Errorf("stats after reopen %+v", st)
+	}
+}
+
+// inboxRows counts the rows of the inbox table through a second
+// connection.
+func inboxRows(t *testing.T, q *queue.SQLite) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", q.Path()+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM inbox`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
