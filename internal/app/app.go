@@ -22,6 +22,7 @@ import (
 
 	"github.com/relaycdp/relay/internal/config"
 	"github.com/relaycdp/relay/internal/console"
+	"github.com/relaycdp/relay/internal/cpubudget"
 	"github.com/relaycdp/relay/internal/gateway"
 	"github.com/relaycdp/relay/internal/klaviyo/kapi"
 	"github.com/relaycdp/relay/internal/store"
@@ -49,6 +50,8 @@ type App struct {
 	store   store.Store
 	queue   appQueue
 	limiter kapi.Limiter // Klaviyo rate limits kept in the store
+	// cpu is shared by ingest parsing (first) and delivery's mapping.
+	cpu     *cpubudget.Budget
 	dests   []*destination
 	gateway *gateway.Gateway
 	demo    *demo
@@ -103,6 +106,7 @@ func (a *App) open(ctx context.Context, opts Options) error {
 		return err
 	}
 	a.store, a.queue, a.limiter = b.store, b.queue, b.limiter
+	a.cpu = cpubudget.Default()
 	if opts.Demo {
 		if a.demo, err = startDemo(ctx, &a.cfg, a.store, a.log); err != nil {
 			return err
@@ -132,6 +136,7 @@ func (a *App) openGateway() error {
 		Routes:     newRoutes(a.cfg),
 		Rejections: rejectionLog{a.store},
 		Depth:      a.queue,
+		CPU:        a.cpu,
 	}, a.log, a.reg)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)

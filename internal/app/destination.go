@@ -56,6 +56,7 @@ func (a *App) openDestinations(ctx context.Context) error {
 				Settings:    func() klaviyo.Settings { return *d.settings.Load() },
 				BatchWait:   a.cfg.Delivery.BatchWait,
 				MaxRetryAge: a.cfg.Delivery.MaxRetryAge,
+				CPU:         a.cpu,
 			}, a.queue, d.client, a.store, a.log, metrics))
 		}
 		a.dests = append(a.dests, d)

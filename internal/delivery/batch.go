@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,14 +55,28 @@ type batch struct {
 	mu    sync.Mutex
 }
 
-func (w *Worker) newBatch(jobs []queue.Job) *batch {
+func (w *Worker) newBatch(ctx context.Context, jobs []queue.Job) *batch {
 	b := &batch{w: w, settings: w.cfg.Settings(), items: make([]item, len(jobs)), followers: map[ref][]ref{}}
-	for i, j := range jobs {
-		b.items[i].job = j
-		b.prepare(&b.items[i])
+	for chunk := range slices.Chunk(b.items, prepareChunk) {
+		// Without a share (no budget, or shutting down) the batch is
+		// still prepared: its jobs are leased and must be finished.
+		held := w.cfg.CPU != nil && w.cfg.CPU.Background(ctx) == nil
+		for i := range chunk {
+			chunk[i].job = jobs[0]
+			jobs = jobs[1:]
+			b.prepare(&chunk[i])
+		}
+		if held {
+			w.cfg.CPU.Release()
+		}
 	}
 	return b
 }
+
+// prepareChunk is how many jobs are mapped per share of the CPU taken
+// (Config.CPU): about a millisecond of work, so a waiting ingest request
+// is never held up longer than that.
+const prepareChunk = 16
 
 // prepare decodes and maps one job. Problems here are permanent: the same
 // event with the same settings maps the same way every time, so they are

@@ -77,6 +77,17 @@ type Config struct {
 	// Concurrency is how many Klaviyo requests one batch sends at once
 	// (default 8); the client's rate limiter paces them per endpoint.
 	Concurrency int
+	// CPU, when set, is the share of the cores mapping takes after
+	// ingest's parsing (internal/cpubudget): delivery is paced by
+	// Klaviyo's rate limits, an SDK request waits on ingest.
+	CPU CPU
+}
+
+// CPU is a share of the cores taken after foreground work;
+// *cpubudget.Budget is one.
+type CPU interface {
+	Background(ctx context.Context) error
+	Release()
 }
 
 func (c *Config) applyDefaults() {
@@ -158,7 +169,7 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	if len(jobs) == 0 {
 		return 0, nil
 	}
-	b := w.newBatch(jobs)
+	b := w.newBatch(ctx, jobs)
 	w.carry = b.holdPartial(carried)
 	b.deliver(ctx)
 	b.polls.Wait()

@@ -39,11 +39,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relaycdp/relay/internal/cpubudget"
 	"github.com/relaycdp/relay/internal/queue"
 )
 
@@ -203,6 +203,17 @@ type Deps struct {
 	Depth QueueDepth
 	// Now is the clock for ReceivedAt; nil means time.Now.
 	Now func() time.Time
+	// CPU bounds the requests parsing at once, ahead of delivery's work
+	// (internal/cpubudget); nil means a budget of GOMAXPROCS−1 of the
+	// gateway's own.
+	CPU CPU
+}
+
+// CPU is a share of the cores that ingest parsing takes before any
+// background work; *cpubudget.Budget is one.
+type CPU interface {
+	Foreground(ctx context.Context) error
+	Release()
 }
 
 // Gateway is the ingest API. It is safe for concurrent use.
@@ -213,12 +224,6 @@ type Gateway struct {
 	metrics *metrics
 	depth   *depthGate
 	mux     *http.ServeMux
-	// parsing bounds the requests parsing at once to GOMAXPROCS−1: the
-	// queue's single writer is on every request's critical path, and with
-	// every P busy parsing 100-event bodies it waited for a P after each
-	// wake-up, which showed in ingest's p99 (median 43.6 → 36.7 ms over 5
-	// quick runs each, same throughput; docs/BENCHMARKS.md).
-	parsing chan struct{}
 }
 
 // New builds a gateway. reg may be nil (metrics are then not registered).
@@ -240,6 +245,9 @@ func New(cfg Config, deps Deps, log *slog.Logger, reg prometheus.Registerer) (*G
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	if deps.CPU == nil {
+		deps.CPU = cpubudget.Default()
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -247,7 +255,7 @@ func New(cfg Config, deps Deps, log *slog.Logger, reg prometheus.Registerer) (*G
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, deps: deps, log: log, metrics: m, parsing: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))}
+	g := &Gateway{cfg: cfg, deps: deps, log: log, metrics: m}
 	if cfg.MaxQueueDepth > 0 {
 		g.depth = &depthGate{src: deps.Depth, max: cfg.MaxQueueDepth, ttl: cfg.DepthCacheTTL, now: deps.Now, log: log,
 			timeout: cfg.EnqueueTimeout}

@@ -83,14 +83,18 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request, rt route) outco
 	}
 	receivedAt := g.deps.Now()
 	reg := trace.StartRegion(ctx, "parse")
-	g.parsing <- struct{}{}
+	if err := g.deps.CPU.Foreground(ctx); err != nil {
+		reg.End()
+		return outcome{status: http.StatusServiceUnavailable, retryAfter: true, source: source,
+			msg: "the request ended while waiting to be parsed; retry"}
+	}
 	batch, err := spec.Parse(body, spec.Options{
 		ReceivedAt:    receivedAt,
 		DefaultType:   rt.defaultType,
 		MaxEventBytes: g.cfg.MaxEventBytes,
 		Encode:        true, // the gateway stores events; it does not read them
 	})
-	<-g.parsing
+	g.deps.CPU.Release()
 	reg.End()
 	if err != nil {
 		if errors.Is(err, spec.ErrMalformed) {

@@ -13,15 +13,21 @@ package queue
 // would cap ingest at ~3k commits/s; group commit is what makes FULL
 // affordable. SQL also keeps the console's queries simple.
 //
-// Storage model (rudder-server's jobsdb, STYLE.md item 6): jobs are appended
-// to one table (their payloads to a second, written once, so state changes
-// rewrite only small rows) and move through explicit states with batched
-// updates:
+// Storage model. Enqueue appends one row per destination of each call to
+// the inbox: the call's messages encoded and s2-compressed in one blob
+// (sqlite_inbox.go), so ingest costs the single writer a row per request
+// rather than rows and index entries per event. Claims expand inbox rows,
+// oldest first and only as delivery needs them, into job rows (rudder-
+// server's jobsdb, STYLE.md item 6), which keep reading their payloads from
+// the blob (jobs.batch) until the row is released with its last job; a
+// dead letter copies its payload to the payloads table, where jobs of
+// queue files older than the inbox also keep theirs. Job rows move through
+// explicit states with batched updates:
 //
-//	pending ─Claim→ executing ─Succeed→ (row deleted)
-//	                          ─Retry→   failed(retry_at, attempts+1, last_error) ─due→ claimable
-//	                          ─Abort→   aborted (kept until Purge)
-//	                          ─lease expires→ claimable again (attempts+1, "lease expired")
+//	(inbox) ─Claim expands→ pending ─Claim→ executing ─Succeed→ (row deleted)
+//	                                             ─Retry→   failed(retry_at, attempts+1, last_error) ─due→ claimable
+//	                                             ─Abort→   aborted (kept until Purge)
+//	                                             ─lease expires→ claimable again (attempts+1, "lease expired")
 //
 // Succeeded rows are deleted at once: the delivery log lives elsewhere, and
 // deleting keeps the file and its indexes as small as the backlog (freed
@@ -34,7 +40,9 @@ package queue
 // connection. It takes every request queued (up to BatchRows; optionally
 // waiting BatchWindow for more), runs them in one transaction (BEGIN
 // IMMEDIATE; savepoints only to isolate a failing request), commits once
-// (one fsync), then updates the in-memory counters and wakes every waiter.
+// (one fsync if any request needs it: Enqueue and Requeue do, delivery's
+// bookkeeping does not, see durability), then updates the in-memory
+// counters and wakes every waiter.
 // Reads (Claim's scan and payloads, Stats' oldest job, Get, List) use a
 // separate pool of query-only connections, which WAL lets run beside the
 // writer; WAL checkpoints run on a third connection (sqlite_checkpoint.go).

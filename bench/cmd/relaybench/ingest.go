@@ -55,6 +55,7 @@ type ingestOpts struct {
 	root        string
 	endpoint    string // Klaviyo base URL relay delivers to during ingest
 	simPID      int    // the simulator's process, whose CPU counts with the load generator's
+	latencyRate float64 // events/s of the latency phase; 0: half the run's sustained rate
 	destName    string
 	runs        int
 	dur         time.Duration
@@ -133,6 +134,9 @@ func benchIngest(ctx context.Context, o ingestOpts, progress io.Writer) (*Ingest
 
 		// Half load, open loop.
 		halfRate := rate / 2
+		if o.latencyRate > 0 {
+			halfRate = o.latencyRate
+		}
 		reqRate := halfRate / float64(o.batch)
 		traceDone := make(chan error, 1)
 		if o.pprofAddr != "" && run == 0 {

@@ -41,6 +41,7 @@ func run() int {
 		ingestTime    = fs.Duration("ingest-time", 10*time.Second, "time per ingest phase (saturation, then half load)")
 		ingestBatch   = fs.Int("ingest-batch", 100, "events per /v1/batch request")
 		ingestConc    = fs.Int("ingest-conc", 16, "concurrent connections at saturation")
+		latencyRate   = fs.Float64("latency-rate", 0, "events/s of the ingest latency phase (0: half the run's sustained rate); a fixed rate compares builds at the same load")
 		ingestDest    = fs.String("ingest-dest", "sim", "where relay delivers during the ingest benchmark: sim (relay sim in its own process, rate limits on) or down (an unreachable port: delivery only retries)")
 		ingestCorpus  = fs.Int("ingest-corpus", 50000, "distinct corpus events the ingest load cycles through")
 		deliveryN     = fs.Int("delivery-events", 200000, "events for the delivery benchmark")
@@ -133,7 +134,7 @@ func run() int {
 		}
 		o := ingestOpts{
 			relayBin: ingestBin, root: root, endpoint: endpoint, simPID: simPID, destName: destName, queue: q,
-			runs: *runs, dur: *ingestTime, batch: *ingestBatch, conc: *ingestConc, corpusSize: *ingestCorpus,
+			runs: *runs, dur: *ingestTime, batch: *ingestBatch, conc: *ingestConc, corpusSize: *ingestCorpus, latencyRate: *latencyRate,
 			pprofAddr: pprofAddr, profilePath: filepath.Join(*out, "ingest-cpu.pprof"), tracePath: filepath.Join(*out, "ingest-halfload.trace"),
 		}
 		prefix := fmt.Sprintf("BENCH%d", time.Now().UnixNano()%1e9)

@@ -1,0 +1,106 @@
+package cpubudget
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A freed slot goes to a foreground waiter even if a background one has
+// waited longer.
+func TestForegroundFirst(t *testing.T) {
+	b := New(1)
+	ctx := context.Background()
+	if err := b.Background(ctx); err != nil {
+		t.Fatal(err)
+	}
+	order := make(chan string, 2)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := b.Background(ctx); err == nil {
+			order <- "background"
+			b.Release()
+		}
+	})
+	waitFor(t, func() bool { return waiting(b) == 1 })
+	wg.Go(func() {
+		if err := b.Foreground(ctx); err == nil {
+			order <- "foreground"
+			b.Release()
+		}
+	})
+	waitFor(t, func() bool { return waiting(b) == 2 })
+	b.Release()
+	wg.Wait()
+	if first := <-order; first != "foreground" {
+		t.Errorf("first served: %s, want foreground", first)
+	}
+}
+
+// A background taker does not jump ahead of waiting foreground takers even
+// when it arrives just as a slot is free.
+func TestBackgroundYieldsToWaiters(t *testing.T) {
+	b := New(2)
+	ctx := context.Background()
+	_ = b.Foreground(ctx)
+	_ = b.Foreground(ctx)
+	done := make(chan struct{})
+	go func() {
+		_ = b.Foreground(ctx)
+		close(done)
+	}()
+	waitFor(t, func() bool { return waiting(b) == 1 })
+	b.Release() // to the waiting foreground
+	<-done
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := b.Background(short); err == nil {
+		t.Fatal("background took a slot while both were held")
+	}
+}
+
+// A canceled waiter leaves the queue and never holds a slot; a slot
+// granted as it gave up is passed on.
+func TestCancel(t *testing.T) {
+	b := New(1)
+	if err := b.Foreground(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- b.Background(ctx) }()
+	waitFor(t, func() bool { return waiting(b) == 1 })
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("canceled acquire succeeded")
+	}
+	b.Release()
+	if err := b.Foreground(context.Background()); err != nil {
+		t.Fatalf("slot lost after a canceled waiter: %v", err)
+	}
+}
+
+func TestNewAtLeastOne(t *testing.T) {
+	b := New(0)
+	if err := b.Foreground(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waiting(b *Budget) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.fg) + len(b.bg)
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
