@@ -294,17 +294,17 @@ func OpenSQLite(ctx context.Context, path string, opts SQLiteOptions, log *slog.
 		return nil, fmt.Errorf("open queue %q: %w", path, err)
 	}
 	s := &SQLite{
-		path:             path,
-		opts:             opts,
-		log:              log,
-		reqs:             make(chan *request, 1024),
-		writerDone:       make(chan struct{}),
-		stopCheckpoints:  make(chan struct{}),
-		checkpointsDone:  make(chan struct{}),
-		counts:           make(map[string]*destCounts),
-		claimLocks:       make(map[string]*sync.Mutex),
-		stmts:            make(map[string]*sql.Stmt),
-		insertSQL:        make(map[int]string),
+		path:            path,
+		opts:            opts,
+		log:             log,
+		reqs:            make(chan *request, 1024),
+		writerDone:      make(chan struct{}),
+		stopCheckpoints: make(chan struct{}),
+		checkpointsDone: make(chan struct{}),
+		counts:          make(map[string]*destCounts),
+		claimLocks:      make(map[string]*sync.Mutex),
+		stmts:           make(map[string]*sql.Stmt),
+		insertSQL:       make(map[int]string),
 	}
 	if err := s.open(ctx); err != nil {
 		s.closeDBs()

@@ -53,8 +53,8 @@ type IngestResult struct {
 type ingestOpts struct {
 	relayBin    string
 	root        string
-	endpoint    string // Klaviyo base URL relay delivers to during ingest
-	simPID      int    // the simulator's process, whose CPU counts with the load generator's
+	endpoint    string  // Klaviyo base URL relay delivers to during ingest
+	simPID      int     // the simulator's process, whose CPU counts with the load generator's
 	latencyRate float64 // events/s of the latency phase; 0: half the run's sustained rate
 	destName    string
 	runs        int
