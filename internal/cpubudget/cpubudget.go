@@ -2,8 +2,9 @@
 // parsing ingest requests, which an SDK is waiting on, and preparing
 // delivery batches, which Klaviyo's rate limits pace anyway. A Budget has
 // a fixed number of slots; work holds one while it runs, and a waiting
-// foreground taker (ingest) is always served before a background one
-// (delivery).
+// foreground taker (ingest) is served before a background one (delivery),
+// except that a background waiter gets every eighth slot while foreground
+// takers never let up.
 //
 // Why: on two cores, with every P busy parsing or mapping, the queue's
 // single writer (on every ingest request's critical path) and the
@@ -29,7 +30,16 @@ type Budget struct {
 	// Waiters in arrival order, foreground first when a slot frees. Each
 	// channel is buffered 1 and receives exactly one grant.
 	fg, bg []chan struct{}
+	// passed counts slots handed to foreground waiters in a row while a
+	// background one waited (see backgroundEvery).
+	passed int
 }
+
+// backgroundEvery: while foreground takers queue without pause, every
+// backgroundEvery-th freed slot still goes to a waiting background taker,
+// so delivery keeps a trickle (a slot for ~1 ms in every ~8 parses) under
+// an ingest overload instead of stopping until it ends.
+const backgroundEvery = 8
 
 // New returns a budget of slots slots (at least 1).
 func New(slots int) *Budget {
@@ -51,13 +61,18 @@ func (b *Budget) Background(ctx context.Context) error { return b.acquire(ctx, f
 func (b *Budget) Release() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	starving := len(b.bg) > 0 && b.passed >= backgroundEvery-1
 	switch {
-	case len(b.fg) > 0:
+	case len(b.fg) > 0 && !starving:
 		b.fg[0] <- struct{}{}
 		b.fg = b.fg[1:]
+		if len(b.bg) > 0 {
+			b.passed++
+		}
 	case len(b.bg) > 0:
 		b.bg[0] <- struct{}{}
 		b.bg = b.bg[1:]
+		b.passed = 0
 	default:
 		b.free++
 	}

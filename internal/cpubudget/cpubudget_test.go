@@ -104,3 +104,51 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// Under a foreground load that never lets up, a background waiter is
+// still served within backgroundEvery grants.
+func TestBackgroundIsNotStarved(t *testing.T) {
+	b := New(1)
+	ctx := context.Background()
+	_ = b.Foreground(ctx)
+	bgDone := make(chan struct{})
+	go func() {
+		_ = b.Background(ctx)
+		close(bgDone)
+	}()
+	waitFor(t, func() bool { return waiting(b) == 1 })
+	grants := 0
+	for {
+		// A foreground taker is always waiting when the slot frees.
+		fgDone := make(chan struct{})
+		go func() {
+			_ = b.Foreground(ctx)
+			close(fgDone)
+		}()
+		waitFor(t, func() bool { return waiting(b) >= 2 || isClosed(bgDone) })
+		b.Release()
+		select {
+		case <-bgDone:
+			if grants >= backgroundEvery {
+				t.Errorf("background served after %d foreground grants, want < %d", grants, backgroundEvery)
+			}
+			b.Release()
+			<-fgDone
+			return
+		case <-fgDone:
+			grants++
+			if grants > 2*backgroundEvery {
+				t.Fatal("background never served")
+			}
+		}
+	}
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}

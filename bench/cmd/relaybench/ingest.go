@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -67,6 +68,8 @@ type ingestOpts struct {
 	env         []string // relay serve's extra environment (the JetStream queue)
 	profilePath string
 	tracePath   string
+	// halfProfilePath is the CPU profile of the half-load phase.
+	halfProfilePath string
 }
 
 func benchIngest(ctx context.Context, o ingestOpts, progress io.Writer) (*IngestResult, error) {
@@ -138,16 +141,19 @@ func benchIngest(ctx context.Context, o ingestOpts, progress io.Writer) (*Ingest
 			halfRate = o.latencyRate
 		}
 		reqRate := halfRate / float64(o.batch)
-		traceDone := make(chan error, 1)
+		traceDone := make(chan error, 2)
 		if o.pprofAddr != "" && run == 0 {
 			// An execution trace of the half-load phase shows where the
-			// latency tail comes from (go tool trace, or -pprof=sched).
+			// latency tail comes from (go tool trace, or -pprof=sched); the
+			// CPU profile beside it, what the cores did meanwhile.
 			go func() { traceDone <- fetchPprof(ctx, o.pprofAddr, "trace", o.dur, o.tracePath) }()
+			go func() { traceDone <- fetchPprof(ctx, o.pprofAddr, "profile", o.dur, o.halfProfilePath) }()
 		} else {
+			traceDone <- nil
 			traceDone <- nil
 		}
 		hl := openLoop(ctx, c, url, reqRate, o.dur, o.conc*4, bodies)
-		if err := <-traceDone; err != nil {
+		if err := errors.Join(<-traceDone, <-traceDone); err != nil {
 			fmt.Fprintf(progress, "ingest: trace: %v\n", err)
 		} else if o.pprofAddr != "" && run == 0 {
 			res.Trace = o.tracePath

@@ -136,6 +136,7 @@ func run() int {
 			relayBin: ingestBin, root: root, endpoint: endpoint, simPID: simPID, destName: destName, queue: q,
 			runs: *runs, dur: *ingestTime, batch: *ingestBatch, conc: *ingestConc, corpusSize: *ingestCorpus, latencyRate: *latencyRate,
 			pprofAddr: pprofAddr, profilePath: filepath.Join(*out, "ingest-cpu.pprof"), tracePath: filepath.Join(*out, "ingest-halfload.trace"),
+			halfProfilePath: filepath.Join(*out, "ingest-halfload-cpu.pprof"),
 		}
 		prefix := fmt.Sprintf("BENCH%d", time.Now().UnixNano()%1e9)
 		if q == "jetstream" {
