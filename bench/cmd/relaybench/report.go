@@ -60,6 +60,9 @@ type Results struct {
 	Flags     map[string]string `json:"flags"`
 	Transform *TransformResult  `json:"transform,omitempty"`
 	Ingest    *IngestResult     `json:"ingest,omitempty"`
+	// IngestIdle is the ingest benchmark with Klaviyo unreachable: delivery
+	// only claims and retries, so ingest has the cores to itself.
+	IngestIdle *IngestResult `json:"ingest_idle,omitempty"`
 	// IngestJetStream is the same ingest benchmark with queue: jetstream.
 	IngestJetStream *IngestResult   `json:"ingest_jetstream,omitempty"`
 	Delivery        *DeliveryResult `json:"delivery,omitempty"`
@@ -95,6 +98,9 @@ func (r *Results) markdown(w io.Writer) {
 	}
 	if r.Ingest != nil {
 		r.Ingest.markdown(w)
+	}
+	if r.IngestIdle != nil {
+		r.IngestIdle.markdown(w)
 	}
 	if r.IngestJetStream != nil {
 		r.IngestJetStream.markdown(w)
