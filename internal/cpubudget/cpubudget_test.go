@@ -152,3 +152,38 @@ func isClosed(c chan struct{}) bool {
 		return false
 	}
 }
+
+// A foreground taker that has waited spareAfter takes the spare slot; a
+// background one never does.
+func TestSpare(t *testing.T) {
+	b := &Budget{limit: 1, max: 2}
+	ctx := context.Background()
+	if err := b.Foreground(ctx); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 3*spareAfter)
+	defer cancel()
+	if err := b.Background(short); err == nil {
+		t.Fatal("background took the spare slot")
+	}
+	start := time.Now()
+	if err := b.Foreground(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < spareAfter {
+		t.Errorf("spare taken after %v, before spareAfter", waited)
+	}
+	// Both slots are in use now: a third waits for a release.
+	third := make(chan struct{})
+	go func() {
+		_ = b.Foreground(ctx)
+		close(third)
+	}()
+	time.Sleep(3 * spareAfter)
+	if isClosed(third) {
+		t.Fatal("a third slot was taken")
+	}
+	b.Release() // the spare comes back: not handed on, one is still in use above limit
+	b.Release()
+	<-third
+}
