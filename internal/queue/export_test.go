@@ -59,3 +59,7 @@ func (s *SQLite) SubmitFailing(ctx context.Context) error {
 
 // Path is the queue's database file.
 func (s *SQLite) Path() string { return s.path }
+
+// EncodeInboxForTest is encodeInbox, for tests that write queue files of
+// earlier versions by hand.
+func EncodeInboxForTest(msgs []Message) []byte { return encodeInbox(msgs) }

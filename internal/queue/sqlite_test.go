@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -626,4 +627,79 @@ func inboxRows(t *testing.T, q *queue.SQLite) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// Queue files of versions 2 (payloads in their own table) and 3 (an inbox
+// whose rows were deleted on expansion) open with their jobs and inbox
+// messages intact and claimable in order.
+func TestUpgradeFromSchemaV2AndV3(t *testing.T) {
+	v2 := []string{
+		`PRAGMA journal_mode=WAL`,
+		`CREATE TABLE jobs (id INTEGER PRIMARY KEY, source TEXT NOT NULL, dest TEXT NOT NULL, key TEXT NOT NULL,
+			message_id TEXT NOT NULL, received_at INTEGER NOT NULL, state TEXT NOT NULL,
+			attempts INTEGER NOT NULL DEFAULT 0, retry_at INTEGER NOT NULL DEFAULT 0, lease_until INTEGER NOT NULL DEFAULT 0,
+			last_error TEXT NOT NULL DEFAULT '', updated_at INTEGER NOT NULL)`,
+		`CREATE INDEX jobs_open ON jobs (dest, id, key, state, retry_at, lease_until) WHERE state IN ('pending','executing','failed')`,
+		`CREATE INDEX jobs_aborted ON jobs (dest, id) WHERE state = 'aborted'`,
+		`CREATE TABLE payloads (id INTEGER PRIMARY KEY, payload BLOB NOT NULL)`,
+		`CREATE TRIGGER jobs_payload_gone AFTER DELETE ON jobs BEGIN DELETE FROM payloads WHERE id = OLD.id; END`,
+		`INSERT INTO jobs (id, source, dest, key, message_id, received_at, state, updated_at) VALUES
+			(7, 'web', 'a', 'u1', 'm7', 1, 'pending', 1)`,
+		`INSERT INTO payloads (id, payload) VALUES (7, '{"n":7}')`,
+	}
+	for _, tc := range []struct {
+		version int
+		extra   []string
+		want    []string // message ids claimed, in order
+	}{
+		{2, nil, []string{"m7", "m-a-1"}},
+		{3, []string{
+			`CREATE TABLE inbox (id INTEGER PRIMARY KEY, dest TEXT NOT NULL, n INTEGER NOT NULL,
+				enqueued_at INTEGER NOT NULL, received_at INTEGER NOT NULL, data BLOB NOT NULL)`,
+			`CREATE INDEX inbox_dest ON inbox (dest, id)`,
+		}, []string{"m7", "m8", "m-a-1"}},
+	} {
+		t.Run(fmt.Sprint("v", tc.version), func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "queue.db")
+			db, err := sql.Open("sqlite", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, stmt := range append(append(slices.Clone(v2), tc.extra...), fmt.Sprintf("PRAGMA user_version = %d", tc.version)) {
+				if _, err := db.Exec(stmt); err != nil {
+					t.Fatalf("%s: %v", stmt, err)
+				}
+			}
+			if tc.version == 3 {
+				blob := queue.EncodeInboxForTest([]queue.Message{{Source: "web", Dest: "a", Key: "u2", MessageID: "m8", Payload: []byte(`{"n":8}`)}})
+				if _, err := db.Exec(`INSERT INTO inbox VALUES (8, 'a', 1, 1, 1, ?)`, blob); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			q := openSQLite(t, dir, queue.SQLiteOptions{})
+			defer closeQ(t, q)
+			ctx := context.Background()
+			if err := q.Enqueue(ctx, []queue.Message{queuetest.Msg("a", "u3", 1)}); err != nil {
+				t.Fatal(err)
+			}
+			got := claim(t, q, "a", 10)
+			var ids []string
+			for _, j := range got {
+				ids = append(ids, j.MessageID)
+			}
+			if strings.Join(ids, " ") != strings.Join(tc.want, " ") || string(got[0].Payload) != `{"n":7}` {
+				t.Fatalf("claimed %v (first payload %s), want %v", ids, got[0].Payload, tc.want)
+			}
+			if tc.version == 3 && string(got[1].Payload) != `{"n":8}` {
+				t.Errorf("v3 inbox payload %s", got[1].Payload)
+			}
+			if err := q.Succeed(ctx, []int64{got[0].ID, got[1].ID}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }
