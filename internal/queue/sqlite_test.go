@@ -393,13 +393,7 @@ func TestClaimAcrossWriterChunks(t *testing.T) {
 // A queue file written by version 1 (payloads inline in jobs) opens with
 // its jobs intact and claimable.
 func TestUpgradeFromSchemaV1(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "queue.db")
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, stmt := range []string{
+	q := upgraded(t, []string{
 		`PRAGMA journal_mode=WAL`,
 		`CREATE TABLE jobs (id INTEGER PRIMARY KEY, source TEXT NOT NULL, dest TEXT NOT NULL, key TEXT NOT NULL,
 			message_id TEXT NOT NULL, payload BLOB NOT NULL, received_at INTEGER NOT NULL, state TEXT NOT NULL,
@@ -411,20 +405,9 @@ func TestUpgradeFromSchemaV1(t *testing.T) {
 			(7, 'web', 'a', 'u1', 'm7', '{"n":7}', 1, 'pending', 1),
 			(9, 'web', 'a', 'u2', 'm9', '{"n":9}', 1, 'aborted', 1)`,
 		`PRAGMA user_version = 1`,
-	} {
-		if _, err := db.Exec(stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	q := openSQLite(t, dir, queue.SQLiteOptions{})
+	}, nil)
 	defer closeQ(t, q)
 	ctx := context.Background()
-	if err := q.Enqueue(ctx, []queue.Message{queuetest.Msg("a", "u3", 1)}); err != nil {
-		t.Fatal(err)
-	}
 	got, err := q.Claim(ctx, "a", 10, time.Hour)
 	if err != nil || len(got) != 2 || got[0].ID != 7 || string(got[0].Payload) != `{"n":7}` || got[1].ID <= 9 {
 		t.Fatalf("claim after upgrade: %+v, %v", got, err)
@@ -660,32 +643,17 @@ func TestUpgradeFromSchemaV2AndV3(t *testing.T) {
 		}, []string{"m7", "m8", "m-a-1"}},
 	} {
 		t.Run(fmt.Sprint("v", tc.version), func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "queue.db")
-			db, err := sql.Open("sqlite", path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, stmt := range append(append(slices.Clone(v2), tc.extra...), fmt.Sprintf("PRAGMA user_version = %d", tc.version)) {
-				if _, err := db.Exec(stmt); err != nil {
-					t.Fatalf("%s: %v", stmt, err)
-				}
-			}
+			var more func(db *sql.DB) error
 			if tc.version == 3 {
-				blob := queue.EncodeInboxForTest([]queue.Message{{Source: "web", Dest: "a", Key: "u2", MessageID: "m8", Payload: []byte(`{"n":8}`)}})
-				if _, err := db.Exec(`INSERT INTO inbox VALUES (8, 'a', 1, 1, 1, ?)`, blob); err != nil {
-					t.Fatal(err)
+				more = func(db *sql.DB) error {
+					blob := queue.EncodeInboxForTest([]queue.Message{{Source: "web", Dest: "a", Key: "u2", MessageID: "m8", Payload: []byte(`{"n":8}`)}})
+					_, err := db.Exec(`INSERT INTO inbox VALUES (8, 'a', 1, 1, 1, ?)`, blob)
+					return err
 				}
 			}
-			if err := db.Close(); err != nil {
-				t.Fatal(err)
-			}
-			q := openSQLite(t, dir, queue.SQLiteOptions{})
+			q := upgraded(t, append(append(slices.Clone(v2), tc.extra...), fmt.Sprintf("PRAGMA user_version = %d", tc.version)), more)
 			defer closeQ(t, q)
 			ctx := context.Background()
-			if err := q.Enqueue(ctx, []queue.Message{queuetest.Msg("a", "u3", 1)}); err != nil {
-				t.Fatal(err)
-			}
 			got := claim(t, q, "a", 10)
 			var ids []string
 			for _, j := range got {
@@ -702,4 +670,34 @@ func TestUpgradeFromSchemaV2AndV3(t *testing.T) {
 			}
 		})
 	}
+}
+
+// upgraded writes a queue file of an earlier version with stmts (then
+// more, when set), opens it with this version and enqueues one message
+// (m-a-1, key u3).
+func upgraded(t *testing.T, stmts []string, more func(db *sql.DB) error) *queue.SQLite {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", filepath.Join(dir, "queue.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range stmts {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if more != nil {
+		if err := more(db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q := openSQLite(t, dir, queue.SQLiteOptions{})
+	if err := q.Enqueue(context.Background(), []queue.Message{queuetest.Msg("a", "u3", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	return q
 }
