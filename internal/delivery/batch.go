@@ -57,13 +57,14 @@ type batch struct {
 
 func (w *Worker) newBatch(ctx context.Context, jobs []queue.Job) *batch {
 	b := &batch{w: w, settings: w.cfg.Settings(), items: make([]item, len(jobs)), followers: map[ref][]ref{}}
+	for i, j := range jobs {
+		b.items[i].job = j
+	}
 	for chunk := range slices.Chunk(b.items, prepareChunk) {
 		// Without a share (no budget, or shutting down) the batch is
 		// still prepared: its jobs are leased and must be finished.
 		held := w.cfg.CPU != nil && w.cfg.CPU.Background(ctx) == nil
 		for i := range chunk {
-			chunk[i].job = jobs[0]
-			jobs = jobs[1:]
 			b.prepare(&chunk[i])
 		}
 		if held {

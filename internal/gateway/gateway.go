@@ -204,7 +204,7 @@ type Deps struct {
 	// Now is the clock for ReceivedAt; nil means time.Now.
 	Now func() time.Time
 	// CPU bounds the requests parsing at once, ahead of delivery's work
-	// (internal/cpubudget); nil means a budget of GOMAXPROCS−1 of the
+	// (internal/cpubudget); nil means a cpubudget.Default() of the
 	// gateway's own.
 	CPU CPU
 }

@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 
 	"github.com/klauspost/compress/s2"
 )
@@ -168,11 +170,11 @@ type querier interface {
 // resolvePayloads fills in every ref's payload. Each inbox row is read and
 // decoded once, however many of its jobs are asked for.
 func resolvePayloads(ctx context.Context, q querier, refs []payloadRef) error {
-	var loose []int64
+	loose := map[int64]*[]byte{}
 	byBatch := map[int64][]payloadRef{}
 	for _, r := range refs {
 		if r.batch == 0 {
-			loose = append(loose, r.id)
+			loose[r.id] = r.dst
 		} else {
 			byBatch[r.batch] = append(byBatch[r.batch], r)
 		}
@@ -199,18 +201,13 @@ func resolvePayloads(ctx context.Context, q querier, refs []payloadRef) error {
 	if len(loose) == 0 {
 		return nil
 	}
-	return loosePayloads(ctx, q, loose, refs)
+	return loosePayloads(ctx, q, loose)
 }
 
-// loosePayloads reads the payloads of ids from the payloads table (jobs
+// loosePayloads fills in dst (by job id) from the payloads table (jobs
 // from before the inbox, and dead letters).
-func loosePayloads(ctx context.Context, q querier, ids []int64, refs []payloadRef) error {
-	dst := make(map[int64]*[]byte, len(ids))
-	for _, r := range refs {
-		if r.batch == 0 {
-			dst[r.id] = r.dst
-		}
-	}
+func loosePayloads(ctx context.Context, q querier, dst map[int64]*[]byte) error {
+	ids := slices.Collect(maps.Keys(dst))
 	rows, err := q.QueryContext(ctx, sqlPayloads, idsJSON(ids))
 	if err != nil {
 		return err

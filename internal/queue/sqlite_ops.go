@@ -36,9 +36,11 @@ const (
 	sqlPayloads = `SELECT id, payload FROM payloads WHERE id IN (SELECT value FROM json_each(?1))`
 	sqlSucceed  = `DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'executing'
 		RETURNING dest, batch`
+	// A retried job still reads its payload from its batch, so it returns
+	// batch 0: nothing for finish to release.
 	sqlRetry = `UPDATE jobs SET state = 'failed', retry_at = ?2, attempts = attempts + 1, last_error = ?3,
 		lease_until = 0, updated_at = ?4
-		WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'executing' RETURNING dest, batch`
+		WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'executing' RETURNING dest, 0`
 	// A dead letter's payload is copied out of the inbox first
 	// (keepPayloads): it may stay for weeks, its batch should not.
 	sqlAbort = `UPDATE jobs SET state = 'aborted', attempts = attempts + 1, last_error = ?2,
@@ -840,7 +842,6 @@ func (s *SQLite) keepPayloads(w *wtx, ids string) ([]int64, error) {
 		return nil, fmt.Errorf("find payloads to keep: %w", err)
 	}
 	var refs []payloadRef
-	var payloads [][]byte
 	for rows.Next() {
 		var r payloadRef
 		if err := rows.Scan(&r.id, &r.batch); err != nil {
@@ -853,7 +854,7 @@ func (s *SQLite) keepPayloads(w *wtx, ids string) ([]int64, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("find payloads to keep: %w", err)
 	}
-	payloads = make([][]byte, len(refs))
+	payloads := make([][]byte, len(refs))
 	var batches []int64
 	for i := range refs {
 		refs[i].dst = &payloads[i]
