@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/relaycdp/relay/internal/app"
+	"github.com/relaycdp/relay/internal/cpubudget"
 )
 
 func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
@@ -25,7 +26,10 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			*cfgPath = "relay.yaml"
 		}
 	}
+	// Spare Ps for goroutines blocked in SQLite's fsyncs (see RaiseProcs).
+	cores := cpubudget.RaiseProcs(os.LookupEnv)
 	err := app.Run(ctx, app.Options{
+		Cores:      cores,
 		ConfigPath: *cfgPath,
 		Addr:       *addr,
 		Data:       *data,

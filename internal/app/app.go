@@ -40,6 +40,9 @@ type Options struct {
 	Out io.Writer
 	// Ready, when set, is called with the bound address once serving.
 	Ready func(addr string)
+	// Cores is the CPU cores relay may use, for the CPU budget
+	// (cpubudget.RaiseProcs returns it); 0 means GOMAXPROCS.
+	Cores int
 }
 
 // App is a running relay serve.
@@ -107,6 +110,9 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	}
 	a.store, a.queue, a.limiter = b.store, b.queue, b.limiter
 	a.cpu = cpubudget.Default()
+	if opts.Cores > 0 {
+		a.cpu = cpubudget.ForCores(opts.Cores)
+	}
 	if opts.Demo {
 		if a.demo, err = startDemo(ctx, &a.cfg, a.store, a.log); err != nil {
 			return err

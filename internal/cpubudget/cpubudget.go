@@ -9,8 +9,8 @@
 // Why: on two cores, with every P busy parsing or mapping, the queue's
 // single writer (on every ingest request's critical path) and the
 // requests it has just committed waited for a P after each wake-up, and
-// that wait was the ingest latency tail. Default leaves a P for them
-// (GOMAXPROCS−1 slots), with delivery's mapping in the same budget. Under
+// that wait was the ingest latency tail. ForCores leaves a core for them
+// (cores−1 slots), with delivery's mapping in the same budget. Under
 // a sustained overload that P is better spent parsing: a foreground taker
 // that has already waited spareAfter takes a spare slot. Measured on two
 // cores (docs/BENCHMARKS.md): the spare raised sustained ingest from
@@ -59,10 +59,35 @@ func New(slots int) *Budget {
 	return &Budget{limit: slots, max: slots}
 }
 
-// Default is a budget of GOMAXPROCS−1 slots (at least 1) plus one spare.
-func Default() *Budget {
-	n := runtime.GOMAXPROCS(0)
+// Default is ForCores(GOMAXPROCS).
+func Default() *Budget { return ForCores(runtime.GOMAXPROCS(0)) }
+
+// ForCores is a budget for n cores: n−1 slots (at least 1) plus one spare.
+func ForCores(n int) *Budget {
 	return &Budget{limit: max(n-1, 1), max: max(n, 1)}
+}
+
+// syscallProcs is how many Ps RaiseProcs adds above the cores. The SQLite
+// driver's file writes and fsyncs are plain blocking syscalls, and a
+// goroutine in a syscall keeps its P until the runtime's monitor takes it
+// back, which can take up to 10 ms when the monitor has been idle. With
+// GOMAXPROCS at the core count, the queue's writer and the checkpointer
+// (or the store) in fsync at once left no P for anything else: execution
+// traces at half load on two cores showed 6–9 ingest requests runnable
+// and none running for 30 ms. Two spare Ps cover those goroutines.
+const syscallProcs = 2
+
+// RaiseProcs sets GOMAXPROCS to the cores plus syscallProcs and returns
+// the cores (GOMAXPROCS as the runtime chose it: the CPU count or the
+// container's CPU limit), for ForCores. A GOMAXPROCS set in the
+// environment is the operator's choice and is left alone (and is then
+// taken as the cores).
+func RaiseProcs(env func(string) (string, bool)) (cores int) {
+	cores = runtime.GOMAXPROCS(0)
+	if _, set := env("GOMAXPROCS"); !set {
+		runtime.GOMAXPROCS(cores + syscallProcs)
+	}
+	return cores
 }
 
 // Foreground takes a slot ahead of every background waiter.

@@ -2,6 +2,7 @@ package cpubudget
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -186,4 +187,35 @@ func TestSpare(t *testing.T) {
 	b.Release() // the spare comes back: not handed on, one is still in use above limit
 	b.Release()
 	<-third
+}
+
+func TestRaiseProcs(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(before) })
+
+	noEnv := func(string) (string, bool) { return "", false }
+	if cores := RaiseProcs(noEnv); cores != before {
+		t.Errorf("cores = %d, want GOMAXPROCS %d", cores, before)
+	}
+	if got := runtime.GOMAXPROCS(0); got != before+syscallProcs {
+		t.Errorf("GOMAXPROCS after RaiseProcs = %d, want %d", got, before+syscallProcs)
+	}
+
+	runtime.GOMAXPROCS(before)
+	setByOperator := func(k string) (string, bool) { return "3", k == "GOMAXPROCS" }
+	if cores := RaiseProcs(setByOperator); cores != before {
+		t.Errorf("cores with GOMAXPROCS set = %d, want %d", cores, before)
+	}
+	if got := runtime.GOMAXPROCS(0); got != before {
+		t.Errorf("GOMAXPROCS set in the environment was changed to %d", got)
+	}
+}
+
+func TestForCores(t *testing.T) {
+	for _, tc := range []struct{ cores, limit, max int }{{1, 1, 1}, {2, 1, 2}, {8, 7, 8}, {0, 1, 1}} {
+		b := ForCores(tc.cores)
+		if b.limit != tc.limit || b.max != tc.max {
+			t.Errorf("ForCores(%d): %d slots + spare to %d, want %d and %d", tc.cores, b.limit, b.max, tc.limit, tc.max)
+		}
+	}
 }

@@ -39,8 +39,9 @@ func (w wireReader) Read(p []byte) (int, error) {
 // readBody returns the decompressed body, reading at most limit+1
 // decompressed bytes whatever the body claims, so a gzip bomb costs at most
 // limit bytes of memory. Content-Type is ignored (clients send text/plain and
-// x-www-form-urlencoded JSON, clients.md §1).
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+// x-www-form-urlencoded JSON, clients.md §1). The body is read into
+// scratch's capacity when it suffices.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, scratch []byte) ([]byte, error) {
 	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
 	compressed := enc != "" && enc != "identity"
 	// The wire body is capped too (with slack for incompressible data in a
@@ -72,7 +73,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 			fmt.Sprintf("unsupported Content-Encoding %q: send gzip, deflate or an uncompressed body", truncate(enc, 40))}
 	}
 
-	var buf bytes.Buffer
+	buf := bytes.NewBuffer(scratch[:0])
 	// Content-Length is only a hint (it is the compressed size for gzip);
 	// never trust it past the limit.
 	if !compressed && r.ContentLength > 0 {

@@ -151,7 +151,9 @@ func (c Config) Validate() error {
 }
 
 // Enqueuer makes messages durable; queue.Queue satisfies it. Enqueue must
-// return nil only once every message is committed.
+// return nil only once every message is committed, and keep no reference
+// to the messages' payloads after it returned nil: the gateway reuses
+// their buffer for the next request.
 type Enqueuer interface {
 	Enqueue(ctx context.Context, msgs []queue.Message) error
 }
@@ -224,6 +226,7 @@ type Gateway struct {
 	metrics *metrics
 	depth   *depthGate
 	mux     *http.ServeMux
+	bufs    buffers
 }
 
 // New builds a gateway. reg may be nil (metrics are then not registered).

@@ -69,7 +69,7 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request, rt route) outco
 			return out
 		}
 	}
-	body, err := readBody(w, r, g.cfg.MaxRequestBytes)
+	body, err := readBody(w, r, g.cfg.MaxRequestBytes, g.bufs.bytes.get())
 	if err != nil {
 		if be, ok := errors.AsType[*bodyError](err); ok {
 			return outcome{status: be.status, msg: be.msg, source: source}
@@ -93,9 +93,12 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request, rt route) outco
 		DefaultType:   rt.defaultType,
 		MaxEventBytes: g.cfg.MaxEventBytes,
 		Encode:        true, // the gateway stores events; it does not read them
+		Scratch:       g.bufs.bytes.get(),
+		Items:         g.bufs.items.get(),
 	})
 	g.deps.CPU.Release()
 	reg.End()
+	g.bufs.bytes.put(body) // Parse keeps nothing from the body
 	if err != nil {
 		if errors.Is(err, spec.ErrMalformed) {
 			return outcome{status: http.StatusBadRequest, source: source,
@@ -115,7 +118,15 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request, rt route) outco
 			return out
 		}
 	}
-	return g.commit(ctx, source, key, batch, receivedAt)
+	out := g.commit(ctx, source, key, batch, receivedAt)
+	if out.status == http.StatusOK {
+		// Enqueue returned nil (or was not called): the queue keeps no
+		// reference to the payloads. After a failed Enqueue it may (a
+		// JetStream publish still in flight), so the buffer is left to the GC.
+		g.bufs.bytes.put(batch.Scratch)
+	}
+	g.bufs.items.put(batch.Items)
+	return out
 }
 
 // authenticate resolves key to its source; a non-zero outcome is the

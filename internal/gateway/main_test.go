@@ -64,7 +64,12 @@ func (q *fakeQueue) Enqueue(ctx context.Context, msgs []queue.Message) error {
 	if q.err != nil {
 		return q.err
 	}
-	q.msgs = append(q.msgs, msgs...)
+	// The gateway reuses payload buffers once Enqueue returned nil (the
+	// Enqueuer contract), so a queue that keeps them keeps copies.
+	for _, m := range msgs {
+		m.Payload = bytes.Clone(m.Payload)
+		q.msgs = append(q.msgs, m)
+	}
 	return nil
 }
 

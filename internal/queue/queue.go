@@ -84,7 +84,8 @@ type Queue interface {
 	// concurrent callers share one transaction and one fsync). The messages
 	// of one call are stored atomically, in slice order. An error means
 	// none was stored — except a context error, after which they may or may
-	// not have been.
+	// not have been. Once it returned nil it keeps no reference to msgs or
+	// their payloads (the gateway reuses the buffers).
 	Enqueue(ctx context.Context, msgs []Message) error
 	// Claim moves up to limit due jobs of dest to executing, oldest first,
 	// never returning a job whose Key has an earlier job still unfinished

@@ -258,6 +258,8 @@ type SQLite struct {
 	claimMu    sync.Mutex
 	claimLocks map[string]*sync.Mutex // per destination, see Claim
 
+	scratch sync.Pool // *inboxScratch for Enqueue's encoding
+
 	commits, committedRows atomic.Int64 // group-commit effectiveness, for benchmarks
 }
 

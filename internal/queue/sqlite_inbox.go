@@ -51,12 +51,18 @@ var errInboxCorrupt = errors.New("inbox blob is corrupt")
 // writes and fsync, whose latency grows with the bytes written; a batch of
 // corpus events compresses 4.4× with s2 at ~1 µs an event on this machine
 // size (zstd's fastest level: 7× at ~5 µs an event).
-func encodeInbox(msgs []Message) []byte {
-	size := 0
-	for _, m := range msgs {
-		size += len(m.Source) + len(m.Key) + len(m.MessageID) + len(m.Payload) + 4*binary.MaxVarintLen32 + binary.MaxVarintLen64
-	}
-	b := make([]byte, 0, size)
+func encodeInbox(msgs []Message) []byte { return new(inboxScratch).encode(msgs) }
+
+// inboxScratch holds encode's working buffers between calls (SQLite keeps
+// them in a sync.Pool): the plain and the compressed form are each about
+// the request body's size and live only until the blob is copied out, and
+// allocating them per request was a quarter of relay's garbage under
+// ingest load, which set the GC's pace.
+type inboxScratch struct{ plain, packed []byte }
+
+// encode is encodeInbox with s's buffers; the blob returned is its own.
+func (s *inboxScratch) encode(msgs []Message) []byte {
+	b := s.plain[:0]
 	for _, m := range msgs {
 		b = appendBytes(b, m.Source)
 		b = appendBytes(b, m.Key)
@@ -68,9 +74,28 @@ func encodeInbox(msgs []Message) []byte {
 		b = binary.AppendVarint(b, recv)
 		b = appendBytes(b, m.Payload)
 	}
-	out := make([]byte, 1, 1+s2.MaxEncodedLen(len(b)))
+	s.plain = b
+	if n := s2.MaxEncodedLen(len(b)); cap(s.packed) < n {
+		s.packed = make([]byte, n)
+	}
+	packed := s2.Encode(s.packed[:cap(s.packed)], b)
+	out := make([]byte, 1+len(packed))
 	out[0] = inboxVersion
-	return append(out, s2.Encode(out[1:cap(out)], b)...)
+	copy(out[1:], packed)
+	return out
+}
+
+// maxScratch is the largest buffer an inboxScratch keeps for the next
+// call; a rare huge Enqueue should not pin its buffers for good.
+const maxScratch = 4 << 20
+
+func (s *inboxScratch) trim() {
+	if cap(s.plain) > maxScratch {
+		s.plain = nil
+	}
+	if cap(s.packed) > maxScratch {
+		s.packed = nil
+	}
 }
 
 func appendBytes[T string | []byte](b []byte, s T) []byte {

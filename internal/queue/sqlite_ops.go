@@ -82,7 +82,13 @@ func (s *SQLite) Enqueue(ctx context.Context, msgs []Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	groups := inboxGroups(msgs)
+	sc, _ := s.scratch.Get().(*inboxScratch)
+	if sc == nil {
+		sc = new(inboxScratch)
+	}
+	groups := inboxGroups(sc, msgs)
+	sc.trim()
+	s.scratch.Put(sc)
 	err := s.submit(ctx, synced, len(msgs), func(w *wtx) error {
 		return s.writeInbox(w, groups)
 	})
@@ -104,9 +110,9 @@ type inboxGroup struct {
 
 // inboxGroups splits msgs by destination, keeping their order, and
 // encodes each group.
-func inboxGroups(msgs []Message) []inboxGroup {
+func inboxGroups(sc *inboxScratch, msgs []Message) []inboxGroup {
 	if !slices.ContainsFunc(msgs, func(m Message) bool { return m.Dest != msgs[0].Dest }) {
-		return []inboxGroup{newInboxGroup(msgs)} // the usual case
+		return []inboxGroup{newInboxGroup(sc, msgs)} // the usual case
 	}
 	var dests []string
 	byDest := map[string][]Message{}
@@ -118,14 +124,14 @@ func inboxGroups(msgs []Message) []inboxGroup {
 	}
 	groups := make([]inboxGroup, len(dests))
 	for i, d := range dests {
-		groups[i] = newInboxGroup(byDest[d])
+		groups[i] = newInboxGroup(sc, byDest[d])
 	}
 	return groups
 }
 
 // newInboxGroup encodes msgs, which share a destination.
-func newInboxGroup(msgs []Message) inboxGroup {
-	g := inboxGroup{dest: msgs[0].Dest, n: len(msgs), data: encodeInbox(msgs)}
+func newInboxGroup(sc *inboxScratch, msgs []Message) inboxGroup {
+	g := inboxGroup{dest: msgs[0].Dest, n: len(msgs), data: sc.encode(msgs)}
 	for _, m := range msgs {
 		if m.ReceivedAt.IsZero() {
 			g.unset = true

@@ -140,3 +140,46 @@ func TestMayOverflow(t *testing.T) {
 		}
 	}
 }
+
+// A caller that hands one Batch's Scratch and Items to the next Parse
+// (the gateway does, request after request) gets the same batch as from
+// fresh buffers, whatever the bodies' sizes and the earlier contents.
+func TestReusedBuffers(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "wire", "*.json"))
+	if err != nil || len(files) < 2 {
+		t.Fatalf("want at least two wire captures: %v", err)
+	}
+	bodies := [][]byte{[]byte(`{"batch":[{"type":"track","event":"E","userId":"u","properties":{"p":"` + strings.Repeat("x", 5000) + `"}}]}`)}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, b)
+	}
+	bodies = append(bodies, []byte(`{"type":"identify","userId":"small"}`), bodies[0])
+	opts := Options{ReceivedAt: ts("2026-11-27T10:00:00Z"), Encode: true}
+	var scratch []byte
+	var items []Item
+	for i, body := range bodies {
+		fresh, err := Parse(body, opts)
+		if err != nil {
+			t.Fatalf("body %d: %v", i, err)
+		}
+		reuse := opts
+		reuse.Scratch, reuse.Items = scratch, items
+		got, err := Parse(body, reuse)
+		if err != nil {
+			t.Fatalf("body %d with reused buffers: %v", i, err)
+		}
+		if d := cmp.Diff(fresh.Items, got.Items); d != "" || got.WriteKey != fresh.WriteKey {
+			t.Fatalf("body %d: reused buffers give a different batch (-fresh +reused):\n%s", i, d)
+		}
+		// Dirty the buffers as a later request would before handing them on.
+		scratch, items = got.Scratch, got.Items
+		for j := range scratch[:cap(scratch)] {
+			scratch[:cap(scratch)][j] = '#'
+		}
+		clear(items)
+	}
+}

@@ -53,22 +53,23 @@ type IngestResult struct {
 }
 
 type ingestOpts struct {
-	relayBin    string
-	root        string
-	endpoint    string  // Klaviyo base URL relay delivers to during ingest
-	simPID      int     // the simulator's process, whose CPU counts with the load generator's
-	latencyRate float64 // events/s of the latency phase; 0: half the run's sustained rate
-	destName    string
-	runs        int
-	dur         time.Duration
-	batch       int
-	conc        int
-	corpusSize  int
-	pprofAddr   string   // relayprof's --pprof address, "" for none
-	queue       string   // "sqlite" or "jetstream"
-	env         []string // relay serve's extra environment (the JetStream queue)
-	profilePath string
-	tracePath   string
+	relayBin       string
+	root           string
+	endpoint       string  // Klaviyo base URL relay delivers to during ingest
+	simPID         int     // the simulator's process, whose CPU counts with the load generator's
+	latencyRate    float64 // events/s of the latency phase; 0: half the run's sustained rate
+	destName       string
+	runs           int
+	dur            time.Duration
+	batch          int
+	conc           int
+	corpusSize     int
+	pprofAddr      string   // relayprof's --pprof address, "" for none
+	halfAllocsPath string   // allocations during the half-load phase (with pprofAddr)
+	queue          string   // "sqlite" or "jetstream"
+	env            []string // relay serve's extra environment (the JetStream queue)
+	profilePath    string
+	tracePath      string
 	// halfProfilePath is the CPU profile of the half-load phase.
 	halfProfilePath string
 }
@@ -142,19 +143,21 @@ func benchIngest(ctx context.Context, o ingestOpts, progress io.Writer) (*Ingest
 			halfRate = o.latencyRate
 		}
 		reqRate := halfRate / float64(o.batch)
-		traceDone := make(chan error, 2)
+		traceDone := make(chan error, 3)
 		if o.pprofAddr != "" && run == 0 {
 			// An execution trace of the half-load phase shows where the
 			// latency tail comes from (go tool trace, or -pprof=sched); the
 			// CPU profile beside it, what the cores did meanwhile.
 			go func() { traceDone <- fetchPprof(ctx, o.pprofAddr, "trace", o.dur, o.tracePath) }()
 			go func() { traceDone <- fetchPprof(ctx, o.pprofAddr, "profile", o.dur, o.halfProfilePath) }()
+			go func() { traceDone <- fetchPprof(ctx, o.pprofAddr, "allocs", o.dur, o.halfAllocsPath) }()
 		} else {
+			traceDone <- nil
 			traceDone <- nil
 			traceDone <- nil
 		}
 		hl := openLoop(ctx, c, url, reqRate, o.dur, o.conc*4, bodies)
-		if err := errors.Join(<-traceDone, <-traceDone); err != nil {
+		if err := errors.Join(<-traceDone, <-traceDone, <-traceDone); err != nil {
 			fmt.Fprintf(progress, "ingest: trace: %v\n", err)
 		} else if o.pprofAddr != "" && run == 0 {
 			res.Trace = o.tracePath

@@ -142,7 +142,7 @@ func run() int {
 			relayBin: ingestBin, root: root, endpoint: endpoint, simPID: simPID, destName: destName, queue: q,
 			runs: *runs, dur: *ingestTime, batch: *ingestBatch, conc: *ingestConc, corpusSize: *ingestCorpus, latencyRate: *latencyRate,
 			pprofAddr: pprofAddr, profilePath: filepath.Join(*out, "ingest-cpu.pprof"), tracePath: filepath.Join(*out, "ingest-halfload.trace"),
-			halfProfilePath: filepath.Join(*out, "ingest-halfload-cpu.pprof"),
+			halfProfilePath: filepath.Join(*out, "ingest-halfload-cpu.pprof"), halfAllocsPath: filepath.Join(*out, "ingest-halfload-allocs.pprof"),
 		}
 		if name != "ingest" {
 			o.pprofAddr = "" // the profiles are of the main run

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/relaycdp/relay/internal/app"
+	"github.com/relaycdp/relay/internal/cpubudget"
 )
 
 func main() {
@@ -54,7 +55,8 @@ func main() {
 	}()
 	defer srv.Close()
 
-	err = app.Run(ctx, app.Options{ConfigPath: *cfg, Addr: *addr, Data: *data, Env: os.LookupEnv, Out: os.Stdout})
+	cores := cpubudget.RaiseProcs(os.LookupEnv) // as relay serve does
+	err = app.Run(ctx, app.Options{ConfigPath: *cfg, Addr: *addr, Data: *data, Env: os.LookupEnv, Out: os.Stdout, Cores: cores})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "relayprof serve: %v\n", err)
 		os.Exit(1)

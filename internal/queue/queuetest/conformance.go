@@ -31,6 +31,7 @@ func RunConformance(t *testing.T, open Open) {
 		run  func(t *testing.T, open Open)
 	}{
 		{"EnqueueClaimSucceed", testEnqueueClaimSucceed},
+		{"PayloadBufferReused", testPayloadBufferReused},
 		{"ClaimLimitAndDest", testClaimLimitAndDest},
 		{"RetryTiming", testRetryTiming},
 		{"Abort", testAbort},
@@ -179,6 +180,34 @@ func testEnqueueClaimSucceed(t *testing.T, open Open) {
 	b := claim(t, q, "b", 10, hour)
 	if diff := cmp.Diff([]queue.Message{in[2]}, []queue.Message{b[0].Message}, messageOpts); len(b) != 1 || diff != "" {
 		t.Fatalf("claim b: %d jobs, (-want +got):\n%s", len(b), diff)
+	}
+}
+
+// testPayloadBufferReused: once Enqueue returned nil the caller may write
+// over the payloads' buffer (the gateway reuses it for the next request);
+// what was enqueued must not change.
+func testPayloadBufferReused(t *testing.T, open Open) {
+	q := openQ(t, open, t.TempDir())
+	in := []queue.Message{Msg("a", "u1", 1), Msg("a", "u2", 2)}
+	want := make([]queue.Message, len(in))
+	var buf []byte
+	for i, m := range in {
+		want[i] = m
+		start := len(buf)
+		buf = append(buf, m.Payload...)
+		in[i].Payload = buf[start:len(buf):len(buf)]
+	}
+	enqueue(t, q, in...)
+	for i := range buf {
+		buf[i] = 'x'
+	}
+	jobs := claim(t, q, "a", 10, hour)
+	got := make([]queue.Message, len(jobs))
+	for i, j := range jobs {
+		got[i] = j.Message
+	}
+	if diff := cmp.Diff(want, got, messageOpts); diff != "" {
+		t.Fatalf("claimed after the caller reused the payload buffer (-want +got):\n%s", diff)
 	}
 }
 
