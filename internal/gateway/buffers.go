@@ -4,17 +4,19 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/spec"
 )
 
 // buffers recycles what every ingest request needs in about the body's
 // size: the body as read, the payloads spec.Parse writes for the queue,
-// and the parsed items. Allocated per request they were most of the
+// the parsed items and the queue messages. Allocated per request they were most of the
 // gateway's garbage (about 400 KB for a 100-event batch), and under load
 // the garbage set how often the GC ran and took cores from the requests.
 type buffers struct {
-	bytes slicePool[byte]
-	items slicePool[spec.Item]
+	bytes    slicePool[byte]
+	items    slicePool[spec.Item]
+	messages slicePool[queue.Message]
 }
 
 // maxPooled bounds the bytes of a slice that goes back to a pool: SDK

@@ -153,7 +153,7 @@ func (g *Gateway) commit(ctx context.Context, source, key string, batch *spec.Ba
 	var (
 		received, accepted [numTypes]int
 		rejects            []Rejection
-		msgs               = make([]queue.Message, 0, len(batch.Items)*len(dests))
+		msgs               = g.bufs.messages.get()
 	)
 	for i := range batch.Items {
 		it := &batch.Items[i]
@@ -189,6 +189,7 @@ func (g *Gateway) commit(ctx context.Context, source, key string, batch *spec.Ba
 	}
 	// Committed: from here on the answer is 200.
 	out.messages = len(msgs)
+	g.bufs.messages.put(msgs) // the queue keeps no reference once Enqueue returned nil
 	for ti, n := range accepted {
 		if n > 0 {
 			g.metrics.accepted.WithLabelValues(source, typeName(ti)).Add(float64(n))

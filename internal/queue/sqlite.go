@@ -259,6 +259,7 @@ type SQLite struct {
 	claimLocks map[string]*sync.Mutex // per destination, see Claim
 
 	scratch sync.Pool // *inboxScratch for Enqueue's encoding
+	blobs   sync.Pool // *[]byte: Enqueue's encoded blobs, back from the writer
 
 	commits, committedRows atomic.Int64 // group-commit effectiveness, for benchmarks
 }

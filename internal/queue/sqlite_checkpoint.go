@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"runtime/trace"
 	"time"
 )
 
@@ -39,7 +40,9 @@ func (s *SQLite) checkpointLoop(stop <-chan struct{}, done chan<- struct{}) {
 		}
 		// A failed pass is left for the next tick or the writer's safety
 		// net; nothing depends on one pass. Warned about once a minute.
+		reg := trace.StartRegion(context.Background(), "queue-checkpoint")
 		_, err := s.cdb.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
+		reg.End()
 		if err != nil && time.Since(lastWarn) > time.Minute {
 			lastWarn = time.Now()
 			s.log.Warn("queue: background WAL checkpoint failed", "err", err)

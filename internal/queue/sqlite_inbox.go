@@ -51,7 +51,7 @@ var errInboxCorrupt = errors.New("inbox blob is corrupt")
 // writes and fsync, whose latency grows with the bytes written; a batch of
 // corpus events compresses 4.4× with s2 at ~1 µs an event on this machine
 // size (zstd's fastest level: 7× at ~5 µs an event).
-func encodeInbox(msgs []Message) []byte { return new(inboxScratch).encode(msgs) }
+func encodeInbox(msgs []Message) []byte { return new(inboxScratch).encode(msgs, nil) }
 
 // inboxScratch holds encode's working buffers between calls (SQLite keeps
 // them in a sync.Pool): the plain and the compressed form are each about
@@ -60,8 +60,9 @@ func encodeInbox(msgs []Message) []byte { return new(inboxScratch).encode(msgs) 
 // ingest load, which set the GC's pace.
 type inboxScratch struct{ plain, packed []byte }
 
-// encode is encodeInbox with s's buffers; the blob returned is its own.
-func (s *inboxScratch) encode(msgs []Message) []byte {
+// encode is encodeInbox with s's buffers, writing the blob into out's
+// capacity when it suffices.
+func (s *inboxScratch) encode(msgs []Message, out []byte) []byte {
 	b := s.plain[:0]
 	for _, m := range msgs {
 		b = appendBytes(b, m.Source)
@@ -79,15 +80,28 @@ func (s *inboxScratch) encode(msgs []Message) []byte {
 		s.packed = make([]byte, n)
 	}
 	packed := s2.Encode(s.packed[:cap(s.packed)], b)
-	out := make([]byte, 1+len(packed))
-	out[0] = inboxVersion
-	copy(out[1:], packed)
-	return out
+	out = append(out[:0], inboxVersion)
+	return append(out, packed...)
 }
 
 // maxScratch is the largest buffer an inboxScratch keeps for the next
 // call; a rare huge Enqueue should not pin its buffers for good.
 const maxScratch = 4 << 20
+
+// getBlob and putBlob keep Enqueue's blobs between calls: the writer
+// hands a blob back once SQLite has copied it into the row.
+func (s *SQLite) getBlob() []byte {
+	if p, ok := s.blobs.Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return nil
+}
+
+func (s *SQLite) putBlob(b []byte) {
+	if cap(b) > 0 && cap(b) <= maxScratch {
+		s.blobs.Put(&b)
+	}
+}
 
 func (s *inboxScratch) trim() {
 	if cap(s.plain) > maxScratch {

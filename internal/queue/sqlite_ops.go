@@ -86,12 +86,16 @@ func (s *SQLite) Enqueue(ctx context.Context, msgs []Message) error {
 	if sc == nil {
 		sc = new(inboxScratch)
 	}
-	groups := inboxGroups(sc, msgs)
+	groups := inboxGroups(sc, msgs, s.getBlob)
 	sc.trim()
 	s.scratch.Put(sc)
-	err := s.submit(ctx, synced, len(msgs), func(w *wtx) error {
-		return s.writeInbox(w, groups)
-	})
+	err := s.submitRequest(ctx, &request{durable: true, rows: len(msgs),
+		run: func(w *wtx) error { return s.writeInbox(w, groups) },
+		release: func() {
+			for _, g := range groups {
+				s.putBlob(g.data) // SQLite copied it when it was bound
+			}
+		}})
 	if err != nil {
 		return fmt.Errorf("enqueue %d messages: %w", len(msgs), err)
 	}
@@ -110,9 +114,9 @@ type inboxGroup struct {
 
 // inboxGroups splits msgs by destination, keeping their order, and
 // encodes each group.
-func inboxGroups(sc *inboxScratch, msgs []Message) []inboxGroup {
+func inboxGroups(sc *inboxScratch, msgs []Message, blob func() []byte) []inboxGroup {
 	if !slices.ContainsFunc(msgs, func(m Message) bool { return m.Dest != msgs[0].Dest }) {
-		return []inboxGroup{newInboxGroup(sc, msgs)} // the usual case
+		return []inboxGroup{newInboxGroup(sc, msgs, blob())} // the usual case
 	}
 	var dests []string
 	byDest := map[string][]Message{}
@@ -124,14 +128,15 @@ func inboxGroups(sc *inboxScratch, msgs []Message) []inboxGroup {
 	}
 	groups := make([]inboxGroup, len(dests))
 	for i, d := range dests {
-		groups[i] = newInboxGroup(sc, byDest[d])
+		groups[i] = newInboxGroup(sc, byDest[d], blob())
 	}
 	return groups
 }
 
-// newInboxGroup encodes msgs, which share a destination.
-func newInboxGroup(sc *inboxScratch, msgs []Message) inboxGroup {
-	g := inboxGroup{dest: msgs[0].Dest, n: len(msgs), data: sc.encode(msgs)}
+// newInboxGroup encodes msgs, which share a destination, into blob's
+// capacity when it suffices.
+func newInboxGroup(sc *inboxScratch, msgs []Message, blob []byte) inboxGroup {
+	g := inboxGroup{dest: msgs[0].Dest, n: len(msgs), data: sc.encode(msgs, blob)}
 	for _, m := range msgs {
 		if m.ReceivedAt.IsZero() {
 			g.unset = true

@@ -138,6 +138,7 @@ func testConcurrentEnqueue(t *testing.T, open Open) {
 				for i := range msgs {
 					msgs[i] = Msg("a", fmt.Sprintf("p%d", p), 0)
 					msgs[i].MessageID = fmt.Sprintf("p%d-%03d-%d", p, c, i)
+					msgs[i].Payload = fmt.Appendf(nil, `{"id":%q}`, msgs[i].MessageID)
 				}
 				if err := q.Enqueue(context.Background(), msgs); err != nil {
 					errs <- err
@@ -166,6 +167,12 @@ func testConcurrentEnqueue(t *testing.T, open Open) {
 				t.Fatalf("message %s claimed twice", j.MessageID)
 			}
 			seen[j.MessageID] = true
+			// Concurrent calls share the writer's transactions and, in
+			// SQLite, reused encoding buffers: each payload must still be
+			// its own message's.
+			if want := fmt.Sprintf(`{"id":%q}`, j.MessageID); string(j.Payload) != want {
+				t.Fatalf("message %s has payload %s, want %s", j.MessageID, j.Payload, want)
+			}
 			if j.MessageID <= last[j.Key] {
 				t.Fatalf("key %s: %s after %s", j.Key, j.MessageID, last[j.Key])
 			}
