@@ -40,7 +40,7 @@ bench: build
 # 1.26's coordinator can fail a time-bounded run at its deadline (see
 # internal/gateway/fuzz_test.go).
 FUZZTIME    ?= 2000x
-FUZZ_TARGETS := internal/gateway:FuzzHandler internal/spec:FuzzParse internal/spec:FuzzSplit internal/spec:FuzzEncode internal/jsonx:FuzzAppendString \
+FUZZ_TARGETS := internal/gateway:FuzzHandler internal/spec:FuzzParse internal/spec:FuzzSplit internal/spec:FuzzEncode internal/spec:FuzzValidJSON internal/jsonx:FuzzAppendString \
 	internal/klaviyo:FuzzTransform internal/klaviyo:FuzzMap internal/queue:FuzzDecodeInbox
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -1,13 +1,11 @@
 package spec
 
-import "encoding/json"
-
-// A zero-copy splitter for JSON that encoding/json has already validated
-// (Parse calls json.Valid on the whole body first). It finds where each
-// member of an object or element of an array starts and ends, so Parse can
-// look at an event's top-level fields, measure each event and hash it,
-// without encoding/json re-scanning and copying every value into a
-// json.RawMessage at each level. Values are still decoded by encoding/json.
+// A zero-copy splitter for JSON that has already been validated (Parse
+// calls validJSON, json.Valid's equal, on the whole body first). It finds
+// where each member of an object or element of an array starts and ends,
+// so Parse can look at an event's top-level fields, measure each event and
+// hash it, without encoding/json re-scanning and copying every value into
+// a json.RawMessage at each level. Values are still decoded by encoding/json.
 // On input that is not valid JSON it stops early (ok=false) but never
 // reads out of bounds; a differential fuzz test pins it to encoding/json.
 
@@ -156,7 +154,3 @@ func rawMembers(b []byte) map[string][]byte {
 		m[keyString(k)] = v
 	}
 }
-
-// valid reports whether b is one JSON value; a separate name so the
-// splitter's precondition is visible where Parse establishes it.
-func valid(b []byte) bool { return json.Valid(b) }

@@ -100,7 +100,7 @@ var ErrMalformed = errors.New("malformed request body")
 // ignored.
 //
 // Parse never panics and keeps nothing from body: the returned Batch may
-// outlive it. The body is validated once with json.Valid, split without
+// outlive it. The body is validated once (validJSON), split without
 // copying (jsonsplit.go), and only the values an Event keeps are decoded.
 func Parse(body []byte, opts Options) (*Batch, error) {
 	p := parser{opts: opts, recv: opts.ReceivedAt.UTC()}
@@ -127,7 +127,7 @@ func (p *parser) parse(body []byte) (*Batch, error) {
 	if i == len(body) {
 		return nil, fmt.Errorf("%w: body is empty", ErrMalformed)
 	}
-	if !valid(body) {
+	if !validJSON(body) {
 		var v any
 		return nil, invalidJSON(json.Unmarshal(body, &v))
 	}
