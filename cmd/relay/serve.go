@@ -26,8 +26,8 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			*cfgPath = "relay.yaml"
 		}
 	}
-	// Spare Ps for goroutines blocked in SQLite's fsyncs (see RaiseProcs).
-	cores := cpubudget.RaiseProcs(os.LookupEnv)
+	// Spare Ps for goroutines blocked in fsyncs, and a GC target (see TuneRuntime).
+	cores := cpubudget.TuneRuntime(os.LookupEnv)
 	err := app.Run(ctx, app.Options{
 		Cores:      cores,
 		ConfigPath: *cfgPath,

@@ -41,7 +41,7 @@ type Options struct {
 	// Ready, when set, is called with the bound address once serving.
 	Ready func(addr string)
 	// Cores is the CPU cores relay may use, for the CPU budget
-	// (cpubudget.RaiseProcs returns it); 0 means GOMAXPROCS.
+	// (cpubudget.TuneRuntime returns it); 0 means GOMAXPROCS.
 	Cores int
 }
 

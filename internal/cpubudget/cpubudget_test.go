@@ -3,6 +3,7 @@ package cpubudget
 import (
 	"context"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"testing"
 	"time"
@@ -189,25 +190,35 @@ func TestSpare(t *testing.T) {
 	<-third
 }
 
-func TestRaiseProcs(t *testing.T) {
+func TestTuneRuntime(t *testing.T) {
 	before := runtime.GOMAXPROCS(0)
-	t.Cleanup(func() { runtime.GOMAXPROCS(before) })
+	gcBefore := debug.SetGCPercent(100)
+	t.Cleanup(func() {
+		runtime.GOMAXPROCS(before)
+		debug.SetGCPercent(gcBefore)
+	})
 
 	noEnv := func(string) (string, bool) { return "", false }
-	if cores := RaiseProcs(noEnv); cores != before {
+	if cores := TuneRuntime(noEnv); cores != before {
 		t.Errorf("cores = %d, want GOMAXPROCS %d", cores, before)
 	}
 	if got := runtime.GOMAXPROCS(0); got != before+syscallProcs {
-		t.Errorf("GOMAXPROCS after RaiseProcs = %d, want %d", got, before+syscallProcs)
+		t.Errorf("GOMAXPROCS after TuneRuntime = %d, want %d", got, before+syscallProcs)
+	}
+	if got := debug.SetGCPercent(100); got != gcPercent {
+		t.Errorf("GC percent after TuneRuntime = %d, want %d", got, gcPercent)
 	}
 
 	runtime.GOMAXPROCS(before)
-	setByOperator := func(k string) (string, bool) { return "3", k == "GOMAXPROCS" }
-	if cores := RaiseProcs(setByOperator); cores != before {
+	setByOperator := func(k string) (string, bool) { return "3", k == "GOMAXPROCS" || k == "GOGC" }
+	if cores := TuneRuntime(setByOperator); cores != before {
 		t.Errorf("cores with GOMAXPROCS set = %d, want %d", cores, before)
 	}
 	if got := runtime.GOMAXPROCS(0); got != before {
 		t.Errorf("GOMAXPROCS set in the environment was changed to %d", got)
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GOGC set in the environment was changed to %d", got)
 	}
 }
 

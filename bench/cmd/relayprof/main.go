@@ -55,7 +55,7 @@ func main() {
 	}()
 	defer srv.Close()
 
-	cores := cpubudget.RaiseProcs(os.LookupEnv) // as relay serve does
+	cores := cpubudget.TuneRuntime(os.LookupEnv) // as relay serve does
 	err = app.Run(ctx, app.Options{ConfigPath: *cfg, Addr: *addr, Data: *data, Env: os.LookupEnv, Out: os.Stdout, Cores: cores})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "relayprof serve: %v\n", err)
