@@ -63,3 +63,16 @@ func (s *SQLite) Path() string { return s.path }
 // EncodeInboxForTest is encodeInbox, for tests that write queue files of
 // earlier versions by hand.
 func EncodeInboxForTest(msgs []Message) []byte { return encodeInbox(msgs) }
+
+// SubmitProbe submits a write that does nothing but report, when it runs,
+// whether its transaction commits with fsync.
+func (s *SQLite) SubmitProbe(ctx context.Context, durable bool, ran func(fsync bool)) error {
+	d := unsynced
+	if durable {
+		d = synced
+	}
+	return s.submit(ctx, d, 1, func(*wtx) error {
+		ran(s.syncFull)
+		return nil
+	})
+}

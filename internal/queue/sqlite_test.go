@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -312,6 +313,43 @@ func TestFailingRequestIsIsolated(t *testing.T) {
 	}
 	commits, _ := q.CommitStats()
 	t.Logf("%d commits", commits)
+}
+
+// A batch that mixes requests needing fsync (Enqueue) with delivery's
+// bookkeeping commits them in two transactions: the bookkeeping does not
+// wait for an fsync it does not need, and Enqueue does not wait for the
+// bookkeeping's statements.
+func TestSyncedAndUnsyncedCommitApart(t *testing.T) {
+	q := openSQLite(t, t.TempDir(), queue.SQLiteOptions{BatchWindow: 100 * time.Millisecond, BatchRows: 1 << 20})
+	defer closeQ(t, q)
+	ctx := context.Background()
+	var mu sync.Mutex
+	fsync := map[string]bool{}
+	probe := func(name string) func(bool) {
+		return func(f bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			fsync[name] = f
+		}
+	}
+	before, _ := q.CommitStats()
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	wg.Go(func() { errs[0] = q.SubmitProbe(ctx, false, probe("bookkeeping")) })
+	wg.Go(func() { errs[1] = q.SubmitProbe(ctx, true, probe("durable")) })
+	wg.Go(func() { errs[2] = q.Enqueue(ctx, []queue.Message{queuetest.Msg("a", "", 1)}) })
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	if want := map[string]bool{"bookkeeping": false, "durable": true}; !maps.Equal(fsync, want) {
+		t.Errorf("fsync per request = %v, want %v", fsync, want)
+	}
+	if after, _ := q.CommitStats(); after-before < 2 {
+		t.Errorf("%d commits for a synced and an unsynced request, want 2", after-before)
+	}
 }
 
 // MaxClaimScan bounds a claim's walk: with more held-back jobs than that

@@ -113,6 +113,8 @@ func (s *SQLite) submitRequest(ctx context.Context, r *request) error {
 func (s *SQLite) writeLoop() {
 	defer close(s.writerDone)
 	batch := make([]*request, 0, 256)
+	synced := make([]*request, 0, 256)
+	unsynced := make([]*request, 0, 256)
 	for {
 		first, ok := <-s.reqs
 		if !ok {
@@ -120,8 +122,29 @@ func (s *SQLite) writeLoop() {
 		}
 		batch = append(batch[:0], first)
 		more := s.collect(first, &batch)
-		s.runBatch(batch)
+		// Requests that need fsync (Enqueue: an SDK waits for its 200)
+		// commit first, in a transaction of their own; delivery's
+		// bookkeeping that arrived with them follows without fsync. In
+		// one transaction the Enqueues also waited for the bookkeeping
+		// (up to 5 ms of leasing or acks), and the bookkeeping for their
+		// fsync. Requests in one batch were submitted concurrently, so
+		// none was promised an order among them.
+		synced, unsynced = synced[:0], unsynced[:0]
+		for _, r := range batch {
+			if r.durable {
+				synced = append(synced, r)
+			} else {
+				unsynced = append(unsynced, r)
+			}
+		}
+		for _, part := range [...][]*request{synced, unsynced} {
+			if len(part) > 0 {
+				s.runBatch(part)
+			}
+		}
 		clear(batch)
+		clear(synced)
+		clear(unsynced)
 		if !more {
 			return
 		}
