@@ -196,14 +196,16 @@ func closedLoop(ctx context.Context, c *http.Client, url string, conc int, next 
 	return all
 }
 
-// openLoop sends bodies at a fixed rate (requests/s) for dur, whatever
-// relay's answers do, so a slow answer cannot hold the next request back
-// (no coordinated omission): each latency runs from the request's
-// scheduled time, so time spent waiting for a free sender counts.
-func openLoop(ctx context.Context, c *http.Client, url string, rate float64, dur time.Duration, senders int, bodies []body) loadResult {
+// openLoop sends bodies at a fixed rate (requests/s) for warmup + dur,
+// whatever relay's answers do, so a slow answer cannot hold the next
+// request back (no coordinated omission): each latency runs from the
+// request's scheduled time, so time spent waiting for a free sender
+// counts. Only requests scheduled after the warm-up are recorded.
+func openLoop(ctx context.Context, c *http.Client, url string, rate float64, warmup, dur time.Duration, senders int, bodies []body) loadResult {
 	type job struct {
-		at time.Time
-		b  body
+		at     time.Time
+		b      body
+		warmup bool // sent, not recorded
 	}
 	jobs := make(chan job, 1<<16)
 	var (
@@ -218,7 +220,9 @@ func openLoop(ctx context.Context, c *http.Client, url string, rate float64, dur
 			var mine loadResult
 			for j := range jobs {
 				status, err := post(ctx, c, url, j.b.b)
-				mine.record(ctx, status, err, j.b.events, time.Since(j.at))
+				if !j.warmup {
+					mine.record(ctx, status, err, j.b.events, time.Since(j.at))
+				}
 			}
 			mu.Lock()
 			all.add(mine)
@@ -226,22 +230,23 @@ func openLoop(ctx context.Context, c *http.Client, url string, rate float64, dur
 		}()
 	}
 	start := time.Now()
+	measured := start.Add(warmup)
 	interval := time.Duration(float64(time.Second) / rate)
 	var n atomic.Int64
 	for i := 0; ; i++ {
 		at := start.Add(time.Duration(i) * interval)
-		if at.Sub(start) >= dur || ctx.Err() != nil {
+		if at.Sub(measured) >= dur || ctx.Err() != nil {
 			break
 		}
 		if d := time.Until(at); d > 0 {
 			time.Sleep(d)
 		}
-		jobs <- job{at, bodies[i%len(bodies)]}
+		jobs <- job{at, bodies[i%len(bodies)], at.Before(measured)}
 		n.Add(1)
 	}
 	close(jobs)
 	wg.Wait()
-	all.Elapsed = time.Since(start)
+	all.Elapsed = time.Since(measured)
 	return all
 }
 
