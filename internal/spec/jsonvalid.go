@@ -162,18 +162,14 @@ func digits(b []byte, i int) int {
 
 // object checks the object starting at b[i]=='{'.
 func (v validator) object(i, depth int) (int, bool) {
-	if depth > maxNesting {
-		return i, false
-	}
-	i = v.space(i + 1)
-	if i < len(v.b) && v.b[i] == '}' {
-		return i + 1, true
+	i, empty, ok := v.open(i, depth, '}')
+	if !ok || empty {
+		return i, ok
 	}
 	for {
 		if i >= len(v.b) || v.b[i] != '"' {
 			return i, false
 		}
-		var ok bool
 		if i, ok = v.str(i); !ok {
 			return i, false
 		}
@@ -183,44 +179,54 @@ func (v validator) object(i, depth int) (int, bool) {
 		if i, ok = v.value(v.space(i+1), depth); !ok {
 			return i, false
 		}
-		if i = v.space(i); i >= len(v.b) {
-			return i, false
-		}
-		switch v.b[i] {
-		case '}':
-			return i + 1, true
-		case ',':
-			i = v.space(i + 1)
-		default:
-			return i, false
+		var closed bool
+		if i, closed, ok = v.afterItem(i, '}'); !ok || closed {
+			return i, ok
 		}
 	}
 }
 
 // array checks the array starting at b[i]=='['.
 func (v validator) array(i, depth int) (int, bool) {
-	if depth > maxNesting {
-		return i, false
-	}
-	i = v.space(i + 1)
-	if i < len(v.b) && v.b[i] == ']' {
-		return i + 1, true
+	i, empty, ok := v.open(i, depth, ']')
+	if !ok || empty {
+		return i, ok
 	}
 	for {
-		var ok bool
+		var closed bool
 		if i, ok = v.value(i, depth); !ok {
 			return i, false
 		}
-		if i = v.space(i); i >= len(v.b) {
-			return i, false
-		}
-		switch v.b[i] {
-		case ']':
-			return i + 1, true
-		case ',':
-			i = v.space(i + 1)
-		default:
-			return i, false
+		if i, closed, ok = v.afterItem(i, ']'); !ok || closed {
+			return i, ok
 		}
 	}
+}
+
+// open reads past a container's opening byte at b[i] and the space after
+// it; empty says the container closed at once.
+func (v validator) open(i, depth int, closing byte) (next int, empty, ok bool) {
+	if depth > maxNesting {
+		return i, false, false
+	}
+	i = v.space(i + 1)
+	if i < len(v.b) && v.b[i] == closing {
+		return i + 1, true, true
+	}
+	return i, false, true
+}
+
+// afterItem reads what follows a member or element at b[i]: the
+// container's closing byte (closed) or a comma and the space after it.
+func (v validator) afterItem(i int, closing byte) (next int, closed, ok bool) {
+	if i = v.space(i); i >= len(v.b) {
+		return i, false, false
+	}
+	switch v.b[i] {
+	case closing:
+		return i + 1, true, true
+	case ',':
+		return v.space(i + 1), false, true
+	}
+	return i, false, false
 }
