@@ -259,6 +259,7 @@ func New(cfg Config, deps Deps, log *slog.Logger, reg prometheus.Registerer) (*G
 		return nil, err
 	}
 	g := &Gateway{cfg: cfg, deps: deps, log: log, metrics: m}
+	g.bufs.setLimits()
 	if cfg.MaxQueueDepth > 0 {
 		g.depth = &depthGate{src: deps.Depth, max: cfg.MaxQueueDepth, ttl: cfg.DepthCacheTTL, now: deps.Now, log: log,
 			timeout: cfg.EnqueueTimeout}

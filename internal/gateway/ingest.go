@@ -69,7 +69,7 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request, rt route) outco
 			return out
 		}
 	}
-	body, err := readBody(w, r, g.cfg.MaxRequestBytes, g.bufs.bytes.get())
+	body, err := readBody(w, r, g.cfg.MaxRequestBytes, g.bufs.bytes.Get())
 	if err != nil {
 		if be, ok := errors.AsType[*bodyError](err); ok {
 			return outcome{status: be.status, msg: be.msg, source: source}
@@ -93,12 +93,12 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request, rt route) outco
 		DefaultType:   rt.defaultType,
 		MaxEventBytes: g.cfg.MaxEventBytes,
 		Encode:        true, // the gateway stores events; it does not read them
-		Scratch:       g.bufs.bytes.get(),
-		Items:         g.bufs.items.get(),
+		Scratch:       g.bufs.bytes.Get(),
+		Items:         g.bufs.items.Get(),
 	})
 	g.deps.CPU.Release()
 	reg.End()
-	g.bufs.bytes.put(body) // Parse keeps nothing from the body
+	g.bufs.bytes.Put(body) // Parse keeps nothing from the body
 	if err != nil {
 		if errors.Is(err, spec.ErrMalformed) {
 			return outcome{status: http.StatusBadRequest, source: source,
@@ -123,9 +123,9 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request, rt route) outco
 		// Enqueue returned nil (or was not called): the queue keeps no
 		// reference to the payloads. After a failed Enqueue it may (a
 		// JetStream publish still in flight), so the buffer is left to the GC.
-		g.bufs.bytes.put(batch.Scratch)
+		g.bufs.bytes.Put(batch.Scratch)
 	}
-	g.bufs.items.put(batch.Items)
+	g.bufs.items.Put(batch.Items)
 	return out
 }
 
@@ -153,7 +153,7 @@ func (g *Gateway) commit(ctx context.Context, source, key string, batch *spec.Ba
 	var (
 		received, accepted [numTypes]int
 		rejects            []Rejection
-		msgs               = g.bufs.messages.get()
+		msgs               = g.bufs.messages.Get()
 	)
 	for i := range batch.Items {
 		it := &batch.Items[i]
@@ -189,7 +189,7 @@ func (g *Gateway) commit(ctx context.Context, source, key string, batch *spec.Ba
 	}
 	// Committed: from here on the answer is 200.
 	out.messages = len(msgs)
-	g.bufs.messages.put(msgs) // the queue keeps no reference once Enqueue returned nil
+	g.bufs.messages.Put(msgs) // the queue keeps no reference once Enqueue returned nil
 	for ti, n := range accepted {
 		if n > 0 {
 			g.metrics.accepted.WithLabelValues(source, typeName(ti)).Add(float64(n))

@@ -74,6 +74,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/relaycdp/relay/internal/bufpool"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -258,8 +259,8 @@ type SQLite struct {
 	claimMu    sync.Mutex
 	claimLocks map[string]*sync.Mutex // per destination, see Claim
 
-	scratch sync.Pool // *inboxScratch for Enqueue's encoding
-	blobs   sync.Pool // *[]byte: Enqueue's encoded blobs, back from the writer
+	scratch sync.Pool            // *inboxScratch for Enqueue's encoding
+	blobs   bufpool.Slices[byte] // Enqueue's encoded blobs, back from the writer once SQLite copied them
 
 	commits, committedRows atomic.Int64 // group-commit effectiveness, for benchmarks
 }
@@ -301,6 +302,7 @@ func OpenSQLite(ctx context.Context, path string, opts SQLiteOptions, log *slog.
 		opts:            opts,
 		log:             log,
 		reqs:            make(chan *request, 1024),
+		blobs:           bufpool.Slices[byte]{MaxBytes: maxScratch},
 		writerDone:      make(chan struct{}),
 		stopCheckpoints: make(chan struct{}),
 		checkpointsDone: make(chan struct{}),

@@ -88,21 +88,6 @@ func (s *inboxScratch) encode(msgs []Message, out []byte) []byte {
 // call; a rare huge Enqueue should not pin its buffers for good.
 const maxScratch = 4 << 20
 
-// getBlob and putBlob keep Enqueue's blobs between calls: the writer
-// hands a blob back once SQLite has copied it into the row.
-func (s *SQLite) getBlob() []byte {
-	if p, ok := s.blobs.Get().(*[]byte); ok {
-		return (*p)[:0]
-	}
-	return nil
-}
-
-func (s *SQLite) putBlob(b []byte) {
-	if cap(b) > 0 && cap(b) <= maxScratch {
-		s.blobs.Put(&b)
-	}
-}
-
 func (s *inboxScratch) trim() {
 	if cap(s.plain) > maxScratch {
 		s.plain = nil

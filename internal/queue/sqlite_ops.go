@@ -86,14 +86,14 @@ func (s *SQLite) Enqueue(ctx context.Context, msgs []Message) error {
 	if sc == nil {
 		sc = new(inboxScratch)
 	}
-	groups := inboxGroups(sc, msgs, s.getBlob)
+	groups := inboxGroups(sc, msgs, s.blobs.Get)
 	sc.trim()
 	s.scratch.Put(sc)
 	err := s.submitRequest(ctx, &request{durable: true, rows: len(msgs),
 		run: func(w *wtx) error { return s.writeInbox(w, groups) },
 		release: func() {
 			for _, g := range groups {
-				s.putBlob(g.data) // SQLite copied it when it was bound
+				s.blobs.Put(g.data) // SQLite copied it when it was bound
 			}
 		}})
 	if err != nil {
