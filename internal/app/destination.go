@@ -18,6 +18,7 @@ import (
 	"github.com/relaycdp/relay/internal/delivery"
 	"github.com/relaycdp/relay/internal/klaviyo"
 	"github.com/relaycdp/relay/internal/klaviyo/kapi"
+	"github.com/relaycdp/relay/internal/klaviyo/kdest"
 	"github.com/relaycdp/relay/internal/store"
 )
 
@@ -50,14 +51,19 @@ func (a *App) openDestinations(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("destinations %s: klaviyo client: %w", dc.Name, err)
 		}
+		sink := kdest.NewSink(kdest.Config{
+			Settings: func() klaviyo.Settings { return *d.settings.Load() },
+			CPU:      a.cpu,
+		}, d.client, a.log.With(slog.String("dest", dc.Name)), reg)
 		for range a.cfg.Delivery.Workers {
 			d.workers = append(d.workers, delivery.New(delivery.Config{
 				Dest:        dc.Name,
-				Settings:    func() klaviyo.Settings { return *d.settings.Load() },
+				Title:       "Klaviyo",
+				Sink:        sink,
 				BatchWait:   a.cfg.Delivery.BatchWait,
 				MaxRetryAge: a.cfg.Delivery.MaxRetryAge,
 				CPU:         a.cpu,
-			}, a.queue, d.client, a.store, a.log, metrics))
+			}, a.queue, a.store, a.log, metrics))
 		}
 		a.dests = append(a.dests, d)
 	}
