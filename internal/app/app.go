@@ -23,8 +23,9 @@ import (
 	"github.com/relaycdp/relay/internal/config"
 	"github.com/relaycdp/relay/internal/console"
 	"github.com/relaycdp/relay/internal/cpubudget"
+	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/gateway"
-	"github.com/relaycdp/relay/internal/klaviyo/kapi"
+	"github.com/relaycdp/relay/internal/ratelimit"
 	"github.com/relaycdp/relay/internal/store"
 )
 
@@ -52,10 +53,12 @@ type App struct {
 	reg     *prometheus.Registry
 	store   store.Store
 	queue   appQueue
-	limiter kapi.Limiter // Klaviyo rate limits kept in the store
+	limiter ratelimit.Limiter // destinations' rate limits kept in the store
+	// types are the destination types relay knows (types.go).
+	types *destination.Registry
 	// cpu is shared by ingest parsing (first) and delivery's mapping.
 	cpu     *cpubudget.Budget
-	dests   []*destination
+	dests   []*dest
 	gateway *gateway.Gateway
 	demo    *demo
 	console *console.Console // nil until handler() built it
@@ -94,7 +97,14 @@ func build(ctx context.Context, opts Options) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: newLogger(cfg.Log, os.Stderr), reg: prometheus.NewRegistry()}
+	types, err := Types()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTypes(cfg, types); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: newLogger(cfg.Log, os.Stderr), reg: prometheus.NewRegistry(), types: types}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := a.open(ctx, opts); err != nil {
 		a.close()

@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 
 	"github.com/relaycdp/relay/internal/config"
-	"github.com/relaycdp/relay/internal/klaviyo/kapi"
 	"github.com/relaycdp/relay/internal/queue"
+	"github.com/relaycdp/relay/internal/ratelimit"
 	"github.com/relaycdp/relay/internal/store"
 )
 
@@ -27,7 +27,7 @@ type appQueue interface {
 type backends struct {
 	store   store.Store
 	queue   appQueue
-	limiter kapi.Limiter
+	limiter ratelimit.Limiter
 }
 
 // openBackends opens cfg's store and queue: the embedded SQLite files in

@@ -56,10 +56,11 @@ type Source struct {
 // Destination is one delivery target.
 type Destination struct {
 	Name string `yaml:"name"`
-	// Type is the destination kind; only "klaviyo" exists.
+	// Type is a registered destination type ("klaviyo", "webhook").
 	Type    string   `yaml:"type"`
 	Sources []string `yaml:"sources"`
-	// Endpoint is Klaviyo's base URL (a simulator's in tests and demos).
+	// Endpoint is the destination's base URL (Klaviyo's API, a
+	// simulator's in tests and demos), when its type uses one.
 	Endpoint string         `yaml:"endpoint"`
 	Settings map[string]any `yaml:"settings"`
 }

@@ -97,8 +97,10 @@ func (c Config) validateDestinations() error {
 			return fmt.Errorf("%s.name: %q is used twice", path, d.Name)
 		}
 		names[d.Name] = true
-		if d.Type != "klaviyo" {
-			return fmt.Errorf("%s.type: %q is not a known destination type (klaviyo)", path, d.Type)
+		// Which types exist is the destination registry's knowledge
+		// (internal/app/types.go checks them at start).
+		if d.Type == "" {
+			return fmt.Errorf("%s.type: required", path)
 		}
 		for j, s := range d.Sources {
 			if !sources[s] {

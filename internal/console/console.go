@@ -20,7 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/relaycdp/relay/internal/klaviyo"
+	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/store"
 )
@@ -69,7 +69,10 @@ type Sources interface {
 // delivery use the new settings.
 type Settings interface {
 	ApplySettings(ctx context.Context, dest string, raw json.RawMessage, ifVersion int64) (store.DestSettings, error)
-	Settings(dest string) (klaviyo.Settings, bool)
+	Settings(dest string) (destination.Settings, bool)
+	// DestType is the destination's registered type: its settings'
+	// fields, parser and event-tester mapping.
+	DestType(dest string) (*destination.Type, bool)
 }
 
 // StoredSettings reads a destination's saved settings with their version
@@ -85,10 +88,10 @@ type Queue interface {
 	Enqueue(ctx context.Context, msgs []queue.Message) error
 }
 
-// Pinger makes one harmless authenticated call to a destination's Klaviyo
-// with apiKey ("test connection").
+// Pinger makes one harmless call to a destination with settings s ("test
+// connection") and says what happened (destination.Instance.Ping).
 type Pinger interface {
-	Ping(ctx context.Context, dest, apiKey string) error
+	Ping(ctx context.Context, dest string, s destination.Settings) (ok bool, message string)
 }
 
 // Deps are what the console reads and changes. All are required.
@@ -238,19 +241,17 @@ func staticHandler(static fs.FS) http.Handler {
 }
 
 // redact replaces every secret the console knows (the admin token and the
-// destinations' API keys) in s by its masked form. Errors and Klaviyo
-// responses are not supposed to contain them; this makes sure a page
-// never does.
+// destinations' secret settings) in s by its masked form. Errors and
+// destinations' responses are not supposed to contain them; this makes
+// sure a page never does.
 func (c *Console) redact(s string) string {
-	secrets := []string{c.cfg.Token}
-	for _, d := range c.deps.Destinations {
-		if st, ok := c.deps.Settings.Settings(d); ok {
-			secrets = append(secrets, st.PrivateAPIKey, st.PublicAPIKey)
-		}
+	if len(c.cfg.Token) >= 4 {
+		s = strings.ReplaceAll(s, c.cfg.Token, store.MaskKey(c.cfg.Token))
 	}
-	for _, k := range secrets {
-		if len(k) >= 4 && strings.Contains(s, k) {
-			s = strings.ReplaceAll(s, k, store.MaskKey(k))
+	for _, d := range c.deps.Destinations {
+		typ, ok := c.deps.Settings.DestType(d)
+		if st, live := c.deps.Settings.Settings(d); ok && live {
+			s = redactSecrets(s, typ, settingsDoc(st))
 		}
 	}
 	return s

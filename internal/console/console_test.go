@@ -12,8 +12,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/klaviyo"
-	"github.com/relaycdp/relay/internal/klaviyo/kapi"
+	"github.com/relaycdp/relay/internal/klaviyo/kdest"
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/store"
@@ -237,14 +238,14 @@ func TestSecretsNeverShown(t *testing.T) {
 	})
 	t.Run("test connection never echoes the key", func(t *testing.T) {
 		typed := "pk_typed_key_abcdefghijklmnop0123"
-		tc.ping.err = &kapi.Error{Status: 401, Errors: []kapi.ErrorObject{{Code: "not_authenticated", Detail: "bad key " + typed}}}
+		tc.ping.fail = "Klaviyo refused the private key with 401 (not_authenticated: bad key " + typed + ")."
 		_, body := s.post("/admin/destinations/klaviyo/test", s.form("privateApiKey", typed), map[string]string{"HX-Request": "true"})
 		if strings.Contains(body, typed) || !strings.Contains(body, "refused") || !strings.Contains(body, "401") {
 			t.Errorf("test connection answer: %s", body)
 		}
-		tc.ping.err = nil
+		tc.ping.fail = ""
 		_, body = s.post("/admin/destinations/klaviyo/test", s.form(), map[string]string{"HX-Request": "true"})
-		if !strings.Contains(body, "Connected") || !strings.Contains(body, "the saved key") {
+		if !strings.Contains(body, "Connected") || !strings.Contains(body, "the saved settings") {
 			t.Errorf("test connection with the saved key: %s", body)
 		}
 		if got := tc.ping.keys; len(got) != 2 || got[0] != typed || got[1] != testPrivate {
@@ -585,7 +586,8 @@ func TestSourcesCreateAndRevoke(t *testing.T) {
 
 func TestSettingErrors(t *testing.T) {
 	s := klaviyo.Settings{ListMode: "x", EcommerceNames: "y", Revision: "z"}
-	got := settingErrors(s.Validate())
+	_, err := kdest.Type().Parse(mustJSON(t, s))
+	got := destination.SettingsErrors(err)
 	var names []string
 	for _, e := range got {
 		names = append(names, e.Setting)
@@ -593,7 +595,7 @@ func TestSettingErrors(t *testing.T) {
 	if diff := cmp.Diff([]string{"listMode", "ecommerceNames", "revision"}, names); diff != "" {
 		t.Errorf("settings errors (-want +got):\n%s", diff)
 	}
-	raw, errs := formToSettings(map[string][]string{"eventNameMap": {"x"}}, klaviyo.Settings{PrivateAPIKey: "pk_old"})
+	raw, errs := formToSettings(kdest.Type(), map[string][]string{"eventNameMap": {"x"}}, klaviyo.Settings{PrivateAPIKey: "pk_old"})
 	if errs["eventNameMap"] == "" {
 		t.Error("bad name map line gives no field error")
 	}
@@ -675,4 +677,13 @@ func TestRunSampler(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -18,7 +18,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/klaviyo"
+	"github.com/relaycdp/relay/internal/klaviyo/kdest"
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/store"
 )
@@ -187,11 +189,7 @@ func (f *fakeStore) DestSettings(_ context.Context, dest string) (store.DestSett
 type fakeApp struct{ st *fakeStore }
 
 func (a fakeApp) ApplySettings(_ context.Context, dest string, raw json.RawMessage, ifVersion int64) (store.DestSettings, error) {
-	s, err := klaviyo.ParseSettings(raw)
-	if err != nil {
-		return store.DestSettings{}, err
-	}
-	if err := s.Validate(); err != nil {
+	if _, err := kdest.Type().Parse(raw); err != nil {
 		return store.DestSettings{}, err
 	}
 	a.st.mu.Lock()
@@ -205,7 +203,7 @@ func (a fakeApp) ApplySettings(_ context.Context, dest string, raw json.RawMessa
 	return d, nil
 }
 
-func (a fakeApp) Settings(dest string) (klaviyo.Settings, bool) {
+func (a fakeApp) Settings(dest string) (destination.Settings, bool) {
 	a.st.mu.Lock()
 	defer a.st.mu.Unlock()
 	d, ok := a.st.settings[dest]
@@ -214,6 +212,13 @@ func (a fakeApp) Settings(dest string) (klaviyo.Settings, bool) {
 	}
 	s, err := klaviyo.ParseSettings(d.Settings)
 	return s, err == nil
+}
+
+func (a fakeApp) DestType(dest string) (*destination.Type, bool) {
+	if dest != "klaviyo" {
+		return nil, false
+	}
+	return kdest.Type(), true
 }
 
 type fakeQueue struct {
@@ -239,14 +244,17 @@ func (q *fakeQueue) Enqueue(_ context.Context, msgs []queue.Message) error {
 type fakePinger struct {
 	mu   sync.Mutex
 	keys []string
-	err  error
+	fail string // the message of a failed ping; "" succeeds
 }
 
-func (p *fakePinger) Ping(_ context.Context, _ string, key string) error {
+func (p *fakePinger) Ping(_ context.Context, _ string, s destination.Settings) (bool, string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.keys = append(p.keys, key)
-	return p.err
+	p.keys = append(p.keys, s.(klaviyo.Settings).PrivateAPIKey)
+	if p.fail != "" {
+		return false, p.fail
+	}
+	return true, "Connected: Klaviyo accepted the private key."
 }
 
 // testConsole is a console over fakes, served by httptest.

@@ -137,4 +137,3 @@ func (s *BucketState) Block(b Bucket, now time.Time, ra, def time.Duration) time
 
 // Succeeded resets the missing-Retry-After streak.
 func (s *BucketState) Succeeded() { s.Streak = 0 }
-
