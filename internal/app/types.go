@@ -3,6 +3,7 @@ package app
 import (
 	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/klaviyo/kdest"
+	"github.com/relaycdp/relay/internal/webhook"
 )
 
 // Types registers every destination type relay serve, the console and
@@ -10,5 +11,6 @@ import (
 func Types() (*destination.Registry, error) {
 	return destination.NewRegistry(
 		kdest.Type(),
+		webhook.Type(),
 	)
 }
