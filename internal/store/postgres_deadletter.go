@@ -40,8 +40,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (message_id, dest) WHERE replayed_at IS NULL DO UPDATE SET
 	source = excluded.source, payload = excluded.payload, error = excluded.error, status = excluded.status,
 	code = excluded.code, pointer = excluded.pointer, attempts = excluded.attempts
-RETURNING id`, d.MessageID, d.Source, d.Dest, d.Payload, truncate(d.Error, MaxDeadError),
-				d.Status, d.Code, d.Pointer, d.Attempts, t)
+RETURNING id`, textSafe(d.MessageID), textSafe(d.Source), textSafe(d.Dest), d.Payload, textSafe(truncate(d.Error, MaxDeadError)),
+				d.Status, textSafe(d.Code), textSafe(d.Pointer), d.Attempts, t)
 		}
 		res := tx.SendBatch(ctx, &b)
 		for i := range dls {

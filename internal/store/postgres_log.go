@@ -64,9 +64,9 @@ func (s *Postgres) recordTx(ctx context.Context, tx pgx.Tx, entries []LogEntry) 
 		if t == 0 {
 			t = now
 		}
-		b.Queue(pgRecordSQL, e.MessageID, e.Dest, e.Source, e.Type, e.Event, e.UserID,
-			strings.ToLower(e.Email), string(e.Status), e.Status.Rank(), e.Attempts,
-			truncate(e.Detail, MaxDetail), t)
+		b.Queue(pgRecordSQL, textSafe(e.MessageID), textSafe(e.Dest), textSafe(e.Source), textSafe(e.Type), textSafe(e.Event), textSafe(e.UserID),
+			textSafe(strings.ToLower(e.Email)), string(e.Status), e.Status.Rank(), e.Attempts,
+			textSafe(truncate(e.Detail, MaxDetail)), t)
 	}
 	res := tx.SendBatch(ctx, &b)
 	for i := range entries {
@@ -102,6 +102,11 @@ func (s *Postgres) QueryLog(ctx context.Context, q LogQuery) ([]LogEntry, error)
 		return nil, fmt.Errorf("query log: unknown status %q: %w", q.Status, ErrInvalid)
 	}
 	where, args := logFilter(q)
+	for i, a := range args {
+		if str, ok := a.(string); ok {
+			args[i] = textSafe(str)
+		}
+	}
 	args = append(args, clampLimit(q.Limit))
 	query := numbered(`SELECT ` + pgLogColumns + ` FROM delivery_log` + where + ` ORDER BY time DESC, id DESC LIMIT ?`)
 	rows, err := s.pool.Query(ctx, query, args...)
@@ -154,7 +159,7 @@ func pgScanLog(r pgx.Row) (LogEntry, error) {
 
 // LookupLog implements LogReader.
 func (s *Postgres) LookupLog(ctx context.Context, messageID, dest string) (LogEntry, error) {
-	row := s.pool.QueryRow(ctx, `SELECT `+pgLogColumns+` FROM delivery_log WHERE message_id = $1 AND dest = $2`, messageID, dest)
+	row := s.pool.QueryRow(ctx, `SELECT `+pgLogColumns+` FROM delivery_log WHERE message_id = $1 AND dest = $2`, textSafe(messageID), textSafe(dest))
 	e, err := pgScanLog(row)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return LogEntry{}, fmt.Errorf("log entry of messageId %q at %q: %w", messageID, dest, ErrNotFound)
