@@ -17,7 +17,9 @@ func testUnsafeText(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	odd := "a\x00b\xffc"
 	norm := func(s string) string { return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD") }
-	same := func(got, want string) bool { return got == want || got == norm(want) || norm(got) == norm(want) && got != "" }
+	same := func(got, want string) bool {
+		return got == want || got == norm(want) || norm(got) == norm(want) && got != ""
+	}
 	entries := []store.LogEntry{
 		{MessageID: "plain", Dest: "hook", Status: store.StatusDelivered, Time: at(0)},
 		{MessageID: "m" + odd, Dest: "hook", Source: "web" + odd, Type: "track", Event: "E" + odd, UserID: odd, Email: odd + "@x.io",
