@@ -18,6 +18,7 @@ import (
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/store"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 func TestAuthRequired(t *testing.T) {
@@ -663,16 +664,10 @@ func TestRunSampler(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- tc.RunSampler(ctx, time.Millisecond) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, ring := tc.samples.snapshot(); len(ring) > 0 && ring[len(ring)-1].HasGauges {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no sample recorded by the sampler")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, "a sample recorded by the sampler", func() bool {
+		_, ring := tc.samples.snapshot()
+		return len(ring) > 0 && ring[len(ring)-1].HasGauges
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

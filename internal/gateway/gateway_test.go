@@ -20,6 +20,7 @@ import (
 
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/spec"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // oneEvent has every type's required fields, so it is valid on any
@@ -645,7 +646,7 @@ func (d *blockingDepth) Depth(ctx context.Context) (int64, error) {
 }
 
 func TestDepthGateConcurrent(t *testing.T) {
-	clock := &fakeClock{t: testNow}
+	clock := testutil.NewClock(testNow)
 	src := &blockingDepth{release: make(chan struct{})}
 	src.n.Store(50)
 	d := &depthGate{src: src, max: 10, ttl: time.Second, now: clock.Now, log: slog.New(slog.DiscardHandler), timeout: time.Minute}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/queue/queuetest"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // natsURL is the NATS server with JetStream every machine here runs;
@@ -112,7 +113,7 @@ func TestJetStreamNodeFailure(t *testing.T) {
 	a.Crash()
 
 	seen := map[string]queue.Job{}
-	queuetest.Eventually(t, 20*time.Second, "node b to get every job", func() bool {
+	testutil.Eventually(t, 20*time.Second, "node b to get every job", func() bool {
 		jobs, err := b.Claim(ctx, "d", 200, time.Hour)
 		if err != nil {
 			t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/queue/queuetest"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -207,7 +208,7 @@ func TestCloseDrains(t *testing.T) {
 			}
 		})
 	}
-	queuetest.Eventually(t, 10*time.Second, "some enqueues", func() bool {
+	testutil.Eventually(t, 10*time.Second, "some enqueues", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return acked > 50

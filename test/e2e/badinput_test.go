@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/relaycdp/relay/internal/sim"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // maxBadInputRSS bounds relay serve's resident memory while it is fed the
@@ -185,7 +186,7 @@ func TestBadInputCorpus(t *testing.T) {
 	if hwm > maxBadInputRSS {
 		t.Errorf("relay's peak RSS (VmHWM) %d MB is over %d MB", hwm>>20, maxBadInputRSS>>20)
 	}
-	waitFor(t, 30*time.Second, "good events delivered", func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "good events delivered", func() (bool, string) {
 		n := countPrefix(ks.State().Events, "bad-good-")
 		return n == good, fmt.Sprintf("%d of %d", n, good)
 	})
@@ -318,7 +319,7 @@ func (l *slowLoris) run(conn net.Conn, head, trickle string) {
 // within ReadHeaderTimeout (5 s), bodies within ReadTimeout (30 s).
 func (l *slowLoris) check(t *testing.T) {
 	t.Helper()
-	waitFor(t, 45*time.Second, "slow-loris connections cut off", func() (bool, string) {
+	testutil.EventuallyWhy(t, 45*time.Second, "slow-loris connections cut off", func() (bool, string) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return l.closed == l.total, fmt.Sprintf("%d of %d closed by the server (%v)", l.closed, l.total, l.status)

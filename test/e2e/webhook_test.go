@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaycdp/relay/internal/testutil"
 	"github.com/relaycdp/relay/internal/webhook"
 )
 
@@ -154,7 +155,7 @@ func TestWebhookZeroLossUnderSIGKILL(t *testing.T) {
 	if len(acked) < 100 {
 		t.Fatalf("only %d events acknowledged: the test did not exercise anything", len(acked))
 	}
-	waitFor(t, 60*time.Second, "every acknowledged event at the receiver", func() (bool, string) {
+	testutil.EventuallyWhy(t, 60*time.Second, "every acknowledged event at the receiver", func() (bool, string) {
 		m := h.missing(acked)
 		return m == 0, fmt.Sprintf("%d of %d missing", m, len(acked))
 	})
@@ -192,7 +193,7 @@ func TestWebhookRetryAfterStormAndDeadLetter(t *testing.T) {
 		t.Fatalf("ingest: %d %s %v", status, msg, err)
 	}
 	acked := s.ackedIDs()
-	waitFor(t, 60*time.Second, "every event through the storm", func() (bool, string) {
+	testutil.EventuallyWhy(t, 60*time.Second, "every event through the storm", func() (bool, string) {
 		m := h.missing(acked)
 		return m == 0 && h.throttled.Load() >= storm, fmt.Sprintf("%d of %d missing, %d throttled", m, len(acked), h.throttled.Load())
 	})
@@ -203,7 +204,7 @@ func TestWebhookRetryAfterStormAndDeadLetter(t *testing.T) {
 		}
 	}
 	h.mu.Unlock()
-	waitFor(t, 30*time.Second, "the refused event dead-lettered", func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "the refused event dead-lettered", func() (bool, string) {
 		m := metricsText(t, r)
 		return strings.Contains(m, `relay_delivery_events_total{destination="hook",outcome="dead"} 1`),
 			"no dead outcome for hook yet"

@@ -20,6 +20,7 @@ import (
 	"github.com/relaycdp/relay/internal/sim"
 	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/store"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 const testKey = "pk_delivery_test"
@@ -163,31 +164,24 @@ func (e *env) run(t *testing.T) {
 // settle and returns the stored events.
 func (e *env) events(t *testing.T, want int) []sim.EventState {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		evs := e.sim.State().Events
-		if len(evs) >= want || time.Now().After(deadline) {
-			return evs
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var evs []sim.EventState
+	testutil.Eventually(t, 5*time.Second, fmt.Sprintf("%d events stored", want), func() bool {
+		evs = e.sim.State().Events
+		return len(evs) >= want
+	})
+	return evs
 }
 
 // settled waits until the simulator has applied every bulk job it accepted
 // (it applies them asynchronously, in order) and returns its state.
 func (e *env) settled(t *testing.T) sim.State {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st := e.sim.State()
-		if !slices.ContainsFunc(st.Jobs, func(j sim.JobState) bool { return j.Status != "complete" }) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("simulator jobs still pending after 5 s: %+v", st.Jobs)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	var st sim.State
+	testutil.EventuallyWhy(t, 5*time.Second, "simulator jobs complete", func() (bool, string) {
+		st = e.sim.State()
+		return !slices.ContainsFunc(st.Jobs, func(j sim.JobState) bool { return j.Status != "complete" }), fmt.Sprintf("%+v", st.Jobs)
+	})
+	return st
 }
 
 func (e *env) status(id string) store.Status { return e.log.entries[id].Status }

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/relaycdp/relay/internal/queue"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // Open opens a queue storing its data under dir. The suite calls it with a
@@ -119,18 +120,6 @@ func stats(t *testing.T, q queue.Queue) queue.Stats {
 		t.Fatalf("stats: %v", err)
 	}
 	return st
-}
-
-// Eventually polls cond every 10ms until it holds or timeout passes.
-func Eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // messageOpts compares messages, times by instant.
@@ -261,7 +250,7 @@ func testRetryTiming(t *testing.T, open Open) {
 		t.Fatalf("retry: %v", err)
 	}
 	var soon []queue.Job
-	Eventually(t, 10*time.Second, "the 200ms retry to become due", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the 200ms retry to become due", func() bool {
 		soon = append(soon, claim(t, q, "a", 10, hour)...)
 		return slices.ContainsFunc(soon, func(j queue.Job) bool { return j.ID == jobs[2].ID })
 	})
@@ -334,7 +323,7 @@ func testLeaseExpiry(t *testing.T, open Open) {
 	// The worker "dies". Until its lease runs out, job 2 is held back
 	// behind it; afterwards both come back, in order.
 	var got []queue.Job
-	Eventually(t, 10*time.Second, "the lease to expire", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the lease to expire", func() bool {
 		got = claim(t, q, "a", 10, hour)
 		return len(got) > 0
 	})

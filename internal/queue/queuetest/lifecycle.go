@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/relaycdp/relay/internal/queue"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 func testStats(t *testing.T, open Open) {
@@ -79,7 +80,7 @@ func testReopen(t *testing.T, open Open) {
 		t.Errorf("after reopen: depth %d aborted %d; want 4, 1", st.Depth, st.Aborted)
 	}
 	var got []queue.Job
-	Eventually(t, 10*time.Second, "every unfinished job to be claimable after reopen", func() bool {
+	testutil.Eventually(t, 10*time.Second, "every unfinished job to be claimable after reopen", func() bool {
 		got = append(got, claim(t, q2, "a", 10, hour)...)
 		return len(got) >= 3
 	})
