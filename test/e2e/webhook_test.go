@@ -236,3 +236,92 @@ func grepLines(text, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestSDKsToWebhook: unchanged SDKs send to relay; a webhook destination
+// in event mode POSTs each event, signed, as Segment-spec JSON: the calls
+// arrive with their types, names, properties and traits.
+func TestSDKsToWebhook(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: runs real SDKs against a relay process")
+	}
+	var mu sync.Mutex
+	got := map[string][]map[string]any{} // userId → events
+	badSig := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Header.Get("X-Relay-Signature") != webhook.Sign(hookSecret, body) {
+			badSig++
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var ev map[string]any
+		if err := json.Unmarshal(body, &ev); err != nil || r.Header.Get("Idempotency-Key") != ev["messageId"] {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		user, _ := ev["userId"].(string)
+		got[user] = append(got[user], ev)
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`
+sources:
+  - name: e2e
+    writeKeys: [%s]
+destinations:
+  - name: hook
+    type: webhook
+    settings: {url: %q, signingSecret: %q}
+delivery:
+  batchWait: 200ms
+log:
+  level: warn
+`, writeKey, srv.URL, hookSecret)
+	path := filepath.Join(dir, "relay.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := startRelay(t, path, filepath.Join(dir, "data"), freeAddr(t))
+	host := "http://" + r.addr
+	for _, sdk := range []struct {
+		name string
+		send func(t *testing.T, prefix string)
+	}{
+		{"analytics-node", func(t *testing.T, p string) { runNode(t, "sdk-node.js", "segment", host, writeKey, p) }},
+		{"analytics-go", func(t *testing.T, p string) { sendSegmentGo(t, host, p) }},
+		{"rudder-analytics-go", func(t *testing.T, p string) { sendRudderGo(t, host, p) }},
+	} {
+		t.Run(sdk.name, func(t *testing.T) {
+			p := "hook" + strings.ReplaceAll(sdk.name, "-", "")
+			sdk.send(t, p)
+			testutil.EventuallyWhy(t, 30*time.Second, "the SDK's four calls at the webhook", func() (bool, string) {
+				mu.Lock()
+				defer mu.Unlock()
+				calls := map[string]map[string]any{}
+				for _, ev := range got[p+"-user"] {
+					name, _ := ev["event"].(string)
+					calls[ev["type"].(string)+" "+name] = ev
+				}
+				for _, want := range []string{"identify ", "track Product Viewed", "track Order Completed", "group "} {
+					if calls[want] == nil {
+						return false, fmt.Sprintf("no %q among %d events", want, len(got[p+"-user"]))
+					}
+				}
+				props, _ := calls["track Order Completed"]["properties"].(map[string]any)
+				traits, _ := calls["identify "]["traits"].(map[string]any)
+				if props["order_id"] != p+"-o1" || traits["email"] != p+"@example.com" || calls["group "]["groupId"] != "LIST_E2E" {
+					return false, fmt.Sprintf("events lost fields: %v / %v", props, traits)
+				}
+				return true, ""
+			})
+		})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if badSig > 0 {
+		t.Errorf("%d requests with a wrong signature", badSig)
+	}
+}
