@@ -19,6 +19,7 @@ import (
 	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/store"
 	"github.com/relaycdp/relay/internal/testutil"
+	"github.com/relaycdp/relay/internal/webhook"
 )
 
 func TestAuthRequired(t *testing.T) {
@@ -681,4 +682,49 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+const testHookSecret = "hook-signing-secret-0123456789abcdef"
+
+// A second destination type gets its form, save, test connection and
+// event tester from its registered Type alone.
+func TestWebhookDestinationPages(t *testing.T) {
+	tc := newTestConsole(t)
+	s := tc.login(t)
+	_, body := s.get("/admin/destinations/hook")
+	for _, want := range []string{"Webhook destination: hook", `id="f-url"`, `value="https://hooks.example/in"`, `type="password" id="f-signingSecret"`,
+		"X-Team =&gt; growth", "Where events are POSTed", `id="f-mode"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("webhook form lacks %q", want)
+		}
+	}
+	if strings.Contains(body, testHookSecret) {
+		t.Fatal("the form shows the signing secret")
+	}
+	// Save: a bad value is named next to its field; a good one keeps the
+	// secret when its box is left empty.
+	form := s.form("version", "1", "url", "ftp://nope", "mode", "batch", "maxBatchSize", "50", "signatureHeader", "X-Sig", "timeout", "5s", "concurrency", "2")
+	_, body = s.post("/admin/destinations/hook", form, nil)
+	if !strings.Contains(body, `id="error-url"`) || !strings.Contains(body, "want an http or https URL") {
+		t.Errorf("bad url not reported at its field")
+	}
+	form.Set("url", "https://hooks.example/v2")
+	resp, _ := s.post("/admin/destinations/hook", form, nil)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("save: %d", resp.StatusCode)
+	}
+	saved, err := webhook.ParseSettings(tc.st.settings["hook"].Settings)
+	if err != nil || saved.URL != "https://hooks.example/v2" || saved.Mode != "batch" || saved.SigningSecret != testHookSecret || saved.Timeout != 5*time.Second {
+		t.Errorf("saved %+v, %v", saved, err)
+	}
+	// Test connection hands the destination the saved settings, and the
+	// tester maps with the webhook's own Test, the secret kept.
+	_, body = s.post("/admin/destinations/hook/test", s.form(), map[string]string{"HX-Request": "true"})
+	if !strings.Contains(body, "Connected") || !strings.Contains(body, "the saved settings") {
+		t.Errorf("test connection: %s", body)
+	}
+	_, body = s.post("/admin/tester/transform", s.form("dest", "hook", "event", `{"type":"track","event":"E","userId":"u","messageId":"w-1"}`), nil)
+	if !strings.Contains(body, "POST /v2") || !strings.Contains(body, "X-Sig") || strings.Contains(body, testHookSecret) {
+		t.Errorf("tester: %s", body)
+	}
 }
