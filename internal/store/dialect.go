@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -25,6 +27,9 @@ type dialect interface {
 	// text is s as the store keeps it in a text column (lookups map their
 	// arguments alike).
 	text(s string) string
+	// byteOrder is an ORDER BY term sorting col by bytes (PostgreSQL's
+	// default collation is the locale's).
+	byteOrder(col string) string
 }
 
 type rows interface {
@@ -53,8 +58,9 @@ func (d sqliteDialect) queryRow(ctx context.Context, q string, args ...any) scan
 	return d.db.QueryRowContext(ctx, q, args...)
 }
 
-func (sqliteDialect) noRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
-func (sqliteDialect) text(s string) string  { return s }
+func (sqliteDialect) noRows(err error) bool       { return errors.Is(err, sql.ErrNoRows) }
+func (sqliteDialect) text(s string) string        { return s }
+func (sqliteDialect) byteOrder(col string) string { return col }
 
 // pgDialect reads through pgx, numbering the placeholders.
 type pgDialect struct{ pool *pgxpool.Pool }
@@ -67,8 +73,9 @@ func (d pgDialect) queryRow(ctx context.Context, q string, args ...any) scanner 
 	return d.pool.QueryRow(ctx, numbered(q), args...)
 }
 
-func (pgDialect) noRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
-func (pgDialect) text(s string) string  { return textSafe(s) }
+func (pgDialect) noRows(err error) bool       { return errors.Is(err, pgx.ErrNoRows) }
+func (pgDialect) text(s string) string        { return textSafe(s) }
+func (pgDialect) byteOrder(col string) string { return col + ` COLLATE "C"` }
 
 // textArgs maps the string arguments of a query through d.text.
 func textArgs(d dialect, args []any) []any {
@@ -239,4 +246,95 @@ func numbered(query string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// loadKeys reads every live write key, hashed, with its source.
+func loadKeys(ctx context.Context, d dialect) (map[[32]byte]string, error) {
+	rs, err := d.query(ctx, `SELECT wkey, source FROM write_key WHERE revoked_at IS NULL`)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	keys := make(map[[32]byte]string)
+	for rs.Next() {
+		var k, src string
+		if err := rs.Scan(&k, &src); err != nil {
+			return nil, err
+		}
+		keys[sha256.Sum256([]byte(k))] = src
+	}
+	return keys, rs.Err()
+}
+
+func listSources(ctx context.Context, d dialect) ([]Source, error) {
+	rs, err := d.query(ctx, `
+SELECT s.name, k.wkey, k.seeded, k.created_at, k.revoked_at
+FROM source s LEFT JOIN write_key k ON k.source = s.name
+ORDER BY `+d.byteOrder("s.name")+`, k.created_at, `+d.byteOrder("k.wkey"))
+	if err != nil {
+		return nil, fmt.Errorf("list sources: %w", err)
+	}
+	defer rs.Close()
+	var out []Source
+	for rs.Next() {
+		var (
+			name    string
+			key     *string
+			seeded  *bool
+			created *int64
+			revoked *int64
+		)
+		if err := rs.Scan(&name, &key, &seeded, &created, &revoked); err != nil {
+			return nil, fmt.Errorf("list sources: %w", err)
+		}
+		if len(out) == 0 || out[len(out)-1].Name != name {
+			out = append(out, Source{Name: name})
+		}
+		if key != nil {
+			src := &out[len(out)-1]
+			src.WriteKeys = append(src.WriteKeys, WriteKey{Key: *key, Seeded: seeded != nil && *seeded,
+				CreatedAt: pgNullNanos(created), RevokedAt: pgNullNanos(revoked)})
+		}
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("list sources: %w", err)
+	}
+	return out, nil
+}
+
+func destSettings(ctx context.Context, d dialect, dest string) (DestSettings, error) {
+	ds, err := scanSettings(d.queryRow(ctx, `SELECT dest, settings, version, updated_at FROM dest_settings WHERE dest = ?`, dest))
+	if d.noRows(err) {
+		return DestSettings{}, fmt.Errorf("settings of destination %q: %w", dest, ErrNotFound)
+	}
+	if err != nil {
+		return DestSettings{}, fmt.Errorf("read settings of destination %q: %w", dest, err)
+	}
+	return ds, nil
+}
+
+func listDestSettings(ctx context.Context, d dialect) ([]DestSettings, error) {
+	rs, err := d.query(ctx, `SELECT dest, settings, version, updated_at FROM dest_settings ORDER BY `+d.byteOrder("dest"))
+	if err != nil {
+		return nil, fmt.Errorf("list destination settings: %w", err)
+	}
+	out, err := scanAll(rs, scanSettings)
+	if err != nil {
+		return nil, fmt.Errorf("list destination settings: %w", err)
+	}
+	return out, nil
+}
+
+func scanSettings(r scanner) (DestSettings, error) {
+	var (
+		d       DestSettings
+		raw     string
+		updated int64
+	)
+	if err := r.Scan(&d.Dest, &raw, &d.Version, &updated); err != nil {
+		return DestSettings{}, err
+	}
+	d.Settings = json.RawMessage(raw)
+	d.UpdatedAt = fromNanos(updated)
+	return d, nil
 }
