@@ -352,24 +352,18 @@ func TestProfileImportsMerged(t *testing.T) {
 	if n := st.Requests["POST /api/profile-bulk-import-jobs"]; n != 1 {
 		t.Fatalf("%d profile import jobs, want 1 (requests %v)", n, st.Requests)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var p *sim.ProfileState
-		for i := range e.sim.State().Profiles {
-			if pr := e.sim.State().Profiles[i]; pr.ExternalID == "u1" {
+	var p *sim.ProfileState
+	testutil.EventuallyWhy(t, 5*time.Second, "profile u1 imported with the later plan", func() (bool, string) {
+		p = nil
+		for _, pr := range e.sim.State().Profiles {
+			if pr.ExternalID == "u1" {
 				p = &pr
 			}
 		}
-		if p != nil && p.Properties["plan"] == "pro" {
-			if p.Attributes["first_name"] != "Ann" || p.Attributes["last_name"] != "Lee" || p.Email != "u1@example.com" {
-				t.Fatalf("merged profile = %+v", p)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("profile u1 not imported with the later plan: %+v", p)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return p != nil && p.Properties["plan"] == "pro", fmt.Sprintf("%+v", p)
+	})
+	if p.Attributes["first_name"] != "Ann" || p.Attributes["last_name"] != "Lee" || p.Email != "u1@example.com" {
+		t.Fatalf("merged profile = %+v", p)
 	}
 	for _, id := range []string{"i1", "i2", "i3"} {
 		if e.status(id) != store.StatusDelivered {
