@@ -1,12 +1,14 @@
 package kdest
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/klaviyo"
+	"github.com/relaycdp/relay/internal/klaviyo/kapi"
 )
 
 // Every setting of klaviyo.Settings is described for the console (with a
@@ -55,5 +57,24 @@ func TestTypeRegisters(t *testing.T) {
 	s, err := typ.Parse([]byte(`{"privateKey":"pk_x","listId":"L1"}`))
 	if err != nil || s.(klaviyo.Settings).PrivateAPIKey != "pk_x" {
 		t.Errorf("Parse = %+v, %v", s, err)
+	}
+}
+
+func TestDescribePing(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		ok   bool
+		want string
+	}{
+		{nil, true, "Connected: Klaviyo accepted the private key"},
+		{&kapi.Error{Status: 401, Errors: []kapi.ErrorObject{{Code: "not_authenticated", Detail: "bad key"}}}, false, "Klaviyo refused the private key with 401 (not_authenticated: bad key)."},
+		{&kapi.Error{Status: 429}, false, "rate limiting this key (429); the key itself was accepted"},
+		{&kapi.Error{Status: 503}, false, "Klaviyo answered 503."},
+		{errors.New("dial tcp: connection refused"), false, "Failed: dial tcp: connection refused"},
+	} {
+		ok, msg := describePing(tc.err)
+		if ok != tc.ok || !strings.Contains(msg, tc.want) {
+			t.Errorf("describePing(%v) = %v, %q; want %v, %q", tc.err, ok, msg, tc.ok, tc.want)
+		}
 	}
 }
