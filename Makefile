@@ -42,7 +42,7 @@ bench: build
 FUZZTIME    ?= 2000x
 FUZZ_TARGETS := internal/gateway:FuzzHandler internal/spec:FuzzParse internal/spec:FuzzSplit internal/spec:FuzzEncode internal/spec:FuzzValidJSON internal/jsonx:FuzzAppendString \
 	internal/klaviyo:FuzzTransform internal/klaviyo:FuzzMap internal/queue:FuzzDecodeInbox \
-	internal/eventstream:FuzzReader internal/klaviyo:FuzzTransformStream
+	internal/eventstream:FuzzReader internal/klaviyo:FuzzTransformStream internal/spec:FuzzDecodeValid
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
