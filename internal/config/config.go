@@ -4,11 +4,10 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -151,23 +150,24 @@ var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 // not set.
 var ErrMissingEnv = errors.New("environment variable not set")
 
-// Parse decodes YAML into cfg, refusing unknown keys.
+// Parse decodes YAML into cfg, refusing unknown keys, and expands ${VAR}
+// references inside the parsed values (see expandEnv).
 func Parse(raw []byte, env func(string) (string, bool), cfg *Config) error {
-	var missing []string
-	raw = envRef.ReplaceAllFunc(raw, func(m []byte) []byte {
-		name := string(envRef.FindSubmatch(m)[1])
-		v, ok := env(name)
-		if !ok {
-			missing = append(missing, name)
-		}
-		return []byte(v)
-	})
-	if len(missing) > 0 {
-		return fmt.Errorf("%w: %s", ErrMissingEnv, strings.Join(missing, ", "))
+	marks := newEnvMarks(raw)
+	var doc yaml.Node
+	if err := yaml.Unmarshal(marks.hide(raw), &doc); err != nil {
+		return fmt.Errorf("parse: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil // empty, or only comments: the defaults stand
+	}
+	if err := marks.expandEnv(&doc, "", env); err != nil {
+		return err
+	}
+	if err := checkKnownFields(&doc, reflect.TypeOf(cfg)); err != nil {
+		return fmt.Errorf("parse: %w", err)
+	}
+	if err := doc.Decode(cfg); err != nil {
 		return fmt.Errorf("parse: %w", err)
 	}
 	return nil
