@@ -25,6 +25,7 @@ import (
 	"github.com/relaycdp/relay/internal/cpubudget"
 	"github.com/relaycdp/relay/internal/gateway"
 	"github.com/relaycdp/relay/internal/klaviyo/kapi"
+	"github.com/relaycdp/relay/internal/readiness"
 	"github.com/relaycdp/relay/internal/store"
 )
 
@@ -60,6 +61,8 @@ type App struct {
 	demo    *demo
 	console *console.Console // nil until handler() built it
 	admin   string           // console token
+
+	ready *readiness.Checker // GET /ready and the console's overview
 }
 
 // Run starts Relay and serves until ctx is cancelled, then shuts down in
@@ -128,6 +131,7 @@ func (a *App) open(ctx context.Context, opts Options) error {
 		return err
 	}
 	a.reg.MustRegister(newStateCollector(a.queue, a.store))
+	a.ready = a.newReadiness()
 	return a.openGateway()
 }
 
@@ -154,6 +158,7 @@ func (a *App) openGateway() error {
 func (a *App) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	mux.Handle("GET /ready", a.ready.Handler())
 	mux.Handle("/admin/", a.consoleHandler())
 	mux.Handle("/", a.gateway.Handler())
 	return mux

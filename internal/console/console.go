@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/relaycdp/relay/internal/readiness"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -104,6 +105,14 @@ type Deps struct {
 	Metrics prometheus.Gatherer
 	// Destinations are the configured destination names, in order.
 	Destinations []string
+	// Readiness, optional, is the node's /ready report, shown on the
+	// overview.
+	Readiness Readiness
+}
+
+// Readiness reports whether the node can accept events, as GET /ready.
+type Readiness interface {
+	Report(ctx context.Context) readiness.Report
 }
 
 func (d Deps) check() error {
