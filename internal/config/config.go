@@ -18,8 +18,16 @@ import (
 
 // Config is the whole of relay.yaml.
 type Config struct {
-	// Addr serves the ingest API, /admin, /metrics and /health.
+	// Addr serves the ingest API, /health and /ready, and /admin and
+	// /metrics unless AdminAddr is set.
 	Addr string `yaml:"addr"`
+	// AdminAddr, when set, serves /admin and /metrics on a listener of
+	// their own (and Addr no longer does), so the ingest port can face the
+	// internet alone.
+	AdminAddr string `yaml:"adminAddr"`
+	// TrustedProxies are the CIDRs (or addresses) of reverse proxies whose
+	// X-Forwarded-Proto: https marks the console's session cookie Secure.
+	TrustedProxies []string `yaml:"trustedProxies"`
 	// Data is the directory of the embedded SQLite store and queue.
 	Data  string `yaml:"data"`
 	Admin Admin  `yaml:"admin"`
@@ -179,6 +187,7 @@ func Parse(raw []byte, env func(string) (string, bool), cfg *Config) error {
 func applyEnv(cfg *Config, env func(string) (string, bool)) error {
 	str := map[string]*string{
 		"RELAY_ADDR":         &cfg.Addr,
+		"RELAY_ADMIN_ADDR":   &cfg.AdminAddr,
 		"RELAY_DATA":         &cfg.Data,
 		"RELAY_ADMIN_TOKEN":  &cfg.Admin.Token,
 		"RELAY_QUEUE":        &cfg.Queue,
@@ -192,6 +201,14 @@ func applyEnv(cfg *Config, env func(string) (string, bool)) error {
 	for name, p := range str {
 		if v, ok := env(name); ok {
 			*p = v
+		}
+	}
+	if v, ok := env("RELAY_TRUSTED_PROXIES"); ok {
+		cfg.TrustedProxies = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+			}
 		}
 	}
 	if v, ok := env("RELAY_NATS_ACK_WAIT"); ok {

@@ -41,6 +41,10 @@ type Config struct {
 	SessionTTL time.Duration
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
+	// Secure reports whether the client's connection was HTTPS, which
+	// makes the session cookie Secure: TLS here, or a trusted proxy's
+	// X-Forwarded-Proto (forwarded.Trusted.Secure). Default: TLS only.
+	Secure func(*http.Request) bool
 }
 
 // LogReader is the console's view of the delivery log (the store is one).
