@@ -17,10 +17,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("addr: %q is not host:port: %w", c.Addr, err)
 	}
 	if c.AdminAddr != "" {
-		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+		_, port, err := net.SplitHostPort(c.AdminAddr)
+		if err != nil {
 			return fmt.Errorf("adminAddr: %q is not host:port: %w", c.AdminAddr, err)
 		}
-		if c.AdminAddr == c.Addr {
+		if c.AdminAddr == c.Addr && port != "0" {
 			return fmt.Errorf("adminAddr: %q is addr too; leave adminAddr empty to serve /admin on addr", c.AdminAddr)
 		}
 	}
