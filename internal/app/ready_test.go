@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,14 +21,15 @@ import (
 
 // startAt runs relay serve --demo with its data in dir until the test ends
 // and returns its base URL.
-func startAt(t *testing.T, dir string) string {
+func startAt(t *testing.T, dir string) (base, writeKey string) {
 	t.Helper()
+	out := &consoleSyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- app.Run(ctx, app.Options{
-			Demo: true, Addr: "127.0.0.1:0", Data: dir, Out: io.Discard,
+			Demo: true, Addr: "127.0.0.1:0", Data: dir, Out: out,
 			Env: func(k string) (string, bool) {
 				if k == "RELAY_LOG_LEVEL" {
 					return "error", true
@@ -46,13 +49,17 @@ func startAt(t *testing.T, dir string) string {
 	})
 	select {
 	case addr := <-ready:
-		return "http://" + addr
+		m := regexp.MustCompile(`Write key:\s+(\S+)`).FindStringSubmatch(out.String())
+		if m == nil {
+			t.Fatalf("banner has no write key:\n%s", out)
+		}
+		return "http://" + addr, m[1]
 	case err := <-done:
 		t.Fatalf("relay serve: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("relay serve did not start")
 	}
-	return ""
+	return "", ""
 }
 
 type readyBody struct {
@@ -103,7 +110,23 @@ func TestReadyWhenDiskFull(t *testing.T) {
 		t.Skipf("cannot mount a tmpfs to fill (needs root): %v", err)
 	}
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
-	base := startAt(t, dir)
+	base, writeKey := startAt(t, dir)
+	track := func(id string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/track",
+			strings.NewReader(`{"userId":"u1","event":"Disk Test","messageId":"`+id+`","properties":{"pad":"`+strings.Repeat("p", 2000)+`"}}`))
+		req.SetBasicAuth(writeKey, "")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := track("before"); c != http.StatusOK {
+		t.Fatalf("ingest before filling: %d", c)
+	}
 
 	code, body, raw := getReady(t, base)
 	if code != http.StatusOK || !body.Ready {
@@ -151,6 +174,15 @@ func TestReadyWhenDiskFull(t *testing.T) {
 	if c := getStatus(t, base+"/health"); c != http.StatusOK {
 		t.Errorf("disk full: /health %d, want 200 (alive)", c)
 	}
+	// What the probe predicts: ingest cannot commit either (logged, not
+	// asserted: SQLite may still have room in pages it already holds).
+	full := 0
+	for i := range 20 {
+		if track(fmt.Sprintf("full-%d", i)) == http.StatusServiceUnavailable {
+			full++
+		}
+	}
+	t.Logf("disk full: %d of 20 ingest requests answered 503", full)
 	last = raw
 
 	if err := os.Remove(fill); err != nil {
@@ -165,5 +197,8 @@ func TestReadyWhenDiskFull(t *testing.T) {
 			t.Fatalf("room again: /ready still %d %s (was %s)", code, raw, last)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	if c := track("after"); c != http.StatusOK {
+		t.Errorf("room again: ingest %d, want 200", c)
 	}
 }
