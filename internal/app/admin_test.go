@@ -95,6 +95,18 @@ func TestAdminListener(t *testing.T) {
 			t.Errorf("GET %s on the %s port: %d, want %d", c.path, which, resp.StatusCode, c.want)
 		}
 	}
+	// The internet-facing /ready gives the status, not the destinations.
+	for base, wantDest := range map[string]bool{ingest: false, admin: true} {
+		resp, err := http.Get(base + "/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := strings.Contains(string(body), `"destinations"`); got != wantDest || !strings.Contains(string(body), `"ready":true`) {
+			t.Errorf("%s/ready: %s (destinations shown: %v, want %v)", base, body, got, wantDest)
+		}
+	}
 	form := url.Values{"token": {token}}.Encode()
 	formHdr := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
 	for proto, wantSecure := range map[string]bool{"https": true, "http": false} {

@@ -163,9 +163,11 @@ func (a *App) openGateway() error {
 
 func (a *App) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /ready", a.ready.Handler())
 	if a.cfg.AdminAddr == "" {
+		mux.Handle("GET /ready", a.ready.Handler())
 		a.mountAdmin(mux)
+	} else {
+		mux.Handle("GET /ready", a.ready.PublicHandler())
 	}
 	mux.Handle("/", a.gateway.Handler())
 	return mux

@@ -47,7 +47,7 @@ type Result struct {
 type Report struct {
 	Ready        bool        `json:"ready"`
 	Checks       []Result    `json:"checks"`
-	Destinations []DestState `json:"destinations"`
+	Destinations []DestState `json:"destinations,omitempty"`
 	At           time.Time   `json:"at"`
 }
 
@@ -100,9 +100,19 @@ func (c *Checker) Report(ctx context.Context) Report {
 }
 
 // Handler serves the report as JSON: 200 when ready, 503 when not.
-func (c *Checker) Handler() http.Handler {
+func (c *Checker) Handler() http.Handler { return c.handler(true) }
+
+// PublicHandler is Handler without the destinations (their names and
+// backlogs), for a port that faces the internet: a load balancer needs
+// only the status and the checks.
+func (c *Checker) PublicHandler() http.Handler { return c.handler(false) }
+
+func (c *Checker) handler(destinations bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rep := c.Report(r.Context())
+		if !destinations {
+			rep.Destinations = nil
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		status := http.StatusOK

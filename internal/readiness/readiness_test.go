@@ -89,3 +89,17 @@ func TestWritableDir(t *testing.T) {
 		t.Errorf("missing dir: %v (root %q)", err, rootCause(err))
 	}
 }
+
+func TestPublicHandlerHidesDestinations(t *testing.T) {
+	c := &Checker{Destinations: func(context.Context) []DestState { return []DestState{{Name: "klaviyo-eu", State: "ok", Queued: 9}} }}
+	rec := httptest.NewRecorder()
+	c.PublicHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ready", nil))
+	if rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), "klaviyo-eu") {
+		t.Errorf("public /ready: %d %s", rec.Code, rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	c.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ready", nil))
+	if !strings.Contains(rec.Body.String(), "klaviyo-eu") {
+		t.Errorf("/ready lacks the destinations: %s", rec.Body)
+	}
+}
