@@ -81,7 +81,7 @@ var checkoutTable = []rename{
 // Seed 004 items[] table. The seed's own example sends row_total where
 // the table says total; both become RowTotal.
 var itemTable = []rename{
-	{"product_id", "ProductID"}, {"sku", "SKU"}, {"name", "ProductName"},
+	{"product_id", "ProductID"}, {"productId", "ProductID"}, {"sku", "SKU"}, {"name", "ProductName"},
 	{"quantity", "Quantity"}, {"price", "Price"}, {"total", "RowTotal"},
 	{"row_total", "RowTotal"}, {"url", "URL"}, {"image_url", "ImageURL"},
 	{"categories", "ProductCategories"},
@@ -123,8 +123,16 @@ func applyTable(props map[string]any, table []rename) {
 	}
 }
 
-// mapItems applies itemTable to every object of an items list.
+// mapItems applies itemTable to every object of an items list. Without
+// items, the products list becomes Items (RudderStack builds items[] from
+// products, peers.md §2 "How v1 differs").
 func mapItems(props map[string]any) {
+	if _, has := props["Items"]; !has {
+		if products, ok := props["products"].([]any); ok {
+			delete(props, "products")
+			props["Items"] = products
+		}
+	}
 	items, ok := props["Items"].([]any)
 	if !ok {
 		return

@@ -29,9 +29,13 @@ func (m *mapper) track() ([]Op, string, error) {
 	}
 	var ops []Op
 	var err error
-	if m.s.EcommerceNames == EcommerceKlaviyo {
+	kind := ecommerceKind(name)
+	switch {
+	case m.s.EcommerceNames == EcommerceKlaviyo,
+		m.s.EcommerceNames == EcommerceSegment && kind == ecomOrderCompleted,
+		m.s.EcommerceNames == EcommerceRudderStack && (kind == ecomViewed || kind == ecomAdded || kind == ecomCheckout):
 		ops, err = m.ecommerce(name)
-	} else {
+	default:
 		ops, err = m.plainEvent(name, name, m.ev.Properties)
 	}
 	return ops, "", err
