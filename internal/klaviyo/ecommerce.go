@@ -262,11 +262,13 @@ func (m *mapper) orderCompleted(name string) ([]Op, error) {
 		field := "properties.products[" + strconv.Itoa(i) + "]"
 		prod, ok := rp.(map[string]any)
 		if !ok {
-			return nil, typeErr(field, "an object", rp)
+			m.failProduct(typeErr(field, "an object", rp))
+			continue
 		}
 		ea, err := m.orderedProduct(prod, field, orderID)
 		if err != nil {
-			return nil, err
+			m.failProduct(err)
+			continue
 		}
 		ea.Metric = productMetric
 		ea.UniqueID = idPrefix + "_" + ea.UniqueID
@@ -275,6 +277,16 @@ func (m *mapper) orderCompleted(name string) ([]Op, error) {
 		ops = append(ops, Op{Kind: OpEvent, Profile: p, Event: ea})
 	}
 	return ops, nil
+}
+
+// failProduct records a product whose Ordered Product event cannot be
+// built: the order and the other products still go (DESIGN.md §6.3).
+func (m *mapper) failProduct(err error) {
+	me, ok := err.(*MapError)
+	if !ok {
+		me = &MapError{Code: CodeInvalidValue, Message: err.Error()}
+	}
+	m.failures = append(m.failures, me)
 }
 
 // idProp reads the first of keys in props as an id string.

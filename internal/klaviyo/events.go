@@ -11,7 +11,7 @@ import (
 // removedProps are event properties that become event attributes or
 // profile identifiers rather than properties (RudderStack, peers.md §2).
 var removedProps = map[string]bool{
-	"event": true, "email": true, "phone": true,
+	"event": true, "email": true, "phone": true, "phone_number": true,
 	"revenue": true, "total": true, "value": true,
 	"value_currency": true, "currency": true,
 }
@@ -48,7 +48,12 @@ func (m *mapper) screen() ([]Op, error) {
 		name = strings.TrimSpace(name)
 	}
 	if name == "" {
-		return nil, &MapError{Code: CodeMissingField, Field: "name", Message: "name is required for a screen call: it is the Klaviyo metric name"}
+		// Some mobile SDKs send a screen's title as event (RudderStack
+		// names the metric event || name, peers.md §2).
+		name = strings.TrimSpace(m.ev.Event)
+	}
+	if name == "" {
+		return nil, &MapError{Code: CodeMissingField, Field: "name", Message: "name is required for a screen call (or event, or properties.name): it is the Klaviyo metric name"}
 	}
 	return m.plainEvent(name, name, m.ev.Properties)
 }

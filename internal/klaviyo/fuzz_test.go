@@ -71,7 +71,8 @@ func FuzzTransform(f *testing.F) {
 				if hasErr == hasReq {
 					t.Fatalf("element %d has error=%v requests=%v: %s", i, hasErr, hasReq, out)
 				}
-				anyErr = anyErr || hasErr
+				_, hasFailures := el["failures"]
+				anyErr = anyErr || hasErr || hasFailures
 			}
 			if anyErr != (code == ExitEventErr) {
 				t.Fatalf("exit %d, output errors = %v", code, anyErr)

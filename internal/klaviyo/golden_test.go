@@ -35,7 +35,7 @@ type goldenCase struct {
 }
 
 // citations a case's seed field may start with.
-var citations = []string{"000 ", "001 ", "002 ", "003 ", "004 ", "DESIGN §", "peers.md "}
+var citations = []string{"000 ", "001 ", "002 ", "003 ", "004 ", "DESIGN §", "peers.md ", "Klaviyo rule "}
 
 var (
 	validatorOnce sync.Once

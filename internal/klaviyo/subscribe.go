@@ -35,6 +35,8 @@ type listPlan struct {
 	// idField is where the user's identifiers are ("traits" for identify,
 	// "context.traits" for group), for error fields.
 	idField string
+	// idAlso is a second place identifiers are read from, for messages.
+	idAlso string
 }
 
 // identifyList resolves an identify's list: integrations.Klaviyo.listId,
@@ -69,7 +71,13 @@ func (m *mapper) identifyList(p *Profile, traits map[string]any) ([]Op, error) {
 	if flag != nil {
 		plan.explicit = true
 	}
-	if plan.listID == "" && flag == nil {
+	if plan.listID == "" {
+		if flag != nil {
+			// No list anywhere: a subscribe flag alone must not change
+			// account-wide consent (an ambiguous trait unsubscribing a
+			// whole account is a compliance incident).
+			m.warn(plan.flagField + " is set but no list is given (integrations.Klaviyo.listId, traits.properties.listId or the listId setting): consent was left unchanged")
+		}
 		return nil, nil
 	}
 	return m.listOps(p, plan)
@@ -139,13 +147,13 @@ func (m *mapper) listOps(p *Profile, plan listPlan) ([]Op, error) {
 		switch c {
 		case ChannelEmail:
 			if a.Email == "" {
-				missing = append(missing, "an email ("+plan.idField+".email)")
+				missing = append(missing, "an email ("+plan.idField+".email"+plan.also("email")+")")
 				continue
 			}
 			subs.Email = &ChannelConsent{Marketing: consent}
 		case ChannelSMS:
 			if a.PhoneNumber == "" {
-				missing = append(missing, "a phone number ("+plan.idField+".phone)")
+				missing = append(missing, "a phone number ("+plan.idField+".phone"+plan.also("phone")+")")
 				continue
 			}
 			subs.SMS = &ChannelConsent{Marketing: consent}
@@ -174,9 +182,16 @@ func (m *mapper) listOps(p *Profile, plan listPlan) ([]Op, error) {
 		Email: a.Email, PhoneNumber: a.PhoneNumber, Subscriptions: &subs}}
 	if subscribe {
 		sp.ID = p.ID // the delete-job profile schema has no id
-		return []Op{{Kind: OpSubscribe, ListID: plan.listID, Profile: sp, HistoricalImport: historical}}, nil
+		return []Op{{Kind: OpSubscribe, ListID: plan.listID, Profile: sp, HistoricalImport: historical, CustomSource: m.s.CustomSource}}, nil
 	}
 	return []Op{{Kind: OpUnsubscribe, ListID: plan.listID, Profile: sp}}, nil
+}
+
+func (p listPlan) also(key string) string {
+	if p.idAlso == "" {
+		return ""
+	}
+	return " or " + p.idAlso + "." + key
 }
 
 // listProblem is an error when the event asked for the list operation,
