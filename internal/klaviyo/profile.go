@@ -151,7 +151,7 @@ func (m *mapper) emailFrom(t map[string]any, field string) (string, error) {
 	}
 	if !isEmail(str) {
 		return "", &MapError{Code: CodeInvalidValue, Field: field + ".email",
-			Message: field + ".email " + quoteShort(str) + " is not an email address"}
+			Message: field + ".email " + quoteShort(str) + " is not an email address Klaviyo accepts (it needs a domain with a dot, no empty labels, and a top-level domain of two or more letters)"}
 	}
 	return str, nil
 }
