@@ -257,6 +257,25 @@ func TestMappingErrorsAndSkips(t *testing.T) {
 	}
 }
 
+// A product without an id fails only its Ordered Product event: the order
+// and the other products are delivered, and the log names the product.
+func TestOrderProductFailureDelivered(t *testing.T) {
+	e := newEnv(t, klaviyo.DefaultSettings(), sim.Faults{},
+		`{"type":"track","messageId":"order","userId":"u1","event":"Order Completed","context":{"traits":{"email":"u1@example.com"}},`+
+			`"properties":{"order_id":"O1","revenue":20,"products":[{"sku":"S1","price":10},{"name":"no id","price":10}]}}`)
+	e.run(t)
+	if got := len(e.events(t, 2)); got != 2 {
+		t.Fatalf("Klaviyo holds %d events, want Placed Order and one Ordered Product", got)
+	}
+	entry := e.log.entries["order"]
+	if entry.Status != store.StatusDelivered || !strings.Contains(entry.Detail, "properties.products[1]") {
+		t.Fatalf("log entry = %+v, want delivered naming the failed product", entry)
+	}
+	if len(e.q.aborted) != 0 {
+		t.Fatalf("aborted %v", e.q.aborted)
+	}
+}
+
 // Server errors are retried later through the queue, never dead-lettered
 // while young.
 func TestRetryableFailures(t *testing.T) {
