@@ -38,7 +38,21 @@ func (m *mapper) track() ([]Op, string, error) {
 	default:
 		ops, err = m.plainEvent(name, name, m.ev.Properties)
 	}
-	return ops, "", err
+	if err != nil || len(ops) == 0 {
+		return ops, "", err
+	}
+	// integrations.Klaviyo.removeFromList on a track (an "Unsubscribed
+	// from Newsletter X" event) ends the list membership too.
+	rm, err := m.removal(nil, "")
+	if err != nil || rm.field == "" {
+		return ops, "", err
+	}
+	plan := listPlan{listID: rm.listID, field: rm.field, explicit: true, idField: "context.traits"}
+	if plan.listID == "" {
+		plan.listID = m.s.ListID
+	}
+	rmOps, err := m.listRemoveOps(ops[0].Profile, plan, rm.field)
+	return append(ops, rmOps...), "", err
 }
 
 func (m *mapper) screen() ([]Op, error) {

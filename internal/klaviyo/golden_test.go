@@ -186,7 +186,7 @@ func checkRequest(t *testing.T, v *openapi.Validator, msgID string, i int, r Req
 	if err := json.Unmarshal(raw, &body); err != nil {
 		t.Fatal(err)
 	}
-	if p := findNull(body, ""); p != "" {
+	if p := findNull(body, ""); p != "" && r.Body != nil {
 		t.Errorf("%s request %d: null at %s (leave empty fields out)", msgID, i, p)
 	}
 	if strings.HasPrefix(r.Path, "/client/") && !strings.HasPrefix(r.Query, "company_id=") {

@@ -282,12 +282,29 @@ func (m *mapper) group() ([]Op, error) {
 		// identify's traits would (seed 004 group example).
 		ops = append(ops, Op{Kind: OpProfile, Profile: p})
 	}
-	listOps, err := m.listOps(p, listPlan{
+	plan := listPlan{
 		listID: listID, field: "groupId", explicit: true, addWhenAbsent: true,
 		flag: flag, flagField: flagField, idField: "context.traits", idAlso: "traits",
 		// consent overrides: group traits, then the user's traits
 		traitSources: []traitSource{{ev.Traits, "traits"}, {user, "context.traits"}},
-	})
+	}
+	rm, err := m.removal(ev.Traits, "traits")
+	if err != nil {
+		return nil, err
+	}
+	var listOps []Op
+	if rm.field != "" {
+		if flag != nil {
+			return nil, &MapError{Code: CodeInvalidValue, Field: rm.field,
+				Message: rm.field + " and " + flagField + " are both set: a group call either removes the profile from the list or changes its subscription"}
+		}
+		if rm.listID != "" {
+			plan.listID = rm.listID
+		}
+		listOps, err = m.listRemoveOps(p, plan, rm.field)
+	} else {
+		listOps, err = m.listOps(p, plan)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -27,6 +27,11 @@ const (
 	// OpClientProfile: POST /client/profiles with the public key, for a
 	// profile known only by anonymous_id.
 	OpClientProfile OpKind = "client-profile"
+	// OpListRemove: list membership ends, consent unchanged:
+	// DELETE /api/lists/{id}/relationships/profiles with Klaviyo profile
+	// ids, looked up first (GET /api/profiles?filter=equals(…)) when the
+	// event does not carry one.
+	OpListRemove OpKind = "list-remove"
 )
 
 // Op is one Klaviyo operation an event maps to, in the form delivery can

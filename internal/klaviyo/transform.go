@@ -84,9 +84,9 @@ func TransformEvent(it *spec.Item, s Settings) Outcome {
 		}
 		return o
 	}
-	o.Requests = make([]Request, len(res.Ops))
-	for i, op := range res.Ops {
-		o.Requests[i] = op.Request(s)
+	o.Requests = make([]Request, 0, len(res.Ops))
+	for _, op := range res.Ops {
+		o.Requests = append(o.Requests, op.Requests(s)...)
 	}
 	o.Skipped = res.Skipped
 	o.Warnings = res.Warnings
