@@ -42,6 +42,7 @@ const (
 	CodeInvalidPhone      = "invalid_phone"
 	CodeMissingIdentifier = "missing_identifier"
 	CodeMissingPublicKey  = "missing_public_key"
+	CodeMissingPrivateKey = "missing_private_key"
 	CodeUnsupportedType   = "unsupported_type"
 )
 
@@ -84,6 +85,9 @@ func Map(ev *spec.Event, s Settings) (Result, error) {
 	ops, skipped, err := m.dispatch()
 	if err != nil {
 		return Result{}, err
+	}
+	if s.ClientOnly() {
+		ops = m.clientOps(ops)
 	}
 	return Result{Ops: ops, Skipped: skipped, Warnings: m.warnings, Failures: m.failures}, nil
 }

@@ -43,6 +43,10 @@ func (o Op) Request(s Settings) Request {
 		return UnsubscribeJob(o.ListID, []Op{o})
 	case OpListAdd:
 		return ProfileBulkImportJob([]Op{o}, o.ListID)
+	case OpClientEvent:
+		return Request{Method: "POST", Path: "/client/events", Query: "company_id=" + url.QueryEscape(s.PublicAPIKey), Body: eventCreateBody(o.Profile, o.Event)}
+	case OpClientSubscribe:
+		return Request{Method: "POST", Path: "/client/subscriptions", Query: "company_id=" + url.QueryEscape(s.PublicAPIKey), Body: clientSubscriptionBody(o)}
 	case OpListRemove:
 		id := lookupPlaceholder
 		if o.Profile != nil && o.Profile.ID != "" {
@@ -104,6 +108,46 @@ func ListRemoveRequest(listID string, ids []string) Request {
 		body.Data[i] = wireListMember{Type: "profile", ID: id}
 	}
 	return Request{Method: "DELETE", Path: "/api/lists/" + url.PathEscape(listID) + "/relationships/profiles", Body: body}
+}
+
+// ClientSubscriptionBody is the body of POST /client/subscriptions
+// (OnsiteSubscriptionCreateQuery).
+type ClientSubscriptionBody struct {
+	Data struct {
+		Type       string `json:"type"` // "subscription"
+		Attributes struct {
+			CustomSource string                       `json:"custom_source,omitempty"`
+			Profile      dataOf[wireClientSubProfile] `json:"profile"`
+		} `json:"attributes"`
+		Relationships struct {
+			List dataOf[wireListRef] `json:"list"`
+		} `json:"relationships"`
+	} `json:"data"`
+}
+
+type wireClientSubProfile struct {
+	Type       string `json:"type"` // "profile"
+	Attributes struct {
+		Email         string        `json:"email,omitempty"`
+		PhoneNumber   string        `json:"phone_number,omitempty"`
+		ExternalID    string        `json:"external_id,omitempty"`
+		Subscriptions Subscriptions `json:"subscriptions"`
+	} `json:"attributes"`
+}
+
+func clientSubscriptionBody(o Op) *ClientSubscriptionBody {
+	b := &ClientSubscriptionBody{}
+	b.Data.Type = "subscription"
+	b.Data.Attributes.CustomSource = o.CustomSource
+	p := profileOrEmpty(o.Profile)
+	sp := &b.Data.Attributes.Profile.Data
+	sp.Type = "profile"
+	sp.Attributes.Email, sp.Attributes.PhoneNumber, sp.Attributes.ExternalID = p.Attributes.Email, p.Attributes.PhoneNumber, p.Attributes.ExternalID
+	if p.Attributes.Subscriptions != nil {
+		sp.Attributes.Subscriptions = *p.Attributes.Subscriptions
+	}
+	b.Data.Relationships.List.Data = wireListRef{Type: "list", ID: o.ListID}
+	return b
 }
 
 // ListMembersBody is the body of the list relationship calls.
