@@ -118,7 +118,9 @@ func newEnv(t *testing.T, settings klaviyo.Settings, faults sim.Faults, events .
 	if err != nil {
 		t.Fatal(err)
 	}
-	settings.PrivateAPIKey = testKey
+	if settings.PublicAPIKey == "" || settings.PrivateAPIKey != "" {
+		settings.PrivateAPIKey = testKey
+	}
 	e := &env{sim: s, q: &fakeQueue{}, log: &fakeLog{}}
 	e.q.jobs = jobs(t, events...)
 	e.w = New(Config{Dest: "klaviyo", Settings: func() klaviyo.Settings { return settings }, ImportJobTimeout: 5 * time.Second},
@@ -273,6 +275,55 @@ func TestOrderProductFailureDelivered(t *testing.T) {
 	}
 	if len(e.q.aborted) != 0 {
 		t.Fatalf("aborted %v", e.q.aborted)
+	}
+}
+
+// removeFromList ends list membership (profile lookup, then DELETE on the
+// list relationship) without touching consent.
+func TestListRemoval(t *testing.T) {
+	add := klaviyo.DefaultSettings()
+	add.ListMode, add.ListID = klaviyo.ListModeAdd, "L1"
+	e := newEnv(t, add, sim.Faults{},
+		`{"type":"identify","messageId":"add1","userId":"u1","traits":{"email":"u1@example.com"}}`,
+		`{"type":"identify","messageId":"add2","userId":"u2","traits":{"email":"u2@example.com"}}`)
+	e.run(t)
+	if got := len(e.settled(t).Lists["L1"]); got != 2 {
+		t.Fatalf("list L1 has %d members after the adds, want 2", got)
+	}
+	e.q.jobs = jobs(t,
+		`{"type":"track","messageId":"rm1","userId":"u1","event":"Left","context":{"traits":{"email":"u1@example.com"}},"integrations":{"Klaviyo":{"removeFromList":"L1"}}}`,
+		`{"type":"track","messageId":"rm3","userId":"u3","event":"Left","context":{"traits":{"email":"nobody@example.com"}},"integrations":{"Klaviyo":{"removeFromList":"L1"}}}`)
+	e.run(t)
+	st := e.settled(t)
+	if got := len(st.Lists["L1"]); got != 1 {
+		t.Fatalf("list L1 has %d members after the removal, want 1: %v", got, st.Lists)
+	}
+	if st.Requests["DELETE /api/lists/{id}/relationships/profiles"] != 1 || st.Requests["GET /api/profiles"] != 2 {
+		t.Fatalf("requests = %v, want 2 lookups and one DELETE", st.Requests)
+	}
+	for _, id := range []string{"rm1", "rm3"} {
+		if e.status(id) != store.StatusDelivered {
+			t.Errorf("%s: %+v", id, e.log.entries[id])
+		}
+	}
+}
+
+// A destination with only a public key delivers through the client API.
+func TestPublicKeyOnly(t *testing.T) {
+	s := klaviyo.DefaultSettings()
+	s.PublicAPIKey, s.ListID = "AbC123", "L1"
+	e := newEnv(t, s, sim.Faults{},
+		`{"type":"identify","messageId":"id1","userId":"u1","traits":{"email":"u1@example.com"}}`,
+		track("tr1", "u1", "u1@example.com"))
+	e.run(t)
+	st := e.settled(t)
+	if st.Requests["POST /client/profiles"] != 1 || st.Requests["POST /client/subscriptions"] != 1 || st.Requests["POST /client/events"] != 1 {
+		t.Fatalf("requests = %v, want the client endpoints", st.Requests)
+	}
+	for _, id := range []string{"id1", "tr1"} {
+		if e.status(id) != store.StatusDelivered {
+			t.Errorf("%s: %+v", id, e.log.entries[id])
+		}
 	}
 }
 
