@@ -1,6 +1,7 @@
 package klaviyo
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 )
@@ -187,3 +188,55 @@ func PresetTableMarkdown() string {
 	}
 	return b.String()
 }
+
+// ImportSettings reads a pasted settings export (Relay's, Segment's or
+// RudderStack's; JSON or YAML) for the console's import: when it names no
+// compat preset and looks like a Segment or RudderStack export, the
+// matching preset is added, and named in preset. Keys the export lacks
+// are kept from cur. The result is a settings document ParseSettings and
+// Validate accept.
+func ImportSettings(data []byte, cur Settings) (doc json.RawMessage, preset string, err error) {
+	raw, err := decodeSettingsDoc(data)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(raw) == 0 {
+		return nil, "", &SettingsError{Reason: "the pasted settings are empty"}
+	}
+	if _, given := getCI(raw, "compat"); !given {
+		if preset = detectCompat(raw); preset != "" {
+			raw["compat"] = preset
+		}
+	}
+	for _, k := range []struct{ name, v string }{{"privateApiKey", cur.PrivateAPIKey}, {"publicApiKey", cur.PublicAPIKey}} {
+		if k.v != "" && !hasSetting(raw, k.name) {
+			raw[k.name] = k.v
+		}
+	}
+	doc, err = json.Marshal(raw)
+	if err != nil {
+		return nil, "", &SettingsError{Reason: "cannot re-encode the pasted settings: " + err.Error()}
+	}
+	s, err := ParseSettings(doc)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := s.Validate(); err != nil {
+		return nil, "", err
+	}
+	return doc, preset, nil
+}
+
+// hasSetting reports whether raw sets the canonical setting under any of
+// its accepted names.
+func hasSetting(raw map[string]any, canonical string) bool {
+	for k := range raw {
+		if def, ok := settingNames[strings.ToLower(k)]; ok && def.name == canonical {
+			return true
+		}
+	}
+	return false
+}
+
+// CompatTitle names a preset's system for display ("RudderStack").
+func CompatTitle(name string) string { return compatTitle[name] }

@@ -291,3 +291,32 @@ func TestPresetDoc(t *testing.T) {
 		t.Errorf("docs/KLAVIYO.md does not hold the preset table; paste this:\n%s", PresetTableMarkdown())
 	}
 }
+
+func TestImportSettings(t *testing.T) {
+	cur := DefaultSettings()
+	cur.PrivateAPIKey = "pk_saved"
+	doc, preset, err := ImportSettings([]byte(`{"publicApiKey":"AbC","listId":"L1","eventFilteringOption":"disable","apiVersion":"v2"}`), cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseSettings(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if preset != CompatRudderStack || s.Compat != CompatRudderStack || s.ListMode != ListModeAdd || s.PrivateAPIKey != "pk_saved" || s.PublicAPIKey != "AbC" {
+		t.Errorf("preset %q, settings %+v", preset, s.Redacted())
+	}
+	doc, preset, err = ImportSettings([]byte("apiKey: XyZ\nprivateKey: pk_seg\nlistId: baV129\n"), cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ = ParseSettings(doc); preset != CompatSegment || s.PrivateAPIKey != "pk_seg" || s.EcommerceNames != EcommerceSegment {
+		t.Errorf("segment import: preset %q, settings %+v", preset, s.Redacted())
+	}
+	if _, preset, _ = ImportSettings([]byte(`{"compat":"relay","apiKey":"X"}`), cur); preset != "" {
+		t.Errorf("an explicit compat was overridden by %q", preset)
+	}
+	if _, _, err := ImportSettings([]byte(`{"listMode":"sometimes"}`), cur); err == nil {
+		t.Error("invalid import accepted")
+	}
+}
