@@ -37,7 +37,7 @@ func settingSections() []sectionDef {
 		{"Compatibility", []fieldDef{
 			{Name: "compat", Label: "Compatibility preset", Kind: "select",
 				Options: []string{klaviyo.CompatRelay, klaviyo.CompatSegment, klaviyo.CompatRudderStack, klaviyo.CompatFreshpaint},
-				Help: "Start every setting from the defaults of the system you are leaving (docs/KLAVIYO.md). The fields below show the result and are saved as shown."},
+				Help:    "Start every setting from the defaults of the system you are leaving (docs/KLAVIYO.md). The fields below show the result and are saved as shown."},
 			{Name: "userIdProperty", Label: "userId property", Kind: "text", Hint: "id",
 				Help: "With email as primary identifier, the custom property that holds the userId: id (Segment) or _id (RudderStack)."},
 			{Name: "customSource", Label: "Consent source", Kind: "text", Hint: klaviyo.DefaultCustomSource,
