@@ -614,6 +614,24 @@ func TestSettingsImportSelectsPreset(t *testing.T) {
 	}
 }
 
+// Picking another preset in the form applies its defaults to the
+// settings the user left as they were; a field the user changed wins.
+func TestSettingsFormPresetChange(t *testing.T) {
+	tc := newTestConsole(t)
+	s := tc.login(t)
+	resp, _ := s.post("/admin/destinations/klaviyo", s.settingsForm("compat", "rudderstack", "sendPageAsTrack", "on"), nil)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("save: %d", resp.StatusCode)
+	}
+	st, err := klaviyo.ParseSettings(tc.st.settings["klaviyo"].Settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Compat != klaviyo.CompatRudderStack || st.ListMode != klaviyo.ListModeAdd || !st.FallbackOnAnonymousID || st.UserIDProperty != "_id" || !st.SendPageAsTrack {
+		t.Errorf("settings after the preset change = %+v", st.Redacted())
+	}
+}
+
 func TestSettingErrors(t *testing.T) {
 	s := klaviyo.Settings{ListMode: "x", EcommerceNames: "y", Revision: "z", Compat: klaviyo.CompatRelay, UserIDProperty: "id"}
 	got := settingErrors(s.Validate())

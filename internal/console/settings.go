@@ -292,8 +292,33 @@ func formToSettings(form map[string][]string, cur klaviyo.Settings) (json.RawMes
 			}
 		}
 	}
+	dropPresetDefaults(doc, cur)
 	raw, _ := json.Marshal(doc)
 	return raw, errs
+}
+
+// dropPresetDefaults: when the form picks another compat preset, the
+// preset's settings still showing the old preset's values were not
+// chosen by the user, so they are left out and the new preset's apply.
+func dropPresetDefaults(doc map[string]any, cur klaviyo.Settings) {
+	next, _ := doc["compat"].(string)
+	if next == "" || next == cur.Compat {
+		return
+	}
+	old, err := klaviyo.PresetSettings(cur.Compat)
+	if err != nil {
+		return
+	}
+	oldRaw, _ := json.Marshal(old)
+	var oldVals map[string]any
+	_ = json.Unmarshal(oldRaw, &oldVals)
+	for _, name := range klaviyo.PresetSettingNames() {
+		a, _ := json.Marshal(doc[name])
+		b, _ := json.Marshal(oldVals[name])
+		if bytes.Equal(a, b) {
+			delete(doc, name)
+		}
+	}
 }
 
 // parseNameMap reads "From => To" lines, or a JSON object.

@@ -240,3 +240,12 @@ func hasSetting(raw map[string]any, canonical string) bool {
 
 // CompatTitle names a preset's system for display ("RudderStack").
 func CompatTitle(name string) string { return compatTitle[name] }
+
+// PresetSettingNames are the settings a preset sets.
+func PresetSettingNames() []string {
+	out := make([]string, len(presetTable))
+	for i, row := range presetTable {
+		out[i] = row.setting
+	}
+	return out
+}
