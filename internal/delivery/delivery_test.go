@@ -308,6 +308,18 @@ func TestListRemoval(t *testing.T) {
 	}
 }
 
+// Without any key nothing is claimed: the jobs wait in the queue for a
+// key instead of failing attempts until maxRetryAge.
+func TestNoKeyLeavesJobsQueued(t *testing.T) {
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	q := &fakeQueue{jobs: jobs(t, track("m1", "u1", "u1@example.com"))}
+	w := New(Config{Dest: "klaviyo", Settings: klaviyo.DefaultSettings}, q, nil, &fakeLog{}, discard, nil)
+	n, err := w.RunOnce(context.Background())
+	if err != nil || n != 0 || len(q.jobs) != 1 || len(q.retried) != 0 || len(q.aborted) != 0 {
+		t.Fatalf("RunOnce = %d, %v; queue %d jobs, %d retried, %d aborted", n, err, len(q.jobs), len(q.retried), len(q.aborted))
+	}
+}
+
 // A destination with only a public key delivers through the client API.
 func TestPublicKeyOnly(t *testing.T) {
 	s := klaviyo.DefaultSettings()
