@@ -63,7 +63,8 @@ type mapper struct {
 	patchFields map[string]bool
 	warnings    []string
 	// region caches phoneRegion (it may warn, so it runs once).
-	region *string
+	region     string
+	regionDone bool
 	// failures are parts of the event that could not be mapped while the
 	// rest was (one product of an order).
 	failures []*MapError

@@ -193,8 +193,8 @@ func (m *mapper) phoneFrom(a *ProfileAttributes, t map[string]any, field string,
 // country_code (Segment Actions' field), then defaultPhoneCountry. An
 // unknown region is reported once and skipped.
 func (m *mapper) phoneRegion() string {
-	if m.region != nil {
-		return *m.region
+	if m.regionDone {
+		return m.region
 	}
 	region := m.s.DefaultPhoneCountry
 	type source struct {
@@ -205,12 +205,13 @@ func (m *mapper) phoneRegion() string {
 	if v, ok := m.opt("phoneCountry"); ok {
 		sources = append(sources, source{v, "integrations.Klaviyo.phoneCountry"})
 	}
-	if v, ok := present(userTraits(m.ev), "country_code"); ok {
-		field := "context.traits.country_code"
-		if m.ev.Type == "identify" {
-			field = "traits.country_code"
-		}
-		sources = append(sources, source{v, field})
+	// The user's traits, read in place (userTraits merges, allocating):
+	// an identify's own traits win over its context.traits.
+	ctxTraits, _ := m.ev.Context["traits"].(map[string]any)
+	if v, ok := present(m.ev.Traits, "country_code"); ok && m.ev.Type == "identify" {
+		sources = append(sources, source{v, "traits.country_code"})
+	} else if v, ok := present(ctxTraits, "country_code"); ok {
+		sources = append(sources, source{v, "context.traits.country_code"})
 	}
 	for _, src := range sources {
 		str, _ := src.v.(string)
@@ -221,7 +222,7 @@ func (m *mapper) phoneRegion() string {
 		}
 		m.warn(src.field + " is not an ISO 3166 region code such as US; it was not used to read the phone number")
 	}
-	m.region = &region
+	m.region, m.regionDone = region, true
 	return region
 }
 

@@ -86,7 +86,11 @@ func TransformEvent(it *spec.Item, s Settings) Outcome {
 	}
 	o.Requests = make([]Request, 0, len(res.Ops))
 	for _, op := range res.Ops {
-		o.Requests = append(o.Requests, op.Requests(s)...)
+		if op.Kind == OpListRemove {
+			o.Requests = append(o.Requests, op.Requests(s)...) // lookup, then DELETE
+			continue
+		}
+		o.Requests = append(o.Requests, op.Request(s))
 	}
 	o.Skipped = res.Skipped
 	o.Warnings = res.Warnings

@@ -169,16 +169,12 @@ func isEmail(s string) bool {
 		strings.ContainsAny(s, " \t\r\n,;<>") {
 		return false
 	}
-	labels := strings.Split(s[at+1:], ".")
-	if len(labels) < 2 {
-		return false
+	domain := s[at+1:]
+	dot := strings.LastIndexByte(domain, '.')
+	if dot < 0 || strings.HasPrefix(domain, ".") || strings.Contains(domain, "..") {
+		return false // no dot, or an empty label (a trailing dot leaves an empty TLD)
 	}
-	for _, l := range labels {
-		if l == "" {
-			return false
-		}
-	}
-	return validTLD(labels[len(labels)-1])
+	return validTLD(domain[dot+1:])
 }
 
 func validTLD(tld string) bool {
