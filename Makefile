@@ -40,8 +40,20 @@ bench: build
 # 1.26's coordinator can fail a time-bounded run at its deadline (see
 # internal/gateway/fuzz_test.go).
 FUZZTIME    ?= 2000x
-FUZZ_TARGETS := internal/gateway:FuzzHandler internal/spec:FuzzParse internal/spec:FuzzSplit internal/spec:FuzzEncode internal/spec:FuzzValidJSON internal/jsonx:FuzzAppendString \
-	internal/klaviyo:FuzzTransform internal/klaviyo:FuzzMap internal/queue:FuzzDecodeInbox internal/config:FuzzParse
+# One target per line, so that branches adding targets merge cleanly.
+FUZZ_TARGETS :=
+FUZZ_TARGETS += internal/gateway:FuzzHandler
+FUZZ_TARGETS += internal/spec:FuzzParse
+FUZZ_TARGETS += internal/spec:FuzzSplit
+FUZZ_TARGETS += internal/spec:FuzzEncode
+FUZZ_TARGETS += internal/spec:FuzzValidJSON
+FUZZ_TARGETS += internal/jsonx:FuzzAppendString
+FUZZ_TARGETS += internal/klaviyo:FuzzTransform
+FUZZ_TARGETS += internal/klaviyo:FuzzMap
+FUZZ_TARGETS += internal/klaviyo:FuzzIsEmail
+FUZZ_TARGETS += internal/klaviyo:FuzzParseSettings
+FUZZ_TARGETS += internal/queue:FuzzDecodeInbox
+FUZZ_TARGETS += internal/config:FuzzParse
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

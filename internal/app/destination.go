@@ -41,6 +41,13 @@ func (a *App) openDestinations(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// A missing key is said at start, not discovered through retries.
+		if why := s.MissingKey(); why != "" {
+			a.log.Warn("destination key missing", slog.String("dest", dc.Name), slog.String("problem", why))
+		}
+		for _, w := range s.Warnings() {
+			a.log.Warn("destination settings", slog.String("dest", dc.Name), slog.String("warning", w))
+		}
 		d.settings.Store(&s)
 		if ds, err := a.store.DestSettings(ctx, dc.Name); err == nil {
 			d.applied.Store(ds.Version)

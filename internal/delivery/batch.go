@@ -20,6 +20,10 @@ type item struct {
 	ev      spec.Event
 	ops     []klaviyo.Op
 	skipped string
+	// partsFailed are parts of the event the mapping could not send while
+	// the rest went (an order's product without an id): delivered, with
+	// each failed part named in the delivery log.
+	partsFailed []*klaviyo.MapError
 	// held: carried to the next batch unsent (holdPartial).
 	held bool
 	// Outcome, written under batch.mu: the first permanent and the first
@@ -107,6 +111,7 @@ func (b *batch) prepare(it *item) {
 		return
 	}
 	it.ops = res.Ops
+	it.partsFailed = res.Failures
 	if len(it.ops) == 0 {
 		it.skipped = "maps to no Klaviyo operation"
 	}

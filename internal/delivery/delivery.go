@@ -159,6 +159,12 @@ func (w *Worker) Run(ctx context.Context) error {
 // RunOnce claims one batch and delivers it, returning how many jobs it
 // settled.
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+	if s := w.cfg.Settings(); s.PrivateAPIKey == "" && s.PublicAPIKey == "" {
+		// No key at all: nothing can be sent. The jobs stay queued,
+		// unclaimed (not retried toward maxRetryAge), until a key is
+		// saved; the app and the console say what is missing.
+		return 0, nil
+	}
 	claimed, err := w.claim(ctx, w.cfg.ClaimLimit-len(w.carry))
 	if err != nil && len(w.carry) == 0 {
 		return 0, err

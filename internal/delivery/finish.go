@@ -52,6 +52,9 @@ func (b *batch) finish(ctx context.Context) error {
 		default:
 			done = append(done, it.job.ID)
 			e.Status, e.Detail = store.StatusDelivered, fmt.Sprintf("%d Klaviyo operation(s) accepted", it.delivered)
+			for _, f := range it.partsFailed {
+				e.Detail += "; not sent: " + f.Message
+			}
 		}
 		entries = append(entries, e)
 		b.w.metrics.outcome(b.w.cfg.Dest, e.Status, now.Sub(it.job.ReceivedAt))
