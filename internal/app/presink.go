@@ -26,3 +26,11 @@ func (a *App) audit() func(context.Context, []store.AuditEntry) error {
 	}
 	return nil
 }
+
+// auditReader is the console's view of the audit log, nil without one.
+func (a *App) auditReader() store.AuditReader {
+	if al, ok := a.store.(store.AuditLog); ok {
+		return al
+	}
+	return nil
+}

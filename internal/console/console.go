@@ -104,6 +104,8 @@ type Deps struct {
 	Metrics prometheus.Gatherer
 	// Destinations are the configured destination names, in order.
 	Destinations []string
+	// Audit is the privacy audit log (audit.go); optional.
+	Audit store.AuditReader
 }
 
 func (d Deps) check() error {
@@ -202,6 +204,8 @@ func (c *Console) Handler() http.Handler {
 	auth("GET "+p+"/log", c.logPage)
 	auth("GET "+p+"/deadletters", c.deadLettersPage)
 	auth("POST "+p+"/deadletters/replay", c.replayDeadLetters)
+	auth("GET "+p+"/audit", c.auditPage)
+	auth("GET "+p+"/audit/export", c.auditExport)
 	// Anything else under the prefix is a 404, but only for a logged-in
 	// user: without the token not even the page structure is revealed.
 	auth(p+"/", func(w http.ResponseWriter, r *http.Request) {

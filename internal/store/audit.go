@@ -45,6 +45,11 @@ type AuditLog interface {
 	// RecordAudit appends entries in one transaction; an entry without
 	// MessageID or Dest fails the call before anything is written.
 	RecordAudit(ctx context.Context, entries []AuditEntry) error
+	AuditReader
+}
+
+// AuditReader is the console's and the export's view of the audit log.
+type AuditReader interface {
 	QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 }
 
@@ -128,7 +133,7 @@ func scanAudit(r scanner) (AuditEntry, error) {
 
 // ExportAudit writes every entry q selects (ignoring q.Limit) as NDJSON,
 // newest first, a page at a time, and returns how many it wrote.
-func ExportAudit(ctx context.Context, a AuditLog, q AuditQuery, w io.Writer) (int, error) {
+func ExportAudit(ctx context.Context, a AuditReader, q AuditQuery, w io.Writer) (int, error) {
 	q.Limit = 1000
 	enc := json.NewEncoder(w)
 	n := 0
