@@ -75,6 +75,9 @@ func (e *Error) ErrorCode() string { return e.Code }
 
 // Run applies the stage to ev (which it does not change).
 func (s *Stage) Run(ctx context.Context, st klaviyo.Settings, source string, ev *spec.Event) (Result, error) {
+	if unset(&st) {
+		return Result{Events: []spec.Event{*ev}, Mode: privacy.ModeStandard}, nil
+	}
 	c, err := s.compile(st)
 	if err != nil {
 		return Result{}, &Error{Code: "transformation_compile", Err: err}
@@ -125,6 +128,15 @@ func (s *Stage) Run(ctx context.Context, st klaviyo.Settings, source string, ev 
 	res.Sent = slices.Compact(res.Sent)
 	res.Dropped = slices.Compact(res.Dropped)
 	return res, nil
+}
+
+// unset reports whether st has none of the stage's settings: the common
+// case skips compiling and the policy altogether.
+func unset(st *klaviyo.Settings) bool {
+	p := &st.Config
+	return p.Mode == "" && p.PropertyAllowlist == nil && p.TraitAllowlist == nil && p.DropIP == nil &&
+		p.DropUserAgent == nil && p.StripPageURLs == nil && p.DropFreeText == nil && p.Identifiers == nil &&
+		st.Transformation == "" && st.Filter == nil
 }
 
 // compile returns the compiled steps of st, reusing the last ones while
