@@ -161,7 +161,7 @@ func TestCompileErrors(t *testing.T) {
 // A timed-out event does not block the others: with two VMs, events keep
 // flowing while one VM spins.
 func TestTimeoutDoesNotBlockOthers(t *testing.T) {
-	j := compile(t, `function transformEvent(e) { if (e.event === "spin") { while (true) {} } return e }`, Limits{Timeout: 300 * time.Millisecond, VMs: 2})
+	j := compile(t, `function transformEvent(e) { if (e.event === "spin") { while (true) {} } return e }`, Limits{Timeout: 50 * time.Millisecond, VMs: 2})
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		spin := event()
