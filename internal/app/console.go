@@ -18,16 +18,17 @@ func (a *App) consoleHandler() http.Handler {
 		names = append(names, d.cfg.Name)
 	}
 	c, err := console.New(console.Config{Token: a.admin}, console.Deps{
-		Log:            a.store,
-		DeadLetters:    a.store,
-		Sources:        a.store,
-		Settings:       a,
-		StoredSettings: a.store,
-		Queue:          a.queue,
-		Pinger:         destPinger{a},
-		Metrics:        a.reg,
-		Destinations:   names,
-		Audit:          a.auditReader(),
+		Log:             a.store,
+		DeadLetters:     a.store,
+		Sources:         a.store,
+		Settings:        a,
+		StoredSettings:  a.store,
+		Queue:           a.queue,
+		Pinger:          destPinger{a},
+		Metrics:         a.reg,
+		Destinations:    names,
+		Audit:           a.auditReader(),
+		Transformations: transformationVersions{a.store},
 	}, a.log.With(slog.String("component", "console")))
 	if err != nil {
 		// Only a wiring bug gets here; serve everything else regardless.

@@ -2,7 +2,11 @@ package app
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 
+	"github.com/relaycdp/relay/internal/console"
 	"github.com/relaycdp/relay/internal/delivery"
 	"github.com/relaycdp/relay/internal/klaviyo"
 	"github.com/relaycdp/relay/internal/spec"
@@ -33,4 +37,46 @@ func (a *App) auditReader() store.AuditReader {
 		return al
 	}
 	return nil
+}
+
+// maxTransformationVersions bounds the editor's history per destination.
+const maxTransformationVersions = 50
+
+// transformationVersions keeps the console editor's saved transformations
+// in the settings store under "transformation-versions:<dest>" (as the
+// config hash is kept), so both store backends have them with no schema.
+type transformationVersions struct{ st store.SettingsStore }
+
+func (t transformationVersions) key(dest string) string { return "transformation-versions:" + dest }
+
+func (t transformationVersions) TransformationVersions(ctx context.Context, dest string) ([]console.TransformationVersion, error) {
+	ds, err := t.st.DestSettings(ctx, t.key(dest))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var vs []console.TransformationVersion
+	if err := json.Unmarshal(ds.Settings, &vs); err != nil {
+		return nil, fmt.Errorf("transformation versions of %s: %w", dest, err)
+	}
+	return vs, nil
+}
+
+func (t transformationVersions) AddTransformationVersion(ctx context.Context, dest string, v console.TransformationVersion) error {
+	vs, err := t.TransformationVersions(ctx, dest)
+	if err != nil {
+		return err
+	}
+	vs = append(vs, v)
+	if len(vs) > maxTransformationVersions {
+		vs = vs[len(vs)-maxTransformationVersions:]
+	}
+	raw, err := json.Marshal(vs)
+	if err != nil {
+		return err
+	}
+	_, err = t.st.PutDestSettings(ctx, t.key(dest), raw, store.AnyVersion)
+	return err
 }

@@ -106,6 +106,9 @@ type Deps struct {
 	Destinations []string
 	// Audit is the privacy audit log (audit.go); optional.
 	Audit store.AuditReader
+	// Transformations keeps the editor's versions (transformation.go);
+	// optional.
+	Transformations TransformationVersions
 }
 
 func (d Deps) check() error {
@@ -204,6 +207,9 @@ func (c *Console) Handler() http.Handler {
 	auth("GET "+p+"/log", c.logPage)
 	auth("GET "+p+"/deadletters", c.deadLettersPage)
 	auth("POST "+p+"/deadletters/replay", c.replayDeadLetters)
+	auth("GET "+p+"/destinations/{dest}/transformation", c.transformationPage)
+	auth("POST "+p+"/destinations/{dest}/transformation", c.transformationSave)
+	auth("POST "+p+"/destinations/{dest}/transformation/try", c.transformationTry)
 	auth("GET "+p+"/audit", c.auditPage)
 	auth("GET "+p+"/audit/export", c.auditExport)
 	// Anything else under the prefix is a 404, but only for a logged-in

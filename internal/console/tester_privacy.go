@@ -16,6 +16,7 @@ import (
 // before it is turned on.
 type stagedOutcome struct {
 	outcomes []klaviyo.Outcome // one per event the stage passed on
+	events   []spec.Event      // the events the stage passed on
 	dropped  []string          // keys the policy dropped (names only)
 	logs     []string          // the transformation's console.log lines
 	mode     string
@@ -49,6 +50,7 @@ func transformStaged(ctx context.Context, body []byte, opts spec.Options, dest s
 		case res.Skipped != "":
 			out[i].outcomes = []klaviyo.Outcome{{MessageID: it.Event.MessageID, Requests: []klaviyo.Request{}, Skipped: res.Skipped}}
 		default:
+			out[i].events = res.Events
 			for _, ev := range res.Events {
 				out[i].outcomes = append(out[i].outcomes, klaviyo.TransformEvent(&spec.Item{Event: ev}, s))
 			}
