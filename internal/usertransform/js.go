@@ -90,7 +90,7 @@ func (l *Limits) defaults() {
 // limit, or a result that is not an event. Line and Column point into the
 // transformation's source (0 when unknown).
 type Error struct {
-	Code    string // "js_error", "timeout", "limit", "bad_result", "compile"
+	Code    string // "js_error", "timeout", "memory", "limit", "bad_result", "compile"
 	Message string
 	Line    int
 	Column  int
@@ -298,11 +298,12 @@ func (j *JS) Transform(ctx context.Context, ev *spec.Event, meta Metadata) (Resu
 	metaJSON, _ := json.Marshal(meta)
 	res, err := j.call(ctx, ev, in, metaJSON, j.limits.Timeout)
 	var te *Error
-	if errors.As(err, &te) && te.Code == "timeout" {
+	if errors.As(err, &te) && (te.Code == "timeout" || te.Code == "memory") {
 		// A second chance with ten times the budget: on a machine short of
 		// CPU a good transformation can be descheduled past its budget, and
-		// it must not be dead-lettered for that. An endless loop fails
-		// again, deterministically.
+		// the heap measure is process-wide (other work's garbage counts),
+		// so neither may dead-letter a good event on its own. An endless
+		// loop or allocation fails again, deterministically.
 		res, err = j.call(ctx, ev, in, metaJSON, 10*j.limits.Timeout)
 	}
 	return res, err
@@ -410,7 +411,7 @@ func (j *JS) jsError(err error, why string, timeout time.Duration) *Error {
 		e.Line, e.Column = position(ie.Stack())
 		return e
 	case errors.As(err, &ie):
-		e := &Error{Code: "limit", Message: fmt.Sprintf("the process heap grew by more than %d MiB while it ran", j.limits.MaxHeapGrowth>>20)}
+		e := &Error{Code: "memory", Message: fmt.Sprintf("the process heap grew by more than %d MiB while it ran", j.limits.MaxHeapGrowth>>20)}
 		e.Line, e.Column = position(ie.Stack())
 		return e
 	case errors.As(err, &so):

@@ -208,3 +208,20 @@ func BenchmarkTypicalTransformation(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// The heap watchdog interrupts a transformation that keeps allocating
+// (a push loop the array and string guards do not see).
+func TestHeapGrowthInterrupts(t *testing.T) {
+	j := compile(t, "function transformEvent(e) {\n  var a = [];\n  for (;;) { a.push({x: 'y' + a.length}); }\n}",
+		Limits{Timeout: 20 * time.Second, MaxHeapGrowth: 32 << 20})
+	in := event()
+	start := time.Now()
+	_, err := j.Transform(context.Background(), &in, Metadata{})
+	var e *Error
+	if !errors.As(err, &e) || e.Code != "memory" || !strings.Contains(e.Message, "heap") {
+		t.Fatalf("err = %v, want a heap limit", err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("took %s: the timeout, not the heap check, stopped it", time.Since(start))
+	}
+}
