@@ -54,6 +54,8 @@ FUZZ_TARGETS += internal/klaviyo:FuzzIsEmail
 FUZZ_TARGETS += internal/klaviyo:FuzzParseSettings
 FUZZ_TARGETS += internal/queue:FuzzDecodeInbox
 FUZZ_TARGETS += internal/config:FuzzParse
+FUZZ_TARGETS += internal/privacy:FuzzApply
+FUZZ_TARGETS += internal/usertransform:FuzzJSBridge
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

@@ -58,6 +58,10 @@ func runTransform(_ context.Context, args []string, stdin io.Reader, stdout, std
 	for _, w := range s.Warnings() {
 		fmt.Fprintf(stderr, "relay transform: warning: %s\n", w)
 	}
+	if s.Mode != "" || s.Transformation != "" || s.Filter != nil || s.PropertyAllowlist != nil || s.TraitAllowlist != nil ||
+		s.DropIP != nil || s.DropUserAgent != nil || s.StripPageURLs != nil || s.DropFreeText != nil || s.Identifiers != nil {
+		fmt.Fprintln(stderr, "relay transform: warning: the privacy, transformation and filter settings are not applied here; the console's event tester applies them (docs/PRIVACY.md)")
+	}
 
 	opts := spec.Options{MaxEventBytes: 32768}
 	if *receivedAt != "" {

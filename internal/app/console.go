@@ -21,16 +21,18 @@ func (a *App) consoleHandler() http.Handler {
 	// Validate checked the CIDRs; an error cannot happen here.
 	proxies, _ := forwarded.Parse("trustedProxies", a.cfg.TrustedProxies)
 	c, err := console.New(console.Config{Token: a.admin, Secure: proxies.Secure}, console.Deps{
-		Log:            a.store,
-		DeadLetters:    a.store,
-		Sources:        a.store,
-		Settings:       a,
-		StoredSettings: a.store,
-		Queue:          a.queue,
-		Pinger:         destPinger{a},
-		Metrics:        a.reg,
-		Destinations:   names,
-		Readiness:      a.ready, // set by open, before the handler is built
+		Log:             a.store,
+		DeadLetters:     a.store,
+		Sources:         a.store,
+		Settings:        a,
+		StoredSettings:  a.store,
+		Queue:           a.queue,
+		Pinger:          destPinger{a},
+		Metrics:         a.reg,
+		Destinations:    names,
+		Readiness:       a.ready, // set by open, before the handler is built
+		Audit:           a.auditReader(),
+		Transformations: transformationVersions{a.store},
 	}, a.log.With(slog.String("component", "console")))
 	if err != nil {
 		// Only a wiring bug gets here; serve everything else regardless.

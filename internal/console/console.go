@@ -112,6 +112,11 @@ type Deps struct {
 	// Readiness, optional, is the node's /ready report, shown on the
 	// overview.
 	Readiness Readiness
+	// Audit is the privacy audit log (audit.go); optional.
+	Audit store.AuditReader
+	// Transformations keeps the editor's versions (transformation.go);
+	// optional.
+	Transformations TransformationVersions
 }
 
 // Readiness reports whether the node can accept events, as GET /ready.
@@ -215,6 +220,11 @@ func (c *Console) Handler() http.Handler {
 	auth("GET "+p+"/log", c.logPage)
 	auth("GET "+p+"/deadletters", c.deadLettersPage)
 	auth("POST "+p+"/deadletters/replay", c.replayDeadLetters)
+	auth("GET "+p+"/destinations/{dest}/transformation", c.transformationPage)
+	auth("POST "+p+"/destinations/{dest}/transformation", c.transformationSave)
+	auth("POST "+p+"/destinations/{dest}/transformation/try", c.transformationTry)
+	auth("GET "+p+"/audit", c.auditPage)
+	auth("GET "+p+"/audit/export", c.auditExport)
 	// Anything else under the prefix is a 404, but only for a logged-in
 	// user: without the token not even the page structure is revealed.
 	auth(p+"/", func(w http.ResponseWriter, r *http.Request) {

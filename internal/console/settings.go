@@ -91,6 +91,7 @@ func settingSections() []sectionDef {
 			{Name: "eventDenylist", Label: "Event denylist", Kind: "lines", Hint: "one event name per line",
 				Help: "These track events are dropped (one name per line)."},
 		}},
+		privacySection(),
 	}
 }
 
@@ -201,6 +202,8 @@ func formFromSettings(s klaviyo.Settings) []sectionView {
 					sep = "\n"
 				}
 				fv.Value = strings.Join(items, sep)
+			case "tristate", "json":
+				fv.Value = privacyFieldValue(f.Kind, v)
 			case "map":
 				m, _ := v.(map[string]any)
 				keys := make([]string, 0, len(m))
@@ -277,6 +280,12 @@ func formToSettings(form map[string][]string, cur klaviyo.Settings) (json.RawMes
 				}
 				if len(items) > 0 {
 					doc[f.Name] = items
+				}
+			case "tristate", "json":
+				if val, err := privacyFormValue(f.Kind, v); err != nil {
+					errs[f.Name] = err.Error()
+				} else if val != nil {
+					doc[f.Name] = val
 				}
 			case "map":
 				m, err := parseNameMap(v)
@@ -456,7 +465,7 @@ func submittedForm(r *http.Request, raw json.RawMessage, cur klaviyo.Settings, f
 			switch f.Kind {
 			case "secret":
 				f.Masked = maskedOf(cur, f.Name)
-			case "map", "lines", "list", "text", "select":
+			case "map", "lines", "list", "text", "select", "tristate", "json", "code":
 				// Keep exactly what the user typed (ParseSettings may not
 				// have been able to read it).
 				if vs, ok := r.PostForm[f.Name]; ok && len(vs) > 0 {

@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/relaycdp/relay/internal/klaviyo/openapi"
+	"github.com/relaycdp/relay/internal/privacy"
 )
 
 // Settings are the Klaviyo destination settings of DESIGN.md §5. The JSON
@@ -79,6 +80,9 @@ type Settings struct {
 	// CustomSource is the custom_source of subscription jobs: what
 	// Klaviyo's consent records name as where consent came from.
 	CustomSource string `json:"customSource"`
+	// Privacy and transformation settings (settings_privacy.go).
+	privacy.Config
+	PreSinkSettings
 
 	// ignored are pasted settings that Relay accepts and ignores (reported
 	// by Warnings).
@@ -143,6 +147,7 @@ const (
 	kindIgnored     // accepted and ignored, with a warning
 	kindFilterMode  // RudderStack eventFilteringOption
 	kindConsentList // list of strings or one string
+	kindPrivacy     // settings_privacy.go
 )
 
 type settingDef struct {
@@ -185,6 +190,17 @@ var settingNames = map[string]settingDef{
 	"compat":                          {"compat", kindString},
 	"useridproperty":                  {"userIdProperty", kindString},
 	"customsource":                    {"customSource", kindString},
+	"privacymode":                     {"privacyMode", kindPrivacy},
+	"propertyallowlist":               {"propertyAllowlist", kindPrivacy},
+	"traitallowlist":                  {"traitAllowlist", kindPrivacy},
+	"dropip":                          {"dropIp", kindPrivacy},
+	"dropuseragent":                   {"dropUserAgent", kindPrivacy},
+	"droppageurls":                    {"stripPageUrls", kindPrivacy},
+	"strippageurls":                   {"stripPageUrls", kindPrivacy},
+	"dropfreetext":                    {"dropFreeText", kindPrivacy},
+	"identifiers":                     {"identifiers", kindPrivacy},
+	"transformation":                  {"transformation", kindPrivacy},
+	"filter":                          {"filter", kindPrivacy},
 	// RudderStack settings with no meaning for a server-side destination
 	// that always speaks the current revision.
 	"apiversion":         {"apiVersion", kindIgnored},
@@ -394,6 +410,8 @@ func (s *Settings) set(def settingDef, key string, v any, filterMode *string) er
 		}
 	case kindIgnored:
 		s.ignored = append(s.ignored, key)
+	case kindPrivacy:
+		return s.setPrivacy(def.name, key, v)
 	}
 	return nil
 }
@@ -495,6 +513,7 @@ func (s Settings) Validate() error {
 			break
 		}
 	}
+	errs = append(errs, s.validatePrivacy())
 	if !revisionRE.MatchString(s.Revision) {
 		errs = append(errs, &SettingsError{Setting: "revision", Reason: "want a revision date such as " + openapi.Revision()})
 	}
