@@ -17,6 +17,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	cfgPath := fs.String("config", "", "relay.yaml (default: embedded defaults)")
 	addr := fs.String("addr", "", "listen address for the ingest API, console and metrics (overrides config)")
 	data := fs.String("data", "", "directory of the embedded store and queue (overrides config)")
+	adminAddr := fs.String("admin-addr", "", "separate listen address for /admin and /metrics, which addr then does not serve (overrides config adminAddr)")
 	demo := fs.Bool("demo", false, "start an in-process Klaviyo simulator with a demo source and destination")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -33,6 +34,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		ConfigPath: *cfgPath,
 		Addr:       *addr,
 		Data:       *data,
+		AdminAddr:  *adminAddr,
 		Demo:       *demo,
 		Env:        os.LookupEnv,
 		Out:        stdout,

@@ -140,5 +140,9 @@ func transformFlags(args []string, stderr io.Writer) (opts klaviyo.StreamOptions
 	for _, w := range s.Warnings() {
 		fmt.Fprintf(stderr, "relay transform: warning: %s\n", w)
 	}
+	if s.Mode != "" || s.Transformation != "" || s.Filter != nil || s.PropertyAllowlist != nil || s.TraitAllowlist != nil ||
+		s.DropIP != nil || s.DropUserAgent != nil || s.StripPageURLs != nil || s.DropFreeText != nil || s.Identifiers != nil {
+		fmt.Fprintln(stderr, "relay transform: warning: the privacy, transformation and filter settings are not applied here; the console's event tester applies them (docs/PRIVACY.md)")
+	}
 	return opts, s, -1
 }

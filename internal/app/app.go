@@ -17,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/relaycdp/relay/internal/config"
@@ -25,6 +24,7 @@ import (
 	"github.com/relaycdp/relay/internal/cpubudget"
 	"github.com/relaycdp/relay/internal/gateway"
 	"github.com/relaycdp/relay/internal/klaviyo/kapi"
+	"github.com/relaycdp/relay/internal/readiness"
 	"github.com/relaycdp/relay/internal/store"
 )
 
@@ -40,6 +40,10 @@ type Options struct {
 	Out io.Writer
 	// Ready, when set, is called with the bound address once serving.
 	Ready func(addr string)
+	// AdminAddr overrides config adminAddr when set; AdminReady is called
+	// with its bound address once serving.
+	AdminAddr  string
+	AdminReady func(addr string)
 	// Cores is the CPU cores relay may use, for the CPU budget
 	// (cpubudget.TuneRuntime returns it); 0 means GOMAXPROCS.
 	Cores int
@@ -60,6 +64,8 @@ type App struct {
 	demo    *demo
 	console *console.Console // nil until handler() built it
 	admin   string           // console token
+
+	ready *readiness.Checker // GET /ready and the console's overview
 }
 
 // Run starts Relay and serves until ctx is cancelled, then shuts down in
@@ -90,6 +96,9 @@ func build(ctx context.Context, opts Options) (*App, error) {
 	}
 	if opts.Data != "" {
 		cfg.Data = opts.Data
+	}
+	if opts.AdminAddr != "" {
+		cfg.AdminAddr = opts.AdminAddr
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -128,6 +137,7 @@ func (a *App) open(ctx context.Context, opts Options) error {
 		return err
 	}
 	a.reg.MustRegister(newStateCollector(a.queue, a.store))
+	a.ready = a.newReadiness()
 	return a.openGateway()
 }
 
@@ -153,8 +163,12 @@ func (a *App) openGateway() error {
 
 func (a *App) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
-	mux.Handle("/admin/", a.consoleHandler())
+	if a.cfg.AdminAddr == "" {
+		mux.Handle("GET /ready", a.ready.Handler())
+		a.mountAdmin(mux)
+	} else {
+		mux.Handle("GET /ready", a.ready.PublicHandler())
+	}
 	mux.Handle("/", a.gateway.Handler())
 	return mux
 }
@@ -167,14 +181,22 @@ func (a *App) serve(ctx context.Context, opts Options) error {
 	srv := a.gateway.Server(ln.Addr().String())
 	srv.Handler = a.handler()
 	addr := ln.Addr().String()
+	admin, err := a.listenAdmin()
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	a.log.Info("relay serving", slog.String("addr", addr), slog.Int("destinations", len(a.dests)))
 	if a.demo != nil {
 		a.demo.banner(opts.Out, addr, a.admin)
 	} else if a.cfg.Admin.Token == "" {
-		fmt.Fprintf(opts.Out, "Console: http://%s/admin/  (admin token for this run: %s)\n", addr, a.admin)
+		fmt.Fprintf(opts.Out, "Console: http://%s/admin/  (admin token for this run: %s)\n", consoleAddr(addr, admin), a.admin)
 	}
 	if opts.Ready != nil {
 		opts.Ready(addr)
+	}
+	if admin != nil && opts.AdminReady != nil {
+		opts.AdminReady(admin.addr())
 	}
 
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -190,8 +212,11 @@ func (a *App) serve(ctx context.Context, opts Options) error {
 	g.Go(func() error {
 		return store.RunPruner(gctx, a.store, time.Minute, store.Retention{LogMaxRows: 1_000_000, LogMaxAge: 30 * 24 * time.Hour, ReplayedMaxAge: 30 * 24 * time.Hour}, a.log)
 	})
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2) // the ingest and the admin listener
 	go func() { serveErr <- srv.Serve(ln) }()
+	if admin != nil {
+		admin.serve(serveErr)
+	}
 
 	select {
 	case <-ctx.Done():
@@ -203,6 +228,9 @@ func (a *App) serve(ctx context.Context, opts Options) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)
+	if admin != nil {
+		admin.shutdown(shutCtx)
+	}
 	stopWork()
 	if werr := g.Wait(); werr != nil && !errors.Is(werr, context.Canceled) {
 		a.log.Warn("workers stopped", slog.Any("err", werr))

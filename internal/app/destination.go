@@ -18,7 +18,9 @@ import (
 	"github.com/relaycdp/relay/internal/delivery"
 	"github.com/relaycdp/relay/internal/klaviyo"
 	"github.com/relaycdp/relay/internal/klaviyo/kapi"
+	"github.com/relaycdp/relay/internal/presink"
 	"github.com/relaycdp/relay/internal/store"
+	"github.com/relaycdp/relay/internal/usertransform"
 )
 
 // destination is one configured Klaviyo destination: its live settings,
@@ -31,6 +33,7 @@ type destination struct {
 	applied atomic.Int64
 	client  *kapi.Client
 	workers []*delivery.Worker
+	stage   *presink.Stage // transformation, filter, privacy policy
 }
 
 func (a *App) openDestinations(ctx context.Context) error {
@@ -41,6 +44,13 @@ func (a *App) openDestinations(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// A missing key is said at start, not discovered through retries.
+		if why := s.MissingKey(); why != "" {
+			a.log.Warn("destination key missing", slog.String("dest", dc.Name), slog.String("problem", why))
+		}
+		for _, w := range s.Warnings() {
+			a.log.Warn("destination settings", slog.String("dest", dc.Name), slog.String("warning", w))
+		}
 		d.settings.Store(&s)
 		if ds, err := a.store.DestSettings(ctx, dc.Name); err == nil {
 			d.applied.Store(ds.Version)
@@ -50,6 +60,7 @@ func (a *App) openDestinations(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("destinations %s: klaviyo client: %w", dc.Name, err)
 		}
+		d.stage = presink.New(dc.Name, usertransform.Limits{VMs: max(a.cfg.Delivery.Workers, 1)})
 		for range a.cfg.Delivery.Workers {
 			d.workers = append(d.workers, delivery.New(delivery.Config{
 				Dest:        dc.Name,
@@ -57,6 +68,8 @@ func (a *App) openDestinations(ctx context.Context) error {
 				BatchWait:   a.cfg.Delivery.BatchWait,
 				MaxRetryAge: a.cfg.Delivery.MaxRetryAge,
 				CPU:         a.cpu,
+				PreSink:     d.preSink,
+				Audit:       a.audit(),
 			}, a.queue, d.client, a.store, a.log, metrics))
 		}
 		a.dests = append(a.dests, d)

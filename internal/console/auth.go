@@ -169,9 +169,8 @@ func (c *Console) requireAuth(next http.HandlerFunc) http.Handler {
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		}
-		if h := r.Header.Get("Authorization"); h != "" {
-			tok, ok := strings.CutPrefix(h, "Bearer ")
-			if !ok || !c.tokenOK(strings.TrimSpace(tok)) {
+		if tok, ok := bearerToken(r); ok {
+			if !c.tokenOK(tok) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="relay admin"`)
 				http.Error(w, "invalid admin token", http.StatusUnauthorized)
 				return
@@ -203,6 +202,26 @@ func (c *Console) requireAuth(next http.HandlerFunc) http.Handler {
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, auth{sess: sess})))
 	})
+}
+
+// bearerToken is the token of an "Authorization: Bearer" header. Any
+// other scheme is not ours: a proxy in front of the console may use Basic
+// auth, and its credentials say nothing about the admin token, so such a
+// request goes on to the session cookie.
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, tok, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+// secure is whether the session cookie may only travel over HTTPS.
+func (c *Console) secure(r *http.Request) bool {
+	if c.cfg.Secure != nil {
+		return c.cfg.Secure(r)
+	}
+	return r.TLS != nil
 }
 
 func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead }
@@ -271,7 +290,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: cookieName, Value: id, Path: c.cfg.Prefix + "/",
-		MaxAge: int(c.cfg.SessionTTL / time.Second), HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+		MaxAge: int(c.cfg.SessionTTL / time.Second), HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode,
 	})
 	c.log.Info("console login", slog.String("remote", r.RemoteAddr))
 	http.Redirect(w, r, data.Next, http.StatusSeeOther)
@@ -281,7 +300,7 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 	if ck, err := r.Cookie(cookieName); err == nil {
 		c.sessions.delete(ck.Value)
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: c.cfg.Prefix + "/", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: c.cfg.Prefix + "/", MaxAge: -1, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, c.cfg.Prefix+"/login", http.StatusSeeOther)
 }
 

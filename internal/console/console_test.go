@@ -67,7 +67,8 @@ func TestAuthRequired(t *testing.T) {
 			{"Bearer " + testToken, http.StatusOK},
 			{"Bearer wrong", http.StatusUnauthorized},
 			{"Bearer " + testToken + "x", http.StatusUnauthorized},
-			{"Basic " + testToken, http.StatusUnauthorized},
+			// Basic is a proxy's scheme, not an admin token: no session, so login.
+			{"Basic " + testToken, http.StatusSeeOther},
 		} {
 			req, _ := http.NewRequest(http.MethodGet, tc.srv.URL+"/admin/log", nil)
 			req.Header.Set("Authorization", tt.auth)
@@ -583,8 +584,57 @@ func TestSourcesCreateAndRevoke(t *testing.T) {
 	}
 }
 
+// Pasting a RudderStack export selects the rudderstack preset, says so,
+// and keeps the saved private key; the page shows what the preset implies.
+func TestSettingsImportSelectsPreset(t *testing.T) {
+	tc := newTestConsole(t)
+	s := tc.login(t)
+	resp, _ := s.post("/admin/destinations/klaviyo", s.settingsForm("import",
+		`{"publicApiKey":"AbC123","listId":"XUepkK","eventFilteringOption":"disable","apiVersion":"v2"}`), nil)
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "preset=rudderstack") {
+		t.Fatalf("import: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	st, err := klaviyo.ParseSettings(tc.st.settings["klaviyo"].Settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Compat != klaviyo.CompatRudderStack || st.ListMode != klaviyo.ListModeAdd || st.PrivateAPIKey != testPrivate || st.ListID != "XUepkK" {
+		t.Errorf("imported settings = %+v", st.Redacted())
+	}
+	_, body := s.get(resp.Header.Get("Location"))
+	for _, want := range []string{"look like a RudderStack export", `id="compat-preset"`, "listMode: add", "fallbackOnAnonymousId: true"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("settings page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, testPrivate) {
+		t.Error("settings page shows the private key")
+	}
+	if _, body := s.post("/admin/destinations/klaviyo", s.settingsForm("import", `{"listMode":"sometimes"}`), nil); !strings.Contains(body, "Not imported") {
+		t.Error("a bad import is not reported")
+	}
+}
+
+// Picking another preset in the form applies its defaults to the
+// settings the user left as they were; a field the user changed wins.
+func TestSettingsFormPresetChange(t *testing.T) {
+	tc := newTestConsole(t)
+	s := tc.login(t)
+	resp, _ := s.post("/admin/destinations/klaviyo", s.settingsForm("compat", "rudderstack", "sendPageAsTrack", "on"), nil)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("save: %d", resp.StatusCode)
+	}
+	st, err := klaviyo.ParseSettings(tc.st.settings["klaviyo"].Settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Compat != klaviyo.CompatRudderStack || st.ListMode != klaviyo.ListModeAdd || !st.FallbackOnAnonymousID || st.UserIDProperty != "_id" || !st.SendPageAsTrack {
+		t.Errorf("settings after the preset change = %+v", st.Redacted())
+	}
+}
+
 func TestSettingErrors(t *testing.T) {
-	s := klaviyo.Settings{ListMode: "x", EcommerceNames: "y", Revision: "z"}
+	s := klaviyo.Settings{ListMode: "x", EcommerceNames: "y", Revision: "z", Compat: klaviyo.CompatRelay, UserIDProperty: "id"}
 	got := settingErrors(s.Validate())
 	var names []string
 	for _, e := range got {

@@ -36,7 +36,7 @@ type pageTemplate struct{ t *template.Template }
 // pageNames are the templates/<name>.html files; each defines "content"
 // (and its htmx fragments) and is rendered inside layout.html.
 func pageNames() []string {
-	return []string{"login", "error", "overview", "sources", "settings", "tester", "log", "deadletters"}
+	return []string{"login", "error", "overview", "sources", "settings", "tester", "log", "deadletters", "audit", "transformation"}
 }
 
 func (c *Console) parsePages() (map[string]*pageTemplate, error) {

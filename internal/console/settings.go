@@ -34,6 +34,15 @@ type sectionDef struct {
 // settingSections are the form's fields, with the help text of §5.
 func settingSections() []sectionDef {
 	return []sectionDef{
+		{"Compatibility", []fieldDef{
+			{Name: "compat", Label: "Compatibility preset", Kind: "select",
+				Options: []string{klaviyo.CompatRelay, klaviyo.CompatSegment, klaviyo.CompatRudderStack, klaviyo.CompatFreshpaint},
+				Help:    "Start every setting from the defaults of the system you are leaving (docs/KLAVIYO.md). The fields below show the result and are saved as shown."},
+			{Name: "userIdProperty", Label: "userId property", Kind: "text", Hint: "id",
+				Help: "With email as primary identifier, the custom property that holds the userId: id (Segment) or _id (RudderStack)."},
+			{Name: "customSource", Label: "Consent source", Kind: "text", Hint: klaviyo.DefaultCustomSource,
+				Help: "custom_source of subscriptions: what Klaviyo's consent records name as where consent came from."},
+		}},
 		{"Credentials", []fieldDef{
 			{Name: "privateApiKey", Label: "Private API key", Kind: "secret", Hint: "pk_…",
 				Help: "Server-side key, sent as Authorization: Klaviyo-API-Key. Never shown again once saved; leave empty to keep the current key."},
@@ -65,7 +74,7 @@ func settingSections() []sectionDef {
 				Help: "An unparseable phone number rejects the event. Off: the number is dropped with a warning on that event."},
 		}},
 		{"Events", []fieldDef{
-			{Name: "ecommerceNames", Label: "E-commerce names", Kind: "select", Options: []string{klaviyo.EcommerceKlaviyo, klaviyo.EcommercePassthrough},
+			{Name: "ecommerceNames", Label: "E-commerce names", Kind: "select", Options: []string{klaviyo.EcommerceKlaviyo, klaviyo.EcommercePassthrough, klaviyo.EcommerceSegment, klaviyo.EcommerceRudderStack},
 				Help: "klaviyo: rename spec e-commerce events to Klaviyo's standard metrics and keys (Placed Order, Ordered Product, Viewed Product, …). passthrough: keep names and properties."},
 			{Name: "sendPlacedOrderAsOrderCompleted", Label: "Keep \"Order Completed\"", Kind: "bool",
 				Help: "Keep \"Order Completed\" as the metric name instead of \"Placed Order\"."},
@@ -82,6 +91,7 @@ func settingSections() []sectionDef {
 			{Name: "eventDenylist", Label: "Event denylist", Kind: "lines", Hint: "one event name per line",
 				Help: "These track events are dropped (one name per line)."},
 		}},
+		privacySection(),
 	}
 }
 
@@ -105,6 +115,18 @@ type settingsData struct {
 	Updated  string
 	Sections []sectionView
 	Warnings []string
+	// Compat is the preset the settings name, with what it implies.
+	Compat        string
+	CompatImplies []string
+}
+
+// showCompat fills the preset note and the missing-key warning.
+func (d *settingsData) showCompat(s klaviyo.Settings) {
+	d.Compat = klaviyo.CompatTitle(s.Compat)
+	d.CompatImplies = klaviyo.PresetImplies(s.Compat)
+	if why := s.MissingKey(); why != "" {
+		d.Warnings = append(d.Warnings, why)
+	}
 }
 
 // current returns dest's saved settings and their version (0 when none
@@ -145,6 +167,10 @@ func (c *Console) settingsPage(w http.ResponseWriter, r *http.Request) {
 	d.Version, d.Updated = saved.Version, fmtTime(saved.UpdatedAt)
 	d.Sections = formFromSettings(s)
 	d.Warnings = s.Warnings()
+	d.showCompat(s)
+	if p := r.URL.Query().Get("preset"); p != "" && klaviyo.CompatTitle(p) != "" {
+		d.Notice += fmt.Sprintf(" The pasted settings look like a %s export: preset compat: %s was selected.", klaviyo.CompatTitle(p), p)
+	}
 	c.render(w, r, http.StatusOK, "settings", d)
 }
 
@@ -176,6 +202,8 @@ func formFromSettings(s klaviyo.Settings) []sectionView {
 					sep = "\n"
 				}
 				fv.Value = strings.Join(items, sep)
+			case "tristate", "json":
+				fv.Value = privacyFieldValue(f.Kind, v)
 			case "map":
 				m, _ := v.(map[string]any)
 				keys := make([]string, 0, len(m))
@@ -253,6 +281,12 @@ func formToSettings(form map[string][]string, cur klaviyo.Settings) (json.RawMes
 				if len(items) > 0 {
 					doc[f.Name] = items
 				}
+			case "tristate", "json":
+				if val, err := privacyFormValue(f.Kind, v); err != nil {
+					errs[f.Name] = err.Error()
+				} else if val != nil {
+					doc[f.Name] = val
+				}
 			case "map":
 				m, err := parseNameMap(v)
 				if err != nil {
@@ -267,8 +301,33 @@ func formToSettings(form map[string][]string, cur klaviyo.Settings) (json.RawMes
 			}
 		}
 	}
+	dropPresetDefaults(doc, cur)
 	raw, _ := json.Marshal(doc)
 	return raw, errs
+}
+
+// dropPresetDefaults: when the form picks another compat preset, the
+// preset's settings still showing the old preset's values were not
+// chosen by the user, so they are left out and the new preset's apply.
+func dropPresetDefaults(doc map[string]any, cur klaviyo.Settings) {
+	next, _ := doc["compat"].(string)
+	if next == "" || next == cur.Compat {
+		return
+	}
+	old, err := klaviyo.PresetSettings(cur.Compat)
+	if err != nil {
+		return
+	}
+	oldRaw, _ := json.Marshal(old)
+	var oldVals map[string]any
+	_ = json.Unmarshal(oldRaw, &oldVals)
+	for _, name := range klaviyo.PresetSettingNames() {
+		a, _ := json.Marshal(doc[name])
+		b, _ := json.Marshal(oldVals[name])
+		if bytes.Equal(a, b) {
+			delete(doc, name)
+		}
+	}
 }
 
 // parseNameMap reads "From => To" lines, or a JSON object.
@@ -344,10 +403,23 @@ func (c *Console) saveSettings(w http.ResponseWriter, r *http.Request) {
 	}
 	d.Updated = fmtTime(saved.UpdatedAt)
 	raw, fieldErrs := formToSettings(r.PostForm, cur)
+	preset := ""
+	if text := strings.TrimSpace(r.PostFormValue("import")); text != "" {
+		// A pasted export replaces the form (see importSettings).
+		var err error
+		if raw, preset, err = klaviyo.ImportSettings([]byte(text), cur); err != nil {
+			fieldErrs = map[string]string{"import": err.Error()}
+			d.Error = "Not imported: " + err.Error()
+		}
+	}
 	if len(fieldErrs) == 0 {
 		res, err := c.deps.Settings.ApplySettings(r.Context(), dest, raw, version)
 		if err == nil {
-			http.Redirect(w, r, fmt.Sprintf("%s/destinations/%s?saved=%d", c.cfg.Prefix, dest, res.Version), http.StatusSeeOther)
+			loc := fmt.Sprintf("%s/destinations/%s?saved=%d", c.cfg.Prefix, dest, res.Version)
+			if preset != "" {
+				loc += "&preset=" + preset
+			}
+			http.Redirect(w, r, loc, http.StatusSeeOther)
 			return
 		}
 		switch ses := settingErrors(err); {
@@ -393,7 +465,7 @@ func submittedForm(r *http.Request, raw json.RawMessage, cur klaviyo.Settings, f
 			switch f.Kind {
 			case "secret":
 				f.Masked = maskedOf(cur, f.Name)
-			case "map", "lines", "list", "text", "select":
+			case "map", "lines", "list", "text", "select", "tristate", "json", "code":
 				// Keep exactly what the user typed (ParseSettings may not
 				// have been able to read it).
 				if vs, ok := r.PostForm[f.Name]; ok && len(vs) > 0 {

@@ -46,6 +46,10 @@ type outcomeView struct {
 	Skipped   string
 	Warnings  []string
 	Error     string
+	// The pre-sink stage's report (tester_privacy.go).
+	Dropped     []string
+	Logs        []string
+	PrivacyMode string
 }
 
 type transformData struct {
@@ -55,6 +59,7 @@ type transformData struct {
 	InputError       string
 	Outcomes         []outcomeView
 	Output           string
+	Transformed      string // the events after the transformation (editor)
 }
 
 type sentView struct {
@@ -125,12 +130,13 @@ func (c *Console) testerTransform(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.SettingsWarnings = s.Warnings()
-	outs, err := klaviyo.Transform([]byte(r.PostFormValue("event")), spec.Options{MaxEventBytes: maxEventBytes}, s)
+	staged, err := transformStaged(r.Context(), []byte(r.PostFormValue("event")), spec.Options{MaxEventBytes: maxEventBytes}, dest, s)
 	if err != nil {
 		d.InputError = "Unreadable input: " + err.Error()
 		c.renderPartial(w, r, "tester", "result", d)
 		return
 	}
+	outs, views := flatten(staged)
 	out, err := klaviyo.MarshalOutcomes(outs)
 	if err != nil {
 		d.InputError = err.Error()
@@ -138,16 +144,7 @@ func (c *Console) testerTransform(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.Output = redactKeys(string(out), s, live)
-	for _, o := range outs {
-		ov := outcomeView{MessageID: o.MessageID, Skipped: o.Skipped, Warnings: o.Warnings}
-		for _, rq := range o.Requests {
-			ov.Requests = append(ov.Requests, rq.Method+" "+rq.Path)
-		}
-		if o.Error != nil {
-			ov.Error = o.Error.Code + ": " + o.Error.Message
-		}
-		d.Outcomes = append(d.Outcomes, ov)
-	}
+	d.Outcomes = views
 	c.renderPartial(w, r, "tester", "result", d)
 }
 

@@ -20,6 +20,12 @@ type item struct {
 	ev      spec.Event
 	ops     []klaviyo.Op
 	skipped string
+	// partsFailed are parts of the event the mapping could not send while
+	// the rest went (an order's product without an id): delivered, with
+	// each failed part named in the delivery log.
+	partsFailed []*klaviyo.MapError
+	// policy is what the pre-sink stage reported (Config.PreSink).
+	policy *PreSinkResult
 	// held: carried to the next batch unsent (holdPartial).
 	held bool
 	// Outcome, written under batch.mu: the first permanent and the first
@@ -65,7 +71,7 @@ func (w *Worker) newBatch(ctx context.Context, jobs []queue.Job) *batch {
 		// still prepared: its jobs are leased and must be finished.
 		held := w.cfg.CPU != nil && w.cfg.CPU.Background(ctx) == nil
 		for i := range chunk {
-			b.prepare(&chunk[i])
+			b.prepare(ctx, &chunk[i])
 		}
 		if held {
 			w.cfg.CPU.Release()
@@ -82,7 +88,7 @@ const prepareChunk = 16
 // prepare decodes and maps one job. Problems here are permanent: the same
 // event with the same settings maps the same way every time, so they are
 // dead-lettered (and can be replayed after a settings fix).
-func (b *batch) prepare(it *item) {
+func (b *batch) prepare(ctx context.Context, it *item) {
 	if err := json.Unmarshal(it.job.Payload, &it.ev); err != nil {
 		it.permanent = &failure{code: "bad_payload", detail: fmt.Sprintf("stored event is not valid JSON: %v", err)}
 		return
@@ -91,23 +97,30 @@ func (b *batch) prepare(it *item) {
 		it.skipped = reason
 		return
 	}
-	res, err := klaviyo.Map(&it.ev, b.settings)
-	if err != nil {
-		f := &failure{code: "mapping_error", detail: err.Error()}
-		var me *klaviyo.MapError
-		if errors.As(err, &me) {
-			f.code = me.Code
-			f.pointer = me.Field
+	events := []spec.Event{it.ev}
+	if b.w.cfg.PreSink != nil {
+		events = b.preSink(ctx, it)
+	}
+	for i := range events {
+		res, err := klaviyo.Map(&events[i], b.settings)
+		if err != nil {
+			f := &failure{code: "mapping_error", detail: err.Error()}
+			var me *klaviyo.MapError
+			if errors.As(err, &me) {
+				f.code = me.Code
+				f.pointer = me.Field
+			}
+			it.permanent, it.ops = f, nil
+			return
 		}
-		it.permanent = f
-		return
+		if res.Skipped != "" && len(events) == 1 {
+			it.skipped = res.Skipped
+			return
+		}
+		it.ops = append(it.ops, res.Ops...)
+		it.partsFailed = append(it.partsFailed, res.Failures...)
 	}
-	if res.Skipped != "" {
-		it.skipped = res.Skipped
-		return
-	}
-	it.ops = res.Ops
-	if len(it.ops) == 0 {
+	if len(it.ops) == 0 && it.permanent == nil && it.skipped == "" {
 		it.skipped = "maps to no Klaviyo operation"
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/relaycdp/relay/internal/klaviyo"
 	"github.com/relaycdp/relay/internal/klaviyo/kapi"
 	"github.com/relaycdp/relay/internal/queue"
+	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/store"
 )
 
@@ -77,6 +78,13 @@ type Config struct {
 	// Concurrency is how many Klaviyo requests one batch sends at once
 	// (default 8); the client's rate limiter paces them per endpoint.
 	Concurrency int
+	// PreSink, when set, runs on every event before it is mapped (the
+	// destination's transformation, filter and privacy policy:
+	// internal/presink). An error dead-letters the event.
+	PreSink func(ctx context.Context, s klaviyo.Settings, source string, ev *spec.Event) (PreSinkResult, error)
+	// Audit, when set, records which keys each delivered event sent and
+	// which the policy dropped (the store's audit log).
+	Audit func(ctx context.Context, entries []store.AuditEntry) error
 	// CPU, when set, is the share of the cores mapping takes after
 	// ingest's parsing (internal/cpubudget): delivery is paced by
 	// Klaviyo's rate limits, an SDK request waits on ingest.
@@ -159,6 +167,12 @@ func (w *Worker) Run(ctx context.Context) error {
 // RunOnce claims one batch and delivers it, returning how many jobs it
 // settled.
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+	if s := w.cfg.Settings(); s.PrivateAPIKey == "" && s.PublicAPIKey == "" {
+		// No key at all: nothing can be sent. The jobs stay queued,
+		// unclaimed (not retried toward maxRetryAge), until a key is
+		// saved; the app and the console say what is missing.
+		return 0, nil
+	}
 	claimed, err := w.claim(ctx, w.cfg.ClaimLimit-len(w.carry))
 	if err != nil && len(w.carry) == 0 {
 		return 0, err

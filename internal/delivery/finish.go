@@ -21,6 +21,7 @@ func (b *batch) finish(ctx context.Context) error {
 		dead    []int64
 		dls     []store.DeadLetter
 		entries []store.LogEntry
+		audit   []store.AuditEntry
 		retries = map[time.Time][]int64{}
 		reasons = map[time.Time]string{}
 	)
@@ -51,7 +52,13 @@ func (b *batch) finish(ctx context.Context) error {
 			e.Status, e.Detail = store.StatusSkipped, it.skipped
 		default:
 			done = append(done, it.job.ID)
-			e.Status, e.Detail = store.StatusDelivered, fmt.Sprintf("%d Klaviyo operation(s) accepted", it.delivered)
+			e.Status, e.Detail = store.StatusDelivered, fmt.Sprintf("%d Klaviyo operation(s) accepted", it.delivered)+policyNote(it.policy)
+			for _, f := range it.partsFailed {
+				e.Detail += "; not sent: " + f.Message
+			}
+			if it.policy != nil && it.policy.Audit {
+				audit = append(audit, b.auditEntry(it, e))
+			}
 		}
 		entries = append(entries, e)
 		b.w.metrics.outcome(b.w.cfg.Dest, e.Status, now.Sub(it.job.ReceivedAt))
@@ -70,6 +77,11 @@ func (b *batch) finish(ctx context.Context) error {
 	}
 	if err := b.w.log.Record(ctx, entries); err != nil {
 		errs = append(errs, fmt.Errorf("record delivery log: %w", err))
+	}
+	if len(audit) > 0 && b.w.cfg.Audit != nil {
+		if err := b.w.cfg.Audit(ctx, audit); err != nil {
+			errs = append(errs, fmt.Errorf("record audit log: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }

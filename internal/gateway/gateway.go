@@ -4,14 +4,17 @@
 // them with spec.Parse, fans every valid event out to the destinations of its
 // source as queue.Messages, and answers 200 only once the queue has made them
 // durable. Per-event problems never fail a request; they are recorded through
-// Rejections for the console's delivery log.
+// Rejections for the console's delivery log. The one exception is an event
+// over MaxEventBytes sent alone to a single-event route: it is answered 400
+// (and recorded), since a 200 would claim it was kept.
 //
 // Status codes the ingest endpoints answer (and the fuzz test enforces):
 //
 //	200 accepted (also /v1/m, which is ignored)
 //	204 CORS preflight (OPTIONS)
 //	400 body unreadable: bad gzip, not JSON, empty batch, more than
-//	    spec.MaxBatchEvents events (spec.ErrMalformed)
+//	    spec.MaxBatchEvents events (spec.ErrMalformed); or the one event of
+//	    a single-event route (/v1/track, …) is over MaxEventBytes
 //	401 missing write key, or unknown/revoked write key ("invalid write key")
 //	404 unknown path; 405 wrong method (ServeMux)
 //	408 the body could not be read from the client (timeout, disconnect)

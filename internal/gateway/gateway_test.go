@@ -698,3 +698,50 @@ func TestServerDropsSlowLoris(t *testing.T) {
 		t.Fatal("server kept a connection with unfinished headers open")
 	}
 }
+
+// An oversized event alone on a single-event route is refused with the
+// reason (a 200 would claim it was kept); inside a batch it is recorded
+// and the rest accepted.
+func TestOversizedEvent(t *testing.T) {
+	big := `{"type":"track","event":"Big","userId":"u1","messageId":"big","properties":{"pad":"` + strings.Repeat("x", 600) + `"}}`
+	small := `{"type":"track","event":"Small","userId":"u1","messageId":"small"}`
+	cases := []struct {
+		name       string
+		path       string
+		body       string
+		wantStatus int
+		wantIDs    []string
+	}{
+		{"track alone", "/v1/track", big, http.StatusBadRequest, nil},
+		{"identify alone", "/v1/identify", `{"userId":"u1","messageId":"big","traits":{"pad":"` + strings.Repeat("x", 600) + `"}}`, http.StatusBadRequest, nil},
+		{"analytics.js short path", "/v1/t", big, http.StatusBadRequest, nil},
+		{"small alone", "/v1/track", small, http.StatusOK, []string{"small"}},
+		{"in a batch", "/v1/batch", `{"batch":[` + big + `,` + small + `]}`, http.StatusOK, []string{"small"}},
+		{"batch of only the big one", "/v1/batch", `{"batch":[` + big + `]}`, http.StatusOK, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(c *Config, _ *Deps) { c.MaxEventBytes = 512 })
+			rec := e.do(req{path: tc.path, body: []byte(tc.body), key: testKey})
+			if rec.Code != tc.wantStatus {
+				t.Fatalf("status %d, want %d; body %s", rec.Code, tc.wantStatus, rec.Body)
+			}
+			if tc.wantStatus == http.StatusBadRequest && !strings.Contains(rec.Body.String(), "over the 512-byte limit") {
+				t.Errorf("body %s does not give the reason", rec.Body)
+			}
+			var ids []string
+			for _, m := range e.q.messages() {
+				if m.Dest == "klaviyo" {
+					ids = append(ids, m.MessageID)
+				}
+			}
+			if diff := cmp.Diff(tc.wantIDs, ids); diff != "" {
+				t.Errorf("enqueued (-want +got):\n%s", diff)
+			}
+			rej := e.rej.all("web")
+			if tc.body != small && (len(rej) != 1 || rej[0].MessageID != "big" || rej[0].Code != "too_large") {
+				t.Errorf("rejections %+v, want the big event recorded once as too_large", rej)
+			}
+		})
+	}
+}

@@ -118,6 +118,11 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request, rt route) outco
 			return out
 		}
 	}
+	if out, refused := g.refuseLoneOversized(ctx, rt, source, key, batch, receivedAt); refused {
+		g.bufs.bytes.Put(batch.Scratch)
+		g.bufs.items.Put(batch.Items)
+		return out
+	}
 	out := g.commit(ctx, source, key, batch, receivedAt)
 	if out.status == http.StatusOK {
 		// Enqueue returned nil (or was not called): the queue keeps no
@@ -127,6 +132,26 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request, rt route) outco
 	}
 	g.bufs.items.Put(batch.Items)
 	return out
+}
+
+// refuseLoneOversized answers 400 for the one event of a single-event
+// route (/v1/track, /v1/identify, …) that is over MaxEventBytes: with
+// nothing else in the request, a 200 would tell the SDK the event was
+// kept when it was dropped. In a batch the rest is still accepted, so
+// there the event is only recorded, as every per-event problem is.
+func (g *Gateway) refuseLoneOversized(ctx context.Context, rt route, source, key string, batch *spec.Batch, receivedAt time.Time) (outcome, bool) {
+	if rt.defaultType == "" || len(batch.Items) != 1 {
+		return outcome{}, false
+	}
+	it := &batch.Items[0]
+	if it.Err == nil || it.Err.Code != spec.CodeTooLarge {
+		return outcome{}, false
+	}
+	reason := redact(it.Err.Message, key)
+	g.record(ctx, source, []Rejection{{MessageID: it.Event.MessageID, Type: it.Event.Type,
+		Code: it.Err.Code, Field: it.Err.Field, Reason: reason, ReceivedAt: receivedAt}})
+	return outcome{status: http.StatusBadRequest, source: source, events: 1, rejected: 1,
+		msg: truncate(reason, maxMessageLen)}, true
 }
 
 // authenticate resolves key to its source; a non-zero outcome is the

@@ -35,7 +35,7 @@ type StreamOptions struct {
 // StreamStats count what TransformStream wrote.
 type StreamStats struct {
 	Events int // outcomes written
-	Errors int // of which errors
+	Errors int // of which errors or with failed parts (exit code 1)
 }
 
 // TransformStream is `relay transform` on a stream: it reads events one at
@@ -220,7 +220,7 @@ func (t *streamTransformer) write(o *Outcome) error {
 		t.w.WriteByte('\n')
 	}
 	t.stats.Events++
-	if o.Error != nil {
+	if o.Error != nil || len(o.Failures) > 0 { // as Failed counts them
 		t.stats.Errors++
 	}
 	// bufio.Writer keeps its first error; report it as soon as it happens.

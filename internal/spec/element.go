@@ -249,6 +249,7 @@ func readObjects(f *fields, ev *Event) *Error {
 		{fProperties, &ev.Properties},
 		{fContext, &ev.Context},
 		{fIntegrations, &ev.Integrations},
+		{fDestinations, &ev.Destinations},
 	}
 	for _, o := range objs {
 		v := f[o.key]

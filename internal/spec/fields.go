@@ -25,6 +25,7 @@ const (
 	fReceivedAt
 	fWriteKey
 	fBatch
+	fDestinations
 	nFields
 	fUnknown field = -1
 )
@@ -99,6 +100,8 @@ func fieldOf(key []byte) field {
 		return fWriteKey
 	case "batch":
 		return fBatch
+	case "destinations":
+		return fDestinations
 	}
 	return fUnknown
 }
@@ -144,6 +147,8 @@ func fieldName(f field) string {
 		return "writeKey"
 	case fBatch:
 		return "batch"
+	case fDestinations:
+		return "destinations"
 	}
 	return ""
 }

@@ -84,5 +84,26 @@ CREATE TABLE rate_bucket (
 	PRIMARY KEY (key_hash, endpoint)
 );
 `,
+	}, {
+		version: 3,
+		name:    "audit log",
+		// Privacy audit log (audit.go): key names only, never values.
+		sql: `
+CREATE TABLE audit_log (
+	id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	message_id TEXT COLLATE "C" NOT NULL,
+	dest       TEXT    NOT NULL,
+	source     TEXT    NOT NULL DEFAULT '',
+	user_id    TEXT COLLATE "C" NOT NULL DEFAULT '',
+	email      TEXT COLLATE "C" NOT NULL DEFAULT '',
+	time       BIGINT  NOT NULL,
+	sent       TEXT    NOT NULL, -- JSON array of key paths
+	dropped    TEXT    NOT NULL  -- JSON array of key paths
+);
+CREATE INDEX audit_log_message ON audit_log (message_id);
+CREATE INDEX audit_log_user    ON audit_log (user_id);
+CREATE INDEX audit_log_email   ON audit_log (email);
+CREATE INDEX audit_log_time    ON audit_log (time);
+`,
 	}}
 }

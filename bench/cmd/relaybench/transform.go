@@ -210,6 +210,11 @@ func benchTransform(runs int, d time.Duration, progress io.Writer) (*TransformRe
 			res.Cases = append(res.Cases, c)
 		}
 	}
+	c, err := benchUserTransform(inputs["corpus mix"], runs, d, progress)
+	if err != nil {
+		return nil, err
+	}
+	res.Cases = append(res.Cases, c)
 	return res, nil
 }
 

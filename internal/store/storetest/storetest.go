@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SeedSourcesInvalid", testSeedSourcesInvalid},
 		{"Settings", testSettings},
 		{"SettingsInvalid", testSettingsInvalid},
+		{"Audit", testAudit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
