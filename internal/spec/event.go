@@ -50,6 +50,10 @@ type Event struct {
 	Context map[string]any `json:"context,omitempty"`
 	// Integrations is the merged integrations map (envelope under event).
 	Integrations map[string]any `json:"integrations,omitempty"`
+	// Bundled is analytics.js's _metadata.bundled: the integrations the
+	// browser sent this event to itself (device mode), so a server-side
+	// copy would count it twice. The rest of _metadata is dropped.
+	Bundled []string `json:"bundled,omitempty"`
 
 	// Timestamp is the skew-corrected event time (clients.md §1).
 	Timestamp         time.Time `json:"timestamp"`

@@ -25,6 +25,7 @@ const (
 	fReceivedAt
 	fWriteKey
 	fBatch
+	fMetadata
 	nFields
 	fUnknown field = -1
 )
@@ -99,6 +100,8 @@ func fieldOf(key []byte) field {
 		return fWriteKey
 	case "batch":
 		return fBatch
+	case "_metadata":
+		return fMetadata
 	}
 	return fUnknown
 }
@@ -144,6 +147,8 @@ func fieldName(f field) string {
 		return "writeKey"
 	case fBatch:
 		return "batch"
+	case fMetadata:
+		return "_metadata"
 	}
 	return ""
 }
