@@ -69,6 +69,8 @@ type Settings struct {
 	EventDenylist  []string `json:"eventDenylist,omitempty"`
 	// Revision is the Klaviyo API revision header.
 	Revision string `json:"revision"`
+	// DeviceSettings are the browser-side (device mode) settings.
+	DeviceSettings
 
 	// ignored are pasted settings that Relay accepts and ignores (reported
 	// by Warnings).
@@ -116,6 +118,7 @@ const (
 	kindIgnored     // accepted and ignored, with a warning
 	kindFilterMode  // RudderStack eventFilteringOption
 	kindConsentList // list of strings or one string
+	kindDevice      // device-mode settings (devicesettings.go)
 )
 
 type settingDef struct {
@@ -155,6 +158,8 @@ var settingNames = map[string]settingDef{
 	"blacklistedevents":               {"eventDenylist", kindEventList},
 	"eventfilteringoption":            {"eventFilteringOption", kindFilterMode},
 	"revision":                        {"revision", kindString},
+	"devicemode":                      {"deviceMode", kindDevice},
+	"onsitescripturl":                 {"onsiteScriptUrl", kindDevice},
 	// RudderStack settings with no meaning for a server-side destination
 	// that always speaks the current revision.
 	"apiversion":         {"apiVersion", kindIgnored},
@@ -352,6 +357,8 @@ func (s *Settings) set(def settingDef, key string, v any, filterMode *string) er
 		}
 	case kindIgnored:
 		s.ignored = append(s.ignored, key)
+	case kindDevice:
+		return s.DeviceSettings.set(def.name, key, v)
 	}
 	return nil
 }
@@ -452,6 +459,7 @@ func (s Settings) Validate() error {
 			errs = append(errs, &SettingsError{Setting: k.name, Reason: "contains white space"})
 		}
 	}
+	errs = append(errs, s.DeviceSettings.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -465,7 +473,7 @@ func (s Settings) Warnings() []string {
 		}
 	}
 	for _, k := range s.ignored {
-		w = append(w, fmt.Sprintf("setting %s is ignored by Relay", k))
+		w = append(w, ignoredWarning(k))
 	}
 	return w
 }
