@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/relaycdp/relay/internal/devicemode"
 	"github.com/relaycdp/relay/internal/klaviyo"
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/spec"
@@ -88,6 +89,10 @@ func (b *batch) prepare(it *item) {
 		return
 	}
 	if reason := b.disabledBy(&it.ev); reason != "" {
+		it.skipped = reason
+		return
+	}
+	if reason := devicemode.SentFromBrowser(&it.ev, b.settings); reason != "" {
 		it.skipped = reason
 		return
 	}

@@ -68,10 +68,14 @@ func (d *DeviceSettings) set(name, key string, v any) error {
 	return nil
 }
 
-func (d DeviceSettings) validate() []error {
+func (d DeviceSettings) validate(publicKey string) []error {
 	var errs []error
 	switch d.DeviceMode {
-	case "", DeviceModeOff, DeviceModeOn, DeviceModeBoth:
+	case "", DeviceModeOff:
+	case DeviceModeOn, DeviceModeBoth:
+		if publicKey == "" {
+			errs = append(errs, &SettingsError{Setting: "deviceMode", Reason: "device mode needs publicApiKey (the site id Klaviyo's onsite script loads with)"})
+		}
 	default:
 		errs = append(errs, &SettingsError{Setting: "deviceMode", Reason: `want "off", "on" or "both"`})
 	}

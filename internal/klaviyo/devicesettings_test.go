@@ -13,10 +13,11 @@ func TestDeviceSettings(t *testing.T) {
 		wantErr    string // substring of Validate's or ParseSettings' error
 	}{
 		{"default is off", `{}`, DeviceModeOff, "https://static.klaviyo.com/onsite/js/klaviyo.js?company_id=PK1", ""},
-		{"on", `{"deviceMode":"on"}`, DeviceModeOn, "https://static.klaviyo.com/onsite/js/klaviyo.js?company_id=PK1", ""},
-		{"both, any case", `{"DeviceMode":"Both"}`, DeviceModeBoth, "https://static.klaviyo.com/onsite/js/klaviyo.js?company_id=PK1", ""},
-		{"script URL", `{"deviceMode":"on","onsiteScriptUrl":"http://127.0.0.1:9/k.js?id={publicKey}"}`, DeviceModeOn, "http://127.0.0.1:9/k.js?id=PK1", ""},
+		{"on", `{"deviceMode":"on","publicApiKey":"PK1"}`, DeviceModeOn, "https://static.klaviyo.com/onsite/js/klaviyo.js?company_id=PK1", ""},
+		{"both, any case", `{"DeviceMode":"Both","publicApiKey":"PK1"}`, DeviceModeBoth, "https://static.klaviyo.com/onsite/js/klaviyo.js?company_id=PK1", ""},
+		{"script URL", `{"deviceMode":"on","publicApiKey":"PK1","onsiteScriptUrl":"http://127.0.0.1:9/k.js?id={publicKey}"}`, DeviceModeOn, "http://127.0.0.1:9/k.js?id=PK1", ""},
 		{"unknown mode", `{"deviceMode":"maybe"}`, "", "", `deviceMode: want "off", "on" or "both"`},
+		{"on needs the public key", `{"deviceMode":"on"}`, "", "", "deviceMode: device mode needs publicApiKey"},
 		{"mode not a string", `{"deviceMode":true}`, "", "", "deviceMode: want a string, got a boolean"},
 		{"relative script URL", `{"onsiteScriptUrl":"/k.js"}`, "", "", "onsiteScriptUrl: want an absolute http(s) URL"},
 	}

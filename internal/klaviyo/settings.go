@@ -459,7 +459,7 @@ func (s Settings) Validate() error {
 			errs = append(errs, &SettingsError{Setting: k.name, Reason: "contains white space"})
 		}
 	}
-	errs = append(errs, s.DeviceSettings.validate()...)
+	errs = append(errs, s.DeviceSettings.validate(s.PublicAPIKey)...)
 	return errors.Join(errs...)
 }
 
