@@ -156,6 +156,7 @@ func (a *App) handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
 	mux.Handle("/admin/", a.consoleHandler())
 	mux.Handle("/", a.gateway.Handler())
+	a.deviceMode().Register(mux)
 	return mux
 }
 
