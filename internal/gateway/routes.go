@@ -60,7 +60,8 @@ func (g *Gateway) routes() *http.ServeMux {
 // safe and Allow-Credentials is not needed.
 const (
 	corsAllowMethods = "POST"
-	corsAllowHeaders = "Authorization, Content-Type, X-Retry-Count"
+	// AnonymousId and Rsa-*: RudderStack JS SDK v3's XHR transport headers.
+	corsAllowHeaders = "Authorization, Content-Type, X-Retry-Count, AnonymousId, Rsa-Retry-Attempt, Rsa-Since-First-Attempt, Rsa-Since-Last-Attempt"
 	corsMaxAge       = "86400" // seconds; saves a preflight per event
 )
 

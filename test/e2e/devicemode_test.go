@@ -268,6 +268,7 @@ func startPageServer(t *testing.T) *httptest.Server {
 	mux.HandleFunc("GET /rudder/index.js", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFile(w, r, "node_modules/@rudderstack/analytics-js/dist/npm/modern/bundled/umd/index.js")
 	})
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("GET /klaviyo.js", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFile(w, r, "testdata/devicemode/klaviyo-standin.js")
 	})
