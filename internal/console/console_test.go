@@ -217,6 +217,11 @@ func TestSecretsNeverShown(t *testing.T) {
 			t.Fatal("the new key is not shown right after creation")
 		}
 		check(t, "key creation", body)
+		for _, want := range []string{"writeKey: '" + newKey + "', cdnURL: 'http://", "rudderanalytics.load('" + newKey + "', 'http://", "destSDKBaseURL: 'http://"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("the browser snippets lack %q", want)
+			}
+		}
 		_, body = s.get("/admin/sources")
 		if strings.Contains(body, newKey) {
 			t.Error("the new key is shown again on the next page")
