@@ -284,6 +284,8 @@ func TestSettingsValidation(t *testing.T) {
 		{"bad revision", "revision", "latest", "revision date"},
 		{"list mode", "listMode", "sometimes", `want &#34;subscribe&#34; or &#34;add&#34;`},
 		{"key with space", "privateApiKey", "pk_has space", "white space"},
+		{"device mode", "deviceMode", "sometimes", `want &#34;off&#34;, &#34;on&#34; or &#34;both&#34;`},
+		{"onsite script URL", "onsiteScriptUrl", "klaviyo.js", "absolute http(s) URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
