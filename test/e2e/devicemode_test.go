@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -116,11 +117,11 @@ func checkDeviceRun(t *testing.T, ks *klaviyoSim, r *relayProc, pagesURL, sdk, m
 	kinds := []string{"identify", "track:Product Viewed", "track:Order Completed", "page"}
 	for _, k := range kinds {
 		if byKind[k] == nil {
-			t.Fatalf("ingest did not get %s; got %v", k, slices.Collect(mapKeys(byKind)))
+			t.Fatalf("ingest did not get %s; got %v", k, slices.Collect(maps.Keys(byKind)))
 		}
 	}
 	if len(byKind) != len(kinds) {
-		t.Errorf("ingest got %d kinds of call, want %d: %v", len(byKind), len(kinds), slices.Collect(mapKeys(byKind)))
+		t.Errorf("ingest got %d kinds of call, want %d: %v", len(byKind), len(kinds), slices.Collect(maps.Keys(byKind)))
 	}
 	mid := func(k string) string { s, _ := byKind[k]["messageId"].(string); return s }
 	if sdk == "segment" {
@@ -210,16 +211,6 @@ func checkDeviceRun(t *testing.T, ks *klaviyoSim, r *relayProc, pagesURL, sdk, m
 		}
 		return true, ""
 	})
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func chromiumPath() string {
