@@ -426,7 +426,7 @@ func TestDeviceModeSkipsBrowserEvents(t *testing.T) {
 	s.PublicAPIKey, s.DeviceMode = "PUB1", klaviyo.DeviceModeOn
 	e := newEnv(t, s, sim.Faults{},
 		`{"type":"track","messageId":"seg","userId":"u1","event":"X","_metadata":{"bundled":["Klaviyo","Segment.io"]},"properties":{"email":"u1@example.com"}}`,
-		`{"type":"track","messageId":"rs","userId":"u1","event":"X","context":{"library":{"name":"RudderLabs JavaScript SDK"}},"properties":{"email":"u1@example.com"}}`,
+		`{"type":"track","messageId":"rs","userId":"u1","event":"X","context":{"library":{"name":"RudderLabs JavaScript SDK","version":"3.34.1"}},"properties":{"email":"u1@example.com"}}`,
 		track("server", "u2", "u2@example.com"),
 	)
 	e.run(t)

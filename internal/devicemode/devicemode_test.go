@@ -202,8 +202,9 @@ func TestSentFromBrowser(t *testing.T) {
 		return &spec.Event{Type: typ, Bundled: []string{"Klaviyo", "Segment.io"}}
 	}
 	rudder := func(typ string) *spec.Event {
-		return &spec.Event{Type: typ, Context: map[string]any{"library": map[string]any{"name": "RudderLabs JavaScript SDK"}}}
+		return &spec.Event{Type: typ, Context: map[string]any{"library": map[string]any{"name": "RudderLabs JavaScript SDK", "version": "3.34.1"}}}
 	}
+	rudderV1 := &spec.Event{Type: spec.TypeTrack, Context: map[string]any{"library": map[string]any{"name": "RudderLabs JavaScript SDK", "version": "1.1.20"}}}
 	server := &spec.Event{Type: spec.TypeTrack, Context: map[string]any{"library": map[string]any{"name": "analytics-node"}}}
 	notBundled := &spec.Event{Type: spec.TypeTrack, Bundled: []string{"Segment.io"}}
 	tests := []struct {
@@ -221,6 +222,7 @@ func TestSentFromBrowser(t *testing.T) {
 		{"on", rudder(spec.TypeIdentify), true},
 		{"on", server, false},
 		{"on", notBundled, false},
+		{"on", rudderV1, false},
 		{"both", segment(spec.TypeTrack), true},
 		{"both", segment(spec.TypeIdentify), false},
 		{"both", rudder(spec.TypePage), true},

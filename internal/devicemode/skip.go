@@ -39,8 +39,12 @@ func SentFromBrowser(ev *spec.Event, s klaviyo.Settings) string {
 		}
 	}
 	if lib, ok := ev.Context["library"].(map[string]any); ok {
-		if name, _ := lib["name"].(string); name == rudderBrowserLibrary {
-			return "sent to Klaviyo by the browser (device mode; RudderStack JS SDK)"
+		name, _ := lib["name"].(string)
+		version, _ := lib["version"].(string)
+		// Only v3 loads Relay's integration (v1.1 names and loads its
+		// device-mode bundles differently), so older SDKs stay cloud mode.
+		if name == rudderBrowserLibrary && strings.HasPrefix(version, "3.") {
+			return "sent to Klaviyo by the browser (device mode; RudderStack JS SDK v3)"
 		}
 	}
 	return ""
