@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -43,6 +44,7 @@ func TestDeviceMode(t *testing.T) {
 			settings := fmt.Sprintf(`{"publicApiKey":%q,"deviceMode":%q,"sendPageAsTrack":true,"onsiteScriptUrl":%q}`,
 				devicePublicKey, mode, pages.URL+"/klaviyo.js?company_id={publicKey}")
 			r := startRelay(t, relayConfig(t, dir, ks.URL, settings), filepath.Join(dir, "data"), freeAddr(t))
+			checkSettingsEndpoints(t, r)
 			for _, sdk := range []string{"segment", "rudder"} {
 				t.Run(sdk, func(t *testing.T) {
 					prefix := fmt.Sprintf("dm%s%s%d", mode, sdk, time.Now().UnixNano()%1e6)
@@ -53,6 +55,40 @@ func TestDeviceMode(t *testing.T) {
 				t.Logf("relay logs:\n%s", r.Logs())
 			}
 		})
+	}
+}
+
+// checkSettingsEndpoints: a running relay (its private key set through the
+// environment) never puts the private key in a settings document, and an
+// unknown write key gets a bare 404 on both endpoints.
+func checkSettingsEndpoints(t *testing.T, r *relayProc) {
+	t.Helper()
+	fetch := func(path, key string) (int, string) {
+		req, err := http.NewRequest("GET", r.url(path), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key != "" {
+			req.SetBasicAuth(key, "")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, path := range []string{"/v1/projects/" + writeKey + "/settings", "/sourceConfig/?writeKey=" + writeKey} {
+		code, body := fetch(path, writeKey)
+		if code != 200 || strings.Contains(body, simKey) {
+			t.Errorf("GET %s: %d, private key in it: %v", path, code, strings.Contains(body, simKey))
+		}
+	}
+	for _, path := range []string{"/v1/projects/WK_unknown/settings", "/sourceConfig/?writeKey=WK_unknown"} {
+		if code, body := fetch(path, "WK_unknown"); code != 404 || body != "not found\n" {
+			t.Errorf("GET %s with an unknown key: %d %q, want 404 \"not found\"", path, code, body)
+		}
 	}
 }
 
