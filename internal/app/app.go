@@ -170,6 +170,7 @@ func (a *App) handler() http.Handler {
 		mux.Handle("GET /ready", a.ready.PublicHandler())
 	}
 	mux.Handle("/", a.gateway.Handler())
+	a.deviceMode().Register(mux)
 	return mux
 }
 

@@ -218,6 +218,11 @@ func TestSecretsNeverShown(t *testing.T) {
 			t.Fatal("the new key is not shown right after creation")
 		}
 		check(t, "key creation", body)
+		for _, want := range []string{"writeKey: '" + newKey + "', cdnURL: 'http://", "rudderanalytics.load('" + newKey + "', 'http://", "destSDKBaseURL: 'http://"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("the browser snippets lack %q", want)
+			}
+		}
 		_, body = s.get("/admin/sources")
 		if strings.Contains(body, newKey) {
 			t.Error("the new key is shown again on the next page")
@@ -280,6 +285,8 @@ func TestSettingsValidation(t *testing.T) {
 		{"bad revision", "revision", "latest", "revision date"},
 		{"list mode", "listMode", "sometimes", `want &#34;subscribe&#34; or &#34;add&#34;`},
 		{"key with space", "privateApiKey", "pk_has space", "white space"},
+		{"device mode", "deviceMode", "sometimes", `want &#34;off&#34;, &#34;on&#34; or &#34;both&#34;`},
+		{"onsite script URL", "onsiteScriptUrl", "klaviyo.js", "absolute http(s) URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -92,6 +92,12 @@ func settingSections() []sectionDef {
 				Help: "These track events are dropped (one name per line)."},
 		}},
 		privacySection(),
+		{"Device mode (browser)", []fieldDef{
+			{Name: "deviceMode", Label: "Device mode", Kind: "select", Options: []string{klaviyo.DeviceModeOff, klaviyo.DeviceModeOn, klaviyo.DeviceModeBoth},
+				Help: "on: browsers using analytics-next or RudderStack JS v3 pointed at Relay load Klaviyo's onsite script and send identify, track and page to Klaviyo themselves; Relay skips those events. both: as on, but Relay still delivers the browser's identify calls (lists, consent). Needs the public API key. See docs/DEVICE-MODE.md."},
+			{Name: "onsiteScriptUrl", Label: "Onsite script URL", Kind: "text", Hint: klaviyo.DefaultOnsiteScriptURL,
+				Help: "Where browsers load Klaviyo's onsite script; {publicKey} is replaced by the public API key. Empty: Klaviyo's own."},
+		}},
 	}
 }
 

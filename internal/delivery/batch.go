@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/relaycdp/relay/internal/devicemode"
 	"github.com/relaycdp/relay/internal/klaviyo"
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/spec"
@@ -94,6 +95,10 @@ func (b *batch) prepare(ctx context.Context, it *item) {
 		return
 	}
 	if reason := b.disabledBy(&it.ev); reason != "" {
+		it.skipped = reason
+		return
+	}
+	if reason := devicemode.SentFromBrowser(&it.ev, b.settings); reason != "" {
 		it.skipped = reason
 		return
 	}

@@ -499,3 +499,25 @@ func TestPartialRequestHeldForNextBatch(t *testing.T) {
 		t.Fatalf("succeeded %d, logged %d", len(e.q.succeeded), len(e.log.entries))
 	}
 }
+
+// TestDeviceModeSkipsBrowserEvents: with device mode on, events the
+// browser already sent to Klaviyo (analytics-next's _metadata.bundled,
+// RudderStack's JS SDK) are skipped; server-side events still go.
+func TestDeviceModeSkipsBrowserEvents(t *testing.T) {
+	s := klaviyo.DefaultSettings()
+	s.PublicAPIKey, s.DeviceMode = "PUB1", klaviyo.DeviceModeOn
+	e := newEnv(t, s, sim.Faults{},
+		`{"type":"track","messageId":"seg","userId":"u1","event":"X","_metadata":{"bundled":["Klaviyo","Segment.io"]},"properties":{"email":"u1@example.com"}}`,
+		`{"type":"track","messageId":"rs","userId":"u1","event":"X","context":{"library":{"name":"RudderLabs JavaScript SDK","version":"3.34.1"}},"properties":{"email":"u1@example.com"}}`,
+		track("server", "u2", "u2@example.com"),
+	)
+	e.run(t)
+	for _, id := range []string{"seg", "rs"} {
+		if e.status(id) != store.StatusSkipped || !strings.Contains(e.log.entries[id].Detail, "device mode") {
+			t.Errorf("%s: %s %+v, want skipped as sent by the browser", id, e.status(id), e.log.entries[id])
+		}
+	}
+	if e.status("server") != store.StatusDelivered {
+		t.Fatalf("server: %s", e.status("server"))
+	}
+}

@@ -149,7 +149,7 @@ func TestCORSPreflight(t *testing.T) {
 				want := map[string]string{
 					"Access-Control-Allow-Origin":  wantOrigin,
 					"Access-Control-Allow-Methods": "POST",
-					"Access-Control-Allow-Headers": "Authorization, Content-Type, X-Retry-Count",
+					"Access-Control-Allow-Headers": "Authorization, Content-Type, X-Retry-Count, AnonymousId, Rsa-Retry-Attempt, Rsa-Since-First-Attempt, Rsa-Since-Last-Attempt",
 					"Access-Control-Max-Age":       "86400",
 				}
 				got := map[string]string{}

@@ -60,7 +60,8 @@ func (g *Gateway) routes() *http.ServeMux {
 // safe and Allow-Credentials is not needed.
 const (
 	corsAllowMethods = "POST"
-	corsAllowHeaders = "Authorization, Content-Type, X-Retry-Count"
+	// AnonymousId and Rsa-*: RudderStack JS SDK v3's XHR transport headers.
+	corsAllowHeaders = "Authorization, Content-Type, X-Retry-Count, AnonymousId, Rsa-Retry-Attempt, Rsa-Since-First-Attempt, Rsa-Since-Last-Attempt"
 	corsMaxAge       = "86400" // seconds; saves a preflight per event
 )
 
@@ -76,14 +77,23 @@ func setCORS(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) servePreflight(rt route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		setCORS(w, r)
-		h := w.Header()
-		h.Set("Access-Control-Allow-Methods", corsAllowMethods)
-		h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
-		h.Set("Access-Control-Max-Age", corsMaxAge)
-		w.WriteHeader(http.StatusNoContent)
+		Preflight(w, r, corsAllowMethods)
 		g.metrics.requests.WithLabelValues(rt.path, "204").Inc()
 	}
+}
+
+// CORS sets the CORS headers browser SDKs need on an answer. Other
+// browser-facing endpoints (device mode's settings documents) share it.
+func CORS(w http.ResponseWriter, r *http.Request) { setCORS(w, r) }
+
+// Preflight answers a CORS preflight for methods (e.g. "GET").
+func Preflight(w http.ResponseWriter, r *http.Request, methods string) {
+	setCORS(w, r)
+	h := w.Header()
+	h.Set("Access-Control-Allow-Methods", methods)
+	h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+	h.Set("Access-Control-Max-Age", corsMaxAge)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (g *Gateway) serveNoop(rt route) http.HandlerFunc {

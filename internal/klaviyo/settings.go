@@ -83,6 +83,8 @@ type Settings struct {
 	// Privacy and transformation settings (settings_privacy.go).
 	privacy.Config
 	PreSinkSettings
+	// DeviceSettings are the browser-side (device mode) settings.
+	DeviceSettings
 
 	// ignored are pasted settings that Relay accepts and ignores (reported
 	// by Warnings).
@@ -148,6 +150,7 @@ const (
 	kindFilterMode  // RudderStack eventFilteringOption
 	kindConsentList // list of strings or one string
 	kindPrivacy     // settings_privacy.go
+	kindDevice      // device-mode settings (devicesettings.go)
 )
 
 type settingDef struct {
@@ -201,6 +204,8 @@ var settingNames = map[string]settingDef{
 	"identifiers":                     {"identifiers", kindPrivacy},
 	"transformation":                  {"transformation", kindPrivacy},
 	"filter":                          {"filter", kindPrivacy},
+	"devicemode":                      {"deviceMode", kindDevice},
+	"onsitescripturl":                 {"onsiteScriptUrl", kindDevice},
 	// RudderStack settings with no meaning for a server-side destination
 	// that always speaks the current revision.
 	"apiversion":         {"apiVersion", kindIgnored},
@@ -412,6 +417,8 @@ func (s *Settings) set(def settingDef, key string, v any, filterMode *string) er
 		s.ignored = append(s.ignored, key)
 	case kindPrivacy:
 		return s.setPrivacy(def.name, key, v)
+	case kindDevice:
+		return s.DeviceSettings.set(def.name, key, v)
 	}
 	return nil
 }
@@ -522,6 +529,7 @@ func (s Settings) Validate() error {
 			errs = append(errs, &SettingsError{Setting: k.name, Reason: "contains white space"})
 		}
 	}
+	errs = append(errs, s.DeviceSettings.validate(s.PublicAPIKey)...)
 	return errors.Join(errs...)
 }
 
@@ -535,7 +543,7 @@ func (s Settings) Warnings() []string {
 		}
 	}
 	for _, k := range s.ignored {
-		w = append(w, fmt.Sprintf("setting %s is ignored by Relay", k))
+		w = append(w, ignoredWarning(k))
 	}
 	if s.looksLike != "" && s.Compat == CompatRelay {
 		title := compatTitle[s.looksLike]

@@ -33,7 +33,7 @@ func (s *Settings) setPrivacy(name, key string, v any) error {
 	var target any
 	switch name {
 	case "privacyMode":
-		target = &s.Mode
+		target = &s.Config.Mode
 	case "propertyAllowlist":
 		target = &s.PropertyAllowlist
 	case "traitAllowlist":

@@ -108,6 +108,7 @@ func (p *parser) fill(raw []byte, f *fields, env *envelope, ev *Event) *Error {
 	if err := readStrings(f, ev); err != nil {
 		return err
 	}
+	ev.Bundled = readBundled(f[fMetadata])
 	if p.opts.Encode {
 		if err := checkObjects(f); err != nil {
 			return err

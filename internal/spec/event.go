@@ -55,6 +55,10 @@ type Event struct {
 	// destinations.Klaviyo.listId (seeds 001, 002); destinations read it
 	// under their integrations options.
 	Destinations map[string]any `json:"destinations,omitempty"`
+	// Bundled is analytics.js's _metadata.bundled: the integrations the
+	// browser sent this event to itself (device mode), so a server-side
+	// copy would count it twice. The rest of _metadata is dropped.
+	Bundled []string `json:"bundled,omitempty"`
 
 	// Timestamp is the skew-corrected event time (clients.md §1).
 	Timestamp         time.Time `json:"timestamp"`

@@ -26,6 +26,7 @@ const (
 	fWriteKey
 	fBatch
 	fDestinations
+	fMetadata
 	nFields
 	fUnknown field = -1
 )
@@ -102,6 +103,8 @@ func fieldOf(key []byte) field {
 		return fBatch
 	case "destinations":
 		return fDestinations
+	case "_metadata":
+		return fMetadata
 	}
 	return fUnknown
 }
@@ -149,6 +152,8 @@ func fieldName(f field) string {
 		return "batch"
 	case fDestinations:
 		return "destinations"
+	case fMetadata:
+		return "_metadata"
 	}
 	return ""
 }

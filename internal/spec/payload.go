@@ -56,6 +56,7 @@ func (p *parser) encode(f *fields, env *envelope, ev *Event) ([]byte, string) {
 	b = appendObject(b, `,"context":`, f[fContext], env.rawContext)
 	b = appendObject(b, `,"integrations":`, f[fIntegrations], env.rawIntegrations)
 	b = appendObject(b, `,"destinations":`, f[fDestinations], nil)
+	b = appendBundled(b, ev.Bundled)
 	b = appendTime(b, `,"timestamp":`, ev.Timestamp)
 	if !ev.OriginalTimestamp.IsZero() {
 		b = appendTime(b, `,"originalTimestamp":`, ev.OriginalTimestamp)
