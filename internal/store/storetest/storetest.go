@@ -47,6 +47,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SeedSourcesInvalid", testSeedSourcesInvalid},
 		{"Settings", testSettings},
 		{"SettingsInvalid", testSettingsInvalid},
+		{"DeletionLifecycle", testDeletionLifecycle},
+		{"DeletionInvalid", testDeletionInvalid},
+		{"ForgetUser", testForgetUser},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
