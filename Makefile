@@ -41,7 +41,8 @@ bench: build
 # internal/gateway/fuzz_test.go).
 FUZZTIME    ?= 2000x
 FUZZ_TARGETS := internal/gateway:FuzzHandler internal/spec:FuzzParse internal/spec:FuzzSplit internal/spec:FuzzEncode internal/spec:FuzzValidJSON internal/jsonx:FuzzAppendString \
-	internal/klaviyo:FuzzTransform internal/klaviyo:FuzzMap internal/queue:FuzzDecodeInbox
+	internal/klaviyo:FuzzTransform internal/klaviyo:FuzzMap internal/queue:FuzzDecodeInbox \
+	internal/deletion:FuzzMatcher
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
