@@ -79,8 +79,8 @@ func (f *fixture) deliver(uniqueID string, profile map[string]any) {
 	f.t.Helper()
 	req := klaviyo.Request{Method: "POST", Path: "/api/events", Body: map[string]any{"data": map[string]any{"type": "event", "attributes": map[string]any{
 		"properties": map[string]any{}, "unique_id": uniqueID,
-		"metric":     map[string]any{"data": map[string]any{"type": "metric", "attributes": map[string]any{"name": "Viewed"}}},
-		"profile":    map[string]any{"data": map[string]any{"type": "profile", "attributes": profile}},
+		"metric":  map[string]any{"data": map[string]any{"type": "metric", "attributes": map[string]any{"name": "Viewed"}}},
+		"profile": map[string]any{"data": map[string]any{"type": "profile", "attributes": profile}},
 	}}}}
 	for _, d := range f.worker.cfg.Destinations {
 		if _, err := d.Client.(*kapi.Client).Do(context.Background(), simKey, req); err != nil {
