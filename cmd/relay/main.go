@@ -1,4 +1,4 @@
-// Command relay is Relay's one binary: serve, transform, sim, replay, version.
+// Command relay is Relay's one binary: serve, transform, sim, replay, forget, version.
 package main
 
 import (
@@ -23,6 +23,7 @@ func commands() map[string]command {
 		"transform": runTransform,
 		"sim":       runSim,
 		"replay":    runReplay,
+		"forget":    runForget,
 		"version": func(context.Context, []string, io.Reader, io.Writer, io.Writer) int {
 			fmt.Println("relay", version)
 			return 0
@@ -37,6 +38,7 @@ commands:
   transform  map events on stdin to the Klaviyo requests they mean
   sim        run the Klaviyo simulator
   replay     re-enqueue dead-lettered events
+  forget     delete a user: queued events, log, dead letters, Klaviyo profile
   version    print the version
 `
 

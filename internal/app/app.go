@@ -23,6 +23,7 @@ import (
 	"github.com/relaycdp/relay/internal/config"
 	"github.com/relaycdp/relay/internal/console"
 	"github.com/relaycdp/relay/internal/cpubudget"
+	"github.com/relaycdp/relay/internal/deletion"
 	"github.com/relaycdp/relay/internal/gateway"
 	"github.com/relaycdp/relay/internal/klaviyo/kapi"
 	"github.com/relaycdp/relay/internal/store"
@@ -60,6 +61,8 @@ type App struct {
 	demo    *demo
 	console *console.Console // nil until handler() built it
 	admin   string           // console token
+	// deletion forgets users (deletion API, relay forget).
+	deletion *deletion.Worker
 }
 
 // Run starts Relay and serves until ctx is cancelled, then shuts down in
@@ -127,6 +130,7 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	if err := a.openDestinations(ctx); err != nil {
 		return err
 	}
+	a.openDeletion()
 	a.reg.MustRegister(newStateCollector(a.queue, a.store))
 	return a.openGateway()
 }
@@ -154,6 +158,7 @@ func (a *App) openGateway() error {
 func (a *App) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	a.registerDeletionAPI(mux)
 	mux.Handle("/admin/", a.consoleHandler())
 	mux.Handle("/", a.gateway.Handler())
 	return mux
@@ -184,6 +189,7 @@ func (a *App) serve(ctx context.Context, opts Options) error {
 		d.start(gctx, g)
 	}
 	g.Go(func() error { return a.refreshSettings(gctx, 5*time.Second) })
+	g.Go(func() error { return a.deletion.Run(gctx) })
 	if a.console != nil {
 		g.Go(func() error { return a.console.RunSampler(gctx, 30*time.Second) })
 	}
