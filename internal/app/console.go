@@ -27,6 +27,7 @@ func (a *App) consoleHandler() http.Handler {
 		Pinger:         destPinger{a},
 		Metrics:        a.reg,
 		Destinations:   names,
+		Deletions:      a.store,
 	}, a.log.With(slog.String("component", "console")))
 	if err != nil {
 		// Only a wiring bug gets here; serve everything else regardless.

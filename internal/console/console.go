@@ -91,7 +91,8 @@ type Pinger interface {
 	Ping(ctx context.Context, dest, apiKey string) error
 }
 
-// Deps are what the console reads and changes. All are required.
+// Deps are what the console reads and changes. All but Deletions are
+// required.
 type Deps struct {
 	Log            LogReader
 	DeadLetters    DeadLetters
@@ -104,6 +105,8 @@ type Deps struct {
 	Metrics prometheus.Gatherer
 	// Destinations are the configured destination names, in order.
 	Destinations []string
+	// Deletions lists user deletion requests; optional.
+	Deletions Deletions
 }
 
 func (d Deps) check() error {
@@ -201,6 +204,7 @@ func (c *Console) Handler() http.Handler {
 	auth("GET "+p+"/tester/status", c.testerStatus)
 	auth("GET "+p+"/log", c.logPage)
 	auth("GET "+p+"/deadletters", c.deadLettersPage)
+	auth("GET "+p+"/deletions", c.deletionsPage)
 	auth("POST "+p+"/deadletters/replay", c.replayDeadLetters)
 	// Anything else under the prefix is a 404, but only for a logged-in
 	// user: without the token not even the page structure is revealed.
