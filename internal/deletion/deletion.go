@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -229,20 +230,11 @@ func (w *Worker) plan(d store.Deletion) []store.DeletionStep {
 		return steps
 	}
 	for _, dest := range w.cfg.Destinations {
-		if len(d.Dests) == 0 || contains(d.Dests, dest.Name) {
+		if len(d.Dests) == 0 || slices.Contains(d.Dests, dest.Name) {
 			steps = append(steps, store.DeletionStep{Name: stepKlaviyo + dest.Name})
 		}
 	}
 	return steps
-}
-
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 func (w *Worker) step(ctx context.Context, d store.Deletion, name string, m matcher) (string, outcome) {
