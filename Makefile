@@ -59,6 +59,7 @@ FUZZ_TARGETS += internal/usertransform:FuzzJSBridge
 FUZZ_TARGETS += internal/eventstream:FuzzReader
 FUZZ_TARGETS += internal/klaviyo:FuzzTransformStream
 FUZZ_TARGETS += internal/spec:FuzzDecodeValid
+FUZZ_TARGETS += internal/deletion:FuzzMatcher
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

@@ -1,5 +1,5 @@
 // Command relay is Relay's one binary: serve, transform, sim, replay,
-// health, config check, version.
+// forget, health, config check, version.
 package main
 
 import (
@@ -27,6 +27,7 @@ func commands() map[string]command {
 		"version":   runVersion,
 		"health":    runHealth,
 		"config":    runConfig,
+		"forget":    runForget,
 	}
 }
 
@@ -39,6 +40,7 @@ commands:
   replay     re-enqueue dead-lettered events
   health     ask a running relay for /health (or /ready with --ready)
   config     config check --config F: validate a config, start nothing
+  forget     delete a user: queued events, log, dead letters, Klaviyo profile
   version    print the version, commit, Go version and build date
 `
 

@@ -15,6 +15,7 @@ import (
 // no adminAddr, the admin listener's otherwise.
 func (a *App) mountAdmin(mux *http.ServeMux) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	a.registerDeletionAPI(mux)
 	mux.Handle("/admin/", a.consoleHandler())
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/relaycdp/relay/internal/config"
 	"github.com/relaycdp/relay/internal/console"
 	"github.com/relaycdp/relay/internal/cpubudget"
+	"github.com/relaycdp/relay/internal/deletion"
 	"github.com/relaycdp/relay/internal/gateway"
 	"github.com/relaycdp/relay/internal/klaviyo/kapi"
 	"github.com/relaycdp/relay/internal/readiness"
@@ -66,6 +67,8 @@ type App struct {
 	admin   string           // console token
 
 	ready *readiness.Checker // GET /ready and the console's overview
+	// deletion forgets users (deletion API, relay forget).
+	deletion *deletion.Worker
 }
 
 // Run starts Relay and serves until ctx is cancelled, then shuts down in
@@ -136,6 +139,7 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	if err := a.openDestinations(ctx); err != nil {
 		return err
 	}
+	a.openDeletion()
 	a.reg.MustRegister(newStateCollector(a.queue, a.store))
 	a.ready = a.newReadiness()
 	return a.openGateway()
@@ -207,6 +211,7 @@ func (a *App) serve(ctx context.Context, opts Options) error {
 		d.start(gctx, g)
 	}
 	g.Go(func() error { return a.refreshSettings(gctx, 5*time.Second) })
+	g.Go(func() error { return a.deletion.Run(gctx) })
 	if a.console != nil {
 		g.Go(func() error { return a.console.RunSampler(gctx, 30*time.Second) })
 	}

@@ -33,6 +33,7 @@ func (a *App) consoleHandler() http.Handler {
 		Readiness:       a.ready, // set by open, before the handler is built
 		Audit:           a.auditReader(),
 		Transformations: transformationVersions{a.store},
+		Deletions:       a.store,
 	}, a.log.With(slog.String("component", "console")))
 	if err != nil {
 		// Only a wiring bug gets here; serve everything else regardless.

@@ -52,6 +52,10 @@ type Admin struct {
 	// Token is required to use /admin. Empty: a random token is generated
 	// at start and printed once.
 	Token string `yaml:"token"`
+	// DeletionKey also authenticates the user deletion API (RudderStack's
+	// and Segment's regulation endpoints), so a privacy tool need not hold
+	// the admin token. Empty: only the admin token does.
+	DeletionKey string `yaml:"deletionKey"`
 }
 
 // Source is one SDK-facing source.
@@ -190,6 +194,7 @@ func applyEnv(cfg *Config, env func(string) (string, bool)) error {
 		"RELAY_ADMIN_ADDR":   &cfg.AdminAddr,
 		"RELAY_DATA":         &cfg.Data,
 		"RELAY_ADMIN_TOKEN":  &cfg.Admin.Token,
+		"RELAY_DELETION_KEY": &cfg.Admin.DeletionKey,
 		"RELAY_QUEUE":        &cfg.Queue,
 		"RELAY_STORE":        &cfg.Store,
 		"RELAY_NATS_URL":     &cfg.NATS.URL,

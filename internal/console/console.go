@@ -96,7 +96,8 @@ type Pinger interface {
 	Ping(ctx context.Context, dest, apiKey string) error
 }
 
-// Deps are what the console reads and changes. All are required.
+// Deps are what the console reads and changes. All but Deletions are
+// required.
 type Deps struct {
 	Log            LogReader
 	DeadLetters    DeadLetters
@@ -117,6 +118,8 @@ type Deps struct {
 	// Transformations keeps the editor's versions (transformation.go);
 	// optional.
 	Transformations TransformationVersions
+	// Deletions lists user deletion requests; optional.
+	Deletions Deletions
 }
 
 // Readiness reports whether the node can accept events, as GET /ready.
@@ -219,6 +222,7 @@ func (c *Console) Handler() http.Handler {
 	auth("GET "+p+"/tester/status", c.testerStatus)
 	auth("GET "+p+"/log", c.logPage)
 	auth("GET "+p+"/deadletters", c.deadLettersPage)
+	auth("GET "+p+"/deletions", c.deletionsPage)
 	auth("POST "+p+"/deadletters/replay", c.replayDeadLetters)
 	auth("GET "+p+"/destinations/{dest}/transformation", c.transformationPage)
 	auth("POST "+p+"/destinations/{dest}/transformation", c.transformationSave)

@@ -77,6 +77,12 @@ type Stats struct {
 	ByDest    map[string]int64 // Depth per destination
 }
 
+// Dropped is what Drop did.
+type Dropped struct {
+	Dropped  int // jobs deleted
+	InFlight int // matching jobs executing: not deleted
+}
+
 // Queue is the durable log. Implementations are safe for concurrent use.
 // queuetest.RunConformance is the executable form of this contract.
 type Queue interface {
@@ -104,6 +110,14 @@ type Queue interface {
 	Retry(ctx context.Context, ids []int64, at time.Time, reason string) error
 	Abort(ctx context.Context, ids []int64, reason string) error
 	Stats(ctx context.Context) (Stats, error)
+	// Drop deletes dest's undelivered jobs (pending, or failed waiting for
+	// a retry) whose message match selects — user deletion: a queued
+	// event would re-create the profile it was sent to delete. Executing
+	// jobs cannot be taken back from their worker; they are counted in
+	// Dropped.InFlight, and the caller drops again once they finished.
+	// Aborted jobs are dead letters, which the store owns. match must not
+	// keep the message or its payload.
+	Drop(ctx context.Context, dest string, match func(Message) bool) (Dropped, error)
 	// Close commits what was already submitted and releases the storage.
 	// Later calls of any method return ErrClosed; Close itself may be
 	// called again.

@@ -102,5 +102,27 @@ CREATE INDEX audit_log_user    ON audit_log (user_id);
 CREATE INDEX audit_log_email   ON audit_log (email);
 CREATE INDEX audit_log_time    ON audit_log (time);
 `,
+	}, {
+		version: 4,
+		name:    "user deletions",
+		sql: `
+CREATE TABLE deletion (
+	id         INTEGER PRIMARY KEY,
+	user_id    TEXT    NOT NULL DEFAULT '',
+	email      TEXT    NOT NULL DEFAULT '',
+	phone      TEXT    NOT NULL DEFAULT '',
+	origin     TEXT    NOT NULL DEFAULT '',
+	local_only INTEGER NOT NULL DEFAULT 0,
+	dests      TEXT    NOT NULL DEFAULT '[]', -- JSON array of destination names
+	state      TEXT    NOT NULL,
+	attempts   INTEGER NOT NULL DEFAULT 0,
+	last_error TEXT    NOT NULL DEFAULT '',
+	steps      TEXT    NOT NULL DEFAULT '[]', -- JSON [{name, done, detail}]
+	next_at    INTEGER NOT NULL DEFAULT 0,
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL
+);
+CREATE INDEX deletion_open ON deletion (state, next_at) WHERE state IN ('pending', 'running');
+`,
 	}}
 }

@@ -45,6 +45,7 @@ func RunConformance(t *testing.T, open Open) {
 		{"InvalidArguments", testInvalid},
 		{"CanceledContext", testCanceled},
 		{"Closed", testClosed},
+		{"Drop", testDrop},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, open) })

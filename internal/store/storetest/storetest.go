@@ -48,6 +48,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Settings", testSettings},
 		{"SettingsInvalid", testSettingsInvalid},
 		{"Audit", testAudit},
+		{"DeletionLifecycle", testDeletionLifecycle},
+		{"DeletionInvalid", testDeletionInvalid},
+		{"ForgetUser", testForgetUser},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
