@@ -136,6 +136,8 @@ func (a *App) openGateway() error {
 		MaxRequestBytes: int64(a.cfg.Limits.MaxRequestBytes),
 		MaxEventBytes:   a.cfg.Limits.MaxEventBytes,
 		MaxQueueDepth:   a.cfg.Limits.MaxQueueDepth,
+		// Bodies in flight: bounds ingest's memory (issue 14).
+		MaxBodyBytesInFlight: a.cfg.Limits.MaxBodyBytesInFlight,
 	}, gateway.Deps{
 		Queue:      a.queue,
 		Sources:    keyResolver{a.store},
