@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/relaycdp/relay/internal/config"
 	"github.com/relaycdp/relay/internal/gateway"
@@ -105,4 +106,17 @@ func adminToken(configured string) (string, error) {
 		return "", fmt.Errorf("generate admin token: %w", err)
 	}
 	return "adm_" + hex.EncodeToString(b), nil
+}
+
+// localAdminURL is where a process on this machine reaches the console
+// served on addr (a wildcard listen address means loopback works).
+func localAdminURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr + "/admin"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/admin"
 }

@@ -202,6 +202,7 @@ func (c *Console) Handler() http.Handler {
 	auth("GET "+p+"/log", c.logPage)
 	auth("GET "+p+"/deadletters", c.deadLettersPage)
 	auth("POST "+p+"/deadletters/replay", c.replayDeadLetters)
+	auth("POST "+p+"/api/replay", c.apiReplay)
 	// Anything else under the prefix is a 404, but only for a logged-in
 	// user: without the token not even the page structure is revealed.
 	auth(p+"/", func(w http.ResponseWriter, r *http.Request) {
