@@ -39,7 +39,7 @@ func serveOnce(t *testing.T, args ...string) (int, string) {
 // TestStartFailuresExplainThemselves: a second relay serve on a data dir
 // in use, a corrupt queue.db and an unreachable NATS each end relay serve
 // with exit code 2 and one line naming the cause (once a nil-pointer
-// panic that hid it).
+// panic that hid it); so does an admin token under 16 characters.
 func TestStartFailuresExplainThemselves(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
@@ -67,10 +67,13 @@ func TestStartFailuresExplainThemselves(t *testing.T) {
 	}
 
 	tests := []struct {
-		name string
-		args []string
-		want []string // in the one line
+		name  string
+		args  []string
+		want  []string // in the one line
+		token string   // RELAY_ADMIN_TOKEN
 	}{
+		{name: "admin token too short", args: []string{"--config", cfg, "--data", filepath.Join(dir, "short"), "--addr", freeAddr(t)},
+			token: "change-me", want: []string{"admin.token", "at least 16 characters"}},
 		{name: "data dir in use", args: []string{"--config", cfg, "--data", running, "--addr", freeAddr(t)},
 			want: []string{"in use", "pid " + strconv.Itoa(first.cmd.Process.Pid), running}},
 		{name: "corrupt queue.db", args: []string{"--config", cfg, "--data", corrupt, "--addr", freeAddr(t)},
@@ -80,6 +83,9 @@ func TestStartFailuresExplainThemselves(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.token != "" {
+				t.Setenv("RELAY_ADMIN_TOKEN", tc.token)
+			}
 			code, stderr := serveOnce(t, tc.args...)
 			lines := strings.Split(strings.TrimSpace(stderr), "\n")
 			if code != 2 || len(lines) != 1 {
