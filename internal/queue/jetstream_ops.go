@@ -389,8 +389,8 @@ func (q *JetStream) Succeed(ctx context.Context, ids []int64) error {
 	return nil
 }
 
-// Abort acknowledges jobs the caller dead-lettered (they leave the stream)
-// and counts them.
+// Abort acknowledges jobs the caller dead-lettered: like Succeed, they
+// leave the stream and their state leaves the jobs bucket (Queue.Abort).
 func (q *JetStream) Abort(ctx context.Context, ids []int64, reason string) error {
 	jobs, err := q.take(ids)
 	if err != nil || len(jobs) == 0 {
@@ -399,9 +399,7 @@ func (q *JetStream) Abort(ctx context.Context, ids []int64, reason string) error
 	if err := q.ack(ctx, jobs); err != nil {
 		return fmt.Errorf("abort %d jobs: %w", len(jobs), err)
 	}
-	if err := q.addAborted(ctx, int64(len(jobs))); err != nil {
-		q.log.Warn("count aborted jobs", slog.Any("err", err))
-	}
+	q.log.Debug("queue: jobs aborted", slog.Int("jobs", len(jobs)), slog.String("reason", reason))
 	return nil
 }
 
@@ -492,25 +490,3 @@ func (q *JetStream) putStates(ctx context.Context, states map[string][]byte) err
 	return nil
 }
 
-// addAborted adds n to the aborted counter (compare-and-set).
-func (q *JetStream) addAborted(ctx context.Context, n int64) error {
-	for range 20 {
-		e, err := q.reg.Get(ctx, "aborted")
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			if _, err := q.reg.Create(ctx, "aborted", []byte(strconv.FormatInt(n, 10))); err == nil {
-				return nil
-			} else if !errors.Is(err, jetstream.ErrKeyExists) {
-				return err
-			}
-		case err != nil:
-			return err
-		default:
-			cur, _ := strconv.ParseInt(string(e.Value()), 10, 64)
-			if _, err := q.reg.Update(ctx, "aborted", []byte(strconv.FormatInt(cur+n, 10)), e.Revision()); err == nil {
-				return nil
-			}
-		}
-	}
-	return errors.New("aborted counter: too many concurrent updates")
-}
