@@ -489,4 +489,3 @@ func (q *JetStream) putStates(ctx context.Context, states map[string][]byte) err
 	}
 	return nil
 }
-

@@ -44,7 +44,7 @@ const (
 		WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'executing' RETURNING dest, 0`
 	// An aborted job is forgotten like a delivered one: its dead letter is
 	// in the store.
-	sqlAbort = sqlSucceed
+	sqlAbort       = sqlSucceed
 	sqlInboxInsert = `INSERT INTO inbox (id, dest, n, enqueued_at, received_at, data) VALUES (?, ?, ?, ?, ?, ?)`
 	// The oldest inbox row not expanded yet.
 	sqlInboxOldest = `SELECT id, dest, n, enqueued_at, data FROM inbox
