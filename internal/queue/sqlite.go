@@ -385,9 +385,13 @@ func (s *SQLite) open(ctx context.Context) error {
 	for n := insertChunk; n >= 1; n /= 2 {
 		s.insertSQL[n] = insertSQL(sqlInsert, sqlInsertRow, n)
 	}
+	// Ids continue after every id in use and after the expansion mark:
+	// finished jobs leave no row, and an inbox row below the mark would
+	// never be expanded.
 	if err := s.wdb.QueryRowContext(ctx, `SELECT max(
 		coalesce((SELECT max(id) FROM jobs), 0), coalesce((SELECT max(id) FROM payloads), 0),
-		coalesce((SELECT id + n - 1 FROM inbox ORDER BY id DESC LIMIT 1), 0))`).Scan(&s.lastID); err != nil {
+		coalesce((SELECT id + n - 1 FROM inbox ORDER BY id DESC LIMIT 1), 0),
+		coalesce((SELECT max(v) FROM queue_meta WHERE k = 'expanded'), 1) - 1)`).Scan(&s.lastID); err != nil {
 		return fmt.Errorf("read last job id: %w", err)
 	}
 	s.rdb, err = sql.Open("sqlite", s.dsn(max(s.opts.CacheMiB*1024/4, 1024), false))

@@ -735,3 +735,35 @@ func upgraded(t *testing.T, stmts []string, more func(db *sql.DB) error) *queue.
 	}
 	return q
 }
+
+// After every job finished (no row left) and a reopen, new messages are
+// claimable: ids continue after the inbox's expansion mark, not after the
+// rows left, or new inbox rows would sit below the mark unexpanded.
+func TestIdsContinueAfterDrainAndReopen(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	q := openSQLite(t, dir, queue.SQLiteOptions{})
+	if err := q.Enqueue(ctx, []queue.Message{queuetest.Msg("a", "", 1), queuetest.Msg("a", "", 2)}); err != nil {
+		t.Fatal(err)
+	}
+	jobs := claim(t, q, "a", 10)
+	if len(jobs) != 2 {
+		t.Fatalf("claimed %d, want 2", len(jobs))
+	}
+	if err := q.Succeed(ctx, []int64{jobs[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Abort(ctx, []int64{jobs[1].ID}, "dead"); err != nil {
+		t.Fatal(err)
+	}
+	closeQ(t, q)
+	q = openSQLite(t, dir, queue.SQLiteOptions{})
+	defer closeQ(t, q)
+	if err := q.Enqueue(ctx, []queue.Message{queuetest.Msg("a", "", 3)}); err != nil {
+		t.Fatal(err)
+	}
+	got := claim(t, q, "a", 10)
+	if len(got) != 1 || got[0].MessageID != "m-a-3" || got[0].ID <= jobs[1].ID {
+		t.Fatalf("claim after drain and reopen: %+v; want m-a-3 with an id after %d", got, jobs[1].ID)
+	}
+}
