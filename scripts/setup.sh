@@ -16,7 +16,9 @@ apt_install() {
 
 if [ "$what" = test ]; then
 	if [ -f test/e2e/package.json ] && command -v npm >/dev/null; then
-		if [ ! -d test/e2e/node_modules ]; then
+		# Reinstall when package-lock.json changed since the last install
+		# (npm writes node_modules/.package-lock.json on every install).
+		if [ ! -d test/e2e/node_modules ] || [ test/e2e/package-lock.json -nt test/e2e/node_modules/.package-lock.json ]; then
 			(cd test/e2e && npm ci --no-audit --no-fund --loglevel=error)
 		fi
 	fi

@@ -1,4 +1,5 @@
-// Command relay is Relay's one binary: serve, transform, sim, replay, version.
+// Command relay is Relay's one binary: serve, transform, sim, replay,
+// forget, health, config check, version.
 package main
 
 import (
@@ -23,10 +24,10 @@ func commands() map[string]command {
 		"transform": runTransform,
 		"sim":       runSim,
 		"replay":    runReplay,
-		"version": func(context.Context, []string, io.Reader, io.Writer, io.Writer) int {
-			fmt.Println("relay", version)
-			return 0
-		},
+		"version":   runVersion,
+		"health":    runHealth,
+		"config":    runConfig,
+		"forget":    runForget,
 	}
 }
 
@@ -37,7 +38,10 @@ commands:
   transform  map events on stdin to the Klaviyo requests they mean
   sim        run the Klaviyo simulator
   replay     re-enqueue dead-lettered events
-  version    print the version
+  health     ask a running relay for /health (or /ready with --ready)
+  config     config check --config F: validate a config, start nothing
+  forget     delete a user: queued events, log, dead letters, Klaviyo profile
+  version    print the version, commit, Go version and build date
 `
 
 func main() {

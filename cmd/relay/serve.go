@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/relaycdp/relay/internal/app"
 	"github.com/relaycdp/relay/internal/cpubudget"
@@ -17,6 +19,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	cfgPath := fs.String("config", "", "relay.yaml (default: embedded defaults)")
 	addr := fs.String("addr", "", "listen address for the ingest API, console and metrics (overrides config)")
 	data := fs.String("data", "", "directory of the embedded store and queue (overrides config)")
+	adminAddr := fs.String("admin-addr", "", "separate listen address for /admin and /metrics, which addr then does not serve (overrides config adminAddr)")
 	demo := fs.Bool("demo", false, "start an in-process Klaviyo simulator with a demo source and destination")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -33,13 +36,22 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		ConfigPath: *cfgPath,
 		Addr:       *addr,
 		Data:       *data,
+		AdminAddr:  *adminAddr,
 		Demo:       *demo,
 		Env:        os.LookupEnv,
 		Out:        stdout,
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "relay serve: %v\n", err)
+		fmt.Fprintf(stderr, "relay serve: %s\n", oneLine(err))
+		if errors.Is(err, app.ErrStart) {
+			return 2
+		}
 		return 1
 	}
 	return 0
+}
+
+// oneLine keeps an error (a driver's may span lines) on one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
 }

@@ -7,89 +7,142 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/relaycdp/relay/internal/klaviyo"
 	"github.com/relaycdp/relay/internal/spec"
 )
 
-// maxTransformInput caps stdin: far above Segment's 500 KB batch and
-// RudderStack's 4 MB request, low enough to fail clearly on a wrong file.
-const maxTransformInput = 64 << 20
+// transformUsage is `relay transform -h`: what goes in, what comes out, and
+// what the exit codes mean.
+const transformUsage = `usage: relay transform [flags] < events > outcomes
 
-// runTransform is `relay transform [--settings FILE] [--received-at RFC3339]`
-// (DESIGN.md §3): events on stdin, a JSON array of outcomes on stdout.
-// Exit 0 when every event mapped or was skipped, 1 when any event has an
-// error (the output is still complete), 2 on unreadable input or invalid
-// settings.
-func runTransform(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+Maps Segment/RudderStack events to the Klaviyo requests they mean, one
+event at a time, in constant memory (any number of events).
+
+Input (detected; a UTF-8 byte-order mark and whitespace are ignored):
+  - one JSON array of events, of any length;
+  - or JSON objects one after another, usually one a line (NDJSON); each
+    object is an event or a batch envelope {"batch":[...]}.
+Events without a timestamp are dated by the time they are read, as the
+server dates what it receives (--received-at fixes that time instead).
+
+Output: one outcome per event, in input order:
+  {"messageId":...,"requests":[...]}, with "skipped" when it maps to
+  nothing, or {"messageId":...,"error":{"code":...,"message":...}}.
+  --format json (default) writes a JSON array, ndjson one outcome a line;
+  compact unless --pretty.
+
+Exit codes:
+  0  every event mapped or was skipped
+  1  some event has an error (its outcome says which and why); the output
+     is complete: one event's error never stops the others
+  2  invalid flags or settings, empty input, or input that cannot be read
+     further (not JSON, truncated, no comma between events, a line that is
+     not an object...): stderr names the event's index, line and byte
+     offset; the outcomes of the events before it were written, and a JSON
+     array is left unclosed
+
+Flags:
+`
+
+// transformGCPercent is the GOGC `relay transform` runs with unless GOGC is
+// set: its live heap is one event's (a few MB at most), so the default 100
+// collected every few hundred events, ~15% of its CPU on the benchmark
+// corpus; 400 costs ~20 MB more RSS (docs/BENCHMARKS.md).
+const transformGCPercent = 400
+
+// runTransform is `relay transform` (DESIGN.md §3) with the wall clock.
+func runTransform(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(transformGCPercent)
+	}
+	return transformWithClock(time.Now)(ctx, args, stdin, stdout, stderr)
+}
+
+// transformWithClock is `relay transform` reading the received time of
+// events from now (tests fix it).
+func transformWithClock(now func() time.Time) command {
+	return func(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+		opts, s, code := transformFlags(args, stderr)
+		if code >= 0 {
+			return code
+		}
+		opts.Now = now
+		_, code, err := klaviyo.TransformStream(stdin, stdout, opts, s)
+		if err != nil {
+			if errors.Is(err, spec.ErrMalformed) {
+				fmt.Fprintf(stderr, "relay transform: unreadable input: %v\n", err)
+			} else {
+				fmt.Fprintf(stderr, "relay transform: %v\n", err)
+			}
+		}
+		return code
+	}
+}
+
+// transformFlags parses the flags and the settings; code is the exit code
+// when they are invalid (or -h), else -1.
+func transformFlags(args []string, stderr io.Writer) (opts klaviyo.StreamOptions, s klaviyo.Settings, code int) {
 	fs := flag.NewFlagSet("transform", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	settingsFile := fs.String("settings", "", "Klaviyo destination settings, JSON or YAML (default settings when absent)")
-	receivedAt := fs.String("received-at", "", "when the events were received (RFC 3339), for clock-skew correction; none when absent")
+	receivedAt := fs.String("received-at", "", "when the events were received (RFC 3339): the received time of every event, and timestamps are\nskew-corrected against it as the server does; default: the time each event is read, no correction")
+	format := fs.String("format", "json", "output: json (one JSON array) or ndjson (one outcome a line)")
+	pretty := fs.Bool("pretty", false, "indent the output")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: relay transform [--settings FILE] [--received-at RFC3339] < events.json")
+		fmt.Fprint(stderr, transformUsage)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return 2
+		if errors.Is(err, flag.ErrHelp) {
+			return opts, s, 0
+		}
+		return opts, s, 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "relay transform: unexpected argument %q\n", fs.Arg(0))
-		return 2
+		fmt.Fprintf(stderr, "relay transform: unexpected argument %q (events are read from stdin)\n", fs.Arg(0))
+		return opts, s, 2
 	}
-
-	s := klaviyo.DefaultSettings()
-	if *settingsFile != "" {
-		data, err := os.ReadFile(*settingsFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "relay transform: read settings: %v\n", err)
-			return 2
-		}
-		if s, err = klaviyo.ParseSettings(data); err != nil {
-			fmt.Fprintf(stderr, "relay transform: %s: %v\n", *settingsFile, err)
-			return 2
-		}
+	switch *format {
+	case "json", "ndjson":
+	default:
+		fmt.Fprintf(stderr, "relay transform: --format %q: want json or ndjson\n", *format)
+		return opts, s, 2
 	}
-	if err := s.Validate(); err != nil {
-		fmt.Fprintf(stderr, "relay transform: invalid settings: %v\n", err)
-		return 2
-	}
-	for _, w := range s.Warnings() {
-		fmt.Fprintf(stderr, "relay transform: warning: %s\n", w)
-	}
-
-	opts := spec.Options{MaxEventBytes: 32768}
+	opts = klaviyo.StreamOptions{MaxEventBytes: 32768, NDJSON: *format == "ndjson", Pretty: *pretty}
 	if *receivedAt != "" {
 		t, err := time.Parse(time.RFC3339Nano, *receivedAt)
 		if err != nil {
 			fmt.Fprintf(stderr, "relay transform: --received-at %q is not an RFC 3339 time\n", *receivedAt)
-			return 2
+			return opts, s, 2
 		}
 		opts.ReceivedAt = t
 	}
 
-	body, err := io.ReadAll(io.LimitReader(stdin, maxTransformInput+1))
-	if err != nil {
-		fmt.Fprintf(stderr, "relay transform: read stdin: %v\n", err)
-		return 2
-	}
-	if len(body) > maxTransformInput {
-		fmt.Fprintf(stderr, "relay transform: input is larger than %d bytes\n", maxTransformInput)
-		return 2
-	}
-	out, code, err := klaviyo.TransformOutput(body, opts, s)
-	if err != nil {
-		if errors.Is(err, spec.ErrMalformed) {
-			fmt.Fprintf(stderr, "relay transform: unreadable input: %v\n", err)
-		} else {
-			fmt.Fprintf(stderr, "relay transform: %v\n", err)
+	s = klaviyo.DefaultSettings()
+	if *settingsFile != "" {
+		data, err := os.ReadFile(*settingsFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "relay transform: read settings: %v\n", err)
+			return opts, s, 2
 		}
-		return klaviyo.ExitBadInput
+		if s, err = klaviyo.ParseSettings(data); err != nil {
+			fmt.Fprintf(stderr, "relay transform: %s: %v\n", *settingsFile, err)
+			return opts, s, 2
+		}
 	}
-	if _, err := stdout.Write(out); err != nil {
-		fmt.Fprintf(stderr, "relay transform: write output: %v\n", err)
-		return klaviyo.ExitBadInput
+	if err := s.Validate(); err != nil {
+		fmt.Fprintf(stderr, "relay transform: invalid settings: %v\n", err)
+		return opts, s, 2
 	}
-	return code
+	for _, w := range s.Warnings() {
+		fmt.Fprintf(stderr, "relay transform: warning: %s\n", w)
+	}
+	if s.Mode != "" || s.Transformation != "" || s.Filter != nil || s.PropertyAllowlist != nil || s.TraitAllowlist != nil ||
+		s.DropIP != nil || s.DropUserAgent != nil || s.StripPageURLs != nil || s.DropFreeText != nil || s.Identifiers != nil {
+		fmt.Fprintln(stderr, "relay transform: warning: the privacy, transformation and filter settings are not applied here; the console's event tester applies them (docs/PRIVACY.md)")
+	}
+	return opts, s, -1
 }

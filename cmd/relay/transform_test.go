@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func runTransformCmd(t testing.TB, stdin string, args ...string) (code int, stdout, stderr string) {
@@ -124,9 +125,11 @@ func TestTransformExitCodes(t *testing.T) {
 					t.Errorf("time not corrected: %s", o[0].Requests[0])
 				}
 			}},
-		{name: "not JSON", stdin: "hello", code: 2, stderrHas: "unreadable input"},
+		{name: "not JSON", stdin: "hello", code: 2, stderrHas: "unreadable input: malformed request body: event 0 (line 1, byte 0)"},
+		{name: "NDJSON in", stdin: trackOK + "\n" + pageSkip + "\n", code: 0, n: 2},
+		{name: "bad format", stdin: trackOK, args: []string{"--format", "xml"}, code: 2, stderrHas: `--format "xml": want json or ndjson`},
 		{name: "empty input", stdin: "", code: 2, stderrHas: "relay transform"},
-		{name: "JSON scalar", stdin: "42", code: 2, stderrHas: "unreadable input"},
+		{name: "JSON scalar", stdin: "42", code: 2, stderrHas: "unreadable input: malformed request body: event 0 (line 1, byte 0): a number where an event"},
 		{name: "unknown setting", stdin: trackOK, args: []string{"--settings", unknown}, code: 2, stderrHas: "listMod: unknown setting", noSecretIn: "pk_SECRET_2"},
 		{name: "invalid setting value", stdin: trackOK, args: []string{"--settings", invalid}, code: 2, stderrHas: "listMode", noSecretIn: "pk_SECRET_3"},
 		{name: "wrong setting type", stdin: trackOK, args: []string{"--settings", wrongType}, code: 2, stderrHas: "confirmOptin: want true or false"},
@@ -171,7 +174,8 @@ func TestTransformExitCodes(t *testing.T) {
 // this package is impractically slow (the binary links SQLite and NATS,
 // and every package is coverage-instrumented), so the same properties are
 // fuzzed on klaviyo.TransformOutput, the function the command calls, by
-// FuzzTransform in internal/klaviyo.
+// FuzzTransform in internal/klaviyo (and the stream by FuzzTransformStream and
+// eventstream's FuzzReader).
 func FuzzTransformCommand(f *testing.F) {
 	for _, s := range []string{trackOK, pageSkip, trackNoID, identifyLs, "[" + trackOK + "," + trackNoID + "]",
 		`{"batch":[` + pageSkip + `],"context":{"traits":{"email":"b@example.com"}}}`, "", "null", "[]", `{"batch":[]}`,
@@ -182,8 +186,13 @@ func FuzzTransformCommand(f *testing.F) {
 		code, stdout, _ := runTransformCmd(t, string(in))
 		switch code {
 		case 2:
+			// Unreadable input after some events: their outcomes, in an
+			// array left open.
 			if stdout != "" {
-				t.Fatalf("exit 2 with stdout %q", stdout)
+				var outs []json.RawMessage
+				if json.Unmarshal([]byte(stdout+"]"), &outs) != nil {
+					t.Fatalf("exit 2 with stdout %q", stdout)
+				}
 			}
 			return
 		case 0, 1:
@@ -201,10 +210,72 @@ func FuzzTransformCommand(f *testing.F) {
 			if e == r {
 				t.Fatalf("element with error=%v requests=%v", e, r)
 			}
-			anyErr = anyErr || e
+			_, partial := o["failures"]
+			anyErr = anyErr || e || partial
 		}
 		if anyErr != (code == 1) {
 			t.Fatalf("exit %d but errors in output = %v", code, anyErr)
 		}
 	})
+}
+
+func TestTransformFormats(t *testing.T) {
+	in := "[" + trackOK + "," + trackNoID + "]"
+	code, compact, _ := runTransformCmd(t, in)
+	if code != 1 || strings.Count(compact, "\n") != 1 || !strings.HasPrefix(compact, `[{"messageId":"m1","requests":[{"method":"POST"`) {
+		t.Errorf("default output (exit %d) is not one compact JSON array line:\n%s", code, compact)
+	}
+	code, pretty, _ := runTransformCmd(t, in, "--pretty")
+	if code != 1 || !strings.HasPrefix(pretty, "[\n  {\n    \"messageId\": \"m1\",\n") || !strings.HasSuffix(pretty, "}\n]\n") {
+		t.Errorf("--pretty output (exit %d):\n%s", code, pretty)
+	}
+	code, nd, _ := runTransformCmd(t, in, "--format", "ndjson")
+	lines := strings.Split(strings.TrimSuffix(nd, "\n"), "\n")
+	if code != 1 || len(lines) != 2 || !strings.HasPrefix(lines[1], `{"messageId":"m3","error":{"code":"missing_identifier"`) {
+		t.Errorf("--format ndjson output (exit %d):\n%s", code, nd)
+	}
+	if a, b := decodeOutput(t, compact), decodeOutput(t, pretty); len(a) != 2 || len(b) != 2 || string(a[0].Requests[0]) != string(b[0].Requests[0]) {
+		t.Errorf("compact and pretty outputs differ")
+	}
+}
+
+// TestTransformReceivedTime: with confirmOptin false, an identify without
+// a timestamp subscribes with consented_at = the time relay transform read
+// it (issue 13), as the server uses the time it received the event.
+func TestTransformReceivedTime(t *testing.T) {
+	settings := writeFile(t, "s.yaml", "listId: L1\nconfirmOptin: false\n")
+	read := time.Date(2026, 4, 5, 6, 7, 8, 9e6, time.UTC)
+	in := `{"type":"identify","messageId":"m1","userId":"u1","traits":{"email":"a@example.com"}}`
+	var out, errb bytes.Buffer
+	code := transformWithClock(func() time.Time { return read })(context.Background(),
+		[]string{"--settings", settings}, strings.NewReader(in), &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), `"consented_at":"2026-04-05T06:07:08.009Z"`) {
+		t.Fatalf("exit %d, stderr %s, output:\n%s", code, errb.String(), out.String())
+	}
+	// The real clock: dated now, not refused for want of a timestamp.
+	code, stdout, stderr := runTransformCmd(t, in, "--settings", settings)
+	if code != 0 || !strings.Contains(stdout, `"historical_import":true`) || !strings.Contains(stdout, `"consented_at":"`+time.Now().UTC().Format("2006-01-02")) {
+		t.Fatalf("wall clock: exit %d, stderr %s, output:\n%s", code, stderr, stdout)
+	}
+}
+
+func TestTransformHelp(t *testing.T) {
+	code, stdout, stderr := runTransformCmd(t, "", "-h")
+	for _, want := range []string{"Exit codes:", "NDJSON", "--format", "--pretty", "--received-at", "byte\n     offset", "left unclosed"} {
+		if !strings.Contains(stderr, strings.ReplaceAll(want, "--", "-")) && !strings.Contains(stderr, want) {
+			t.Errorf("help does not mention %q:\n%s", want, stderr)
+		}
+	}
+	if code != 0 || stdout != "" {
+		t.Errorf("-h: exit %d, stdout %q", code, stdout)
+	}
+}
+
+// TestTransformMidStreamError: input that breaks off after good events
+// exits 2 naming where, after writing the good events' outcomes.
+func TestTransformMidStreamError(t *testing.T) {
+	code, stdout, stderr := runTransformCmd(t, trackOK+"\n"+pageSkip+"\n{\"type\":", "--format", "ndjson")
+	if code != 2 || strings.Count(stdout, "\n") != 2 || !strings.Contains(stderr, "event 2 (line 3, byte") || !strings.Contains(stderr, "ends inside the event") {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
 }

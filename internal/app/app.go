@@ -17,15 +17,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/relaycdp/relay/internal/config"
 	"github.com/relaycdp/relay/internal/console"
 	"github.com/relaycdp/relay/internal/cpubudget"
+	"github.com/relaycdp/relay/internal/datadir"
+	"github.com/relaycdp/relay/internal/deletion"
 	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/gateway"
 	"github.com/relaycdp/relay/internal/ratelimit"
+	"github.com/relaycdp/relay/internal/readiness"
 	"github.com/relaycdp/relay/internal/store"
 )
 
@@ -41,6 +43,10 @@ type Options struct {
 	Out io.Writer
 	// Ready, when set, is called with the bound address once serving.
 	Ready func(addr string)
+	// AdminAddr overrides config adminAddr when set; AdminReady is called
+	// with its bound address once serving.
+	AdminAddr  string
+	AdminReady func(addr string)
 	// Cores is the CPU cores relay may use, for the CPU budget
 	// (cpubudget.TuneRuntime returns it); 0 means GOMAXPROCS.
 	Cores int
@@ -56,6 +62,7 @@ type App struct {
 	limiter ratelimit.Limiter // destinations' rate limits kept in the store
 	// types are the destination types relay knows (types.go).
 	types *destination.Registry
+	lock  *datadir.Lock // the data dir's, nil when nothing is kept there
 	// cpu is shared by ingest parsing (first) and delivery's mapping.
 	cpu     *cpubudget.Budget
 	dests   []*dest
@@ -63,7 +70,15 @@ type App struct {
 	demo    *demo
 	console *console.Console // nil until handler() built it
 	admin   string           // console token
+
+	ready *readiness.Checker // GET /ready and the console's overview
+	// deletion forgets users (deletion API, relay forget).
+	deletion *deletion.Worker
 }
+
+// ErrStart marks a Run that failed before serving (config, data dir
+// lock, store or queue): the error says which and why.
+var ErrStart = errors.New("cannot start")
 
 // Run starts Relay and serves until ctx is cancelled, then shuts down in
 // order: stop accepting HTTP, stop delivery (finishing in-flight batches),
@@ -71,7 +86,7 @@ type App struct {
 func Run(ctx context.Context, opts Options) error {
 	a, err := build(ctx, opts)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrStart, err)
 	}
 	defer a.close()
 	return a.serve(ctx, opts)
@@ -93,6 +108,9 @@ func build(ctx context.Context, opts Options) (*App, error) {
 	}
 	if opts.Data != "" {
 		cfg.Data = opts.Data
+	}
+	if opts.AdminAddr != "" {
+		cfg.AdminAddr = opts.AdminAddr
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -118,7 +136,7 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	a.store, a.queue, a.limiter = b.store, b.queue, b.limiter
+	a.store, a.queue, a.limiter, a.lock = b.store, b.queue, b.limiter, b.lock
 	a.cpu = cpubudget.Default()
 	if opts.Cores > 0 {
 		a.cpu = cpubudget.ForCores(opts.Cores)
@@ -137,7 +155,9 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	if err := a.openDestinations(ctx); err != nil {
 		return err
 	}
+	a.openDeletion()
 	a.reg.MustRegister(newStateCollector(a.queue, a.store))
+	a.ready = a.newReadiness()
 	return a.openGateway()
 }
 
@@ -146,6 +166,8 @@ func (a *App) openGateway() error {
 		MaxRequestBytes: int64(a.cfg.Limits.MaxRequestBytes),
 		MaxEventBytes:   a.cfg.Limits.MaxEventBytes,
 		MaxQueueDepth:   a.cfg.Limits.MaxQueueDepth,
+		// Bodies in flight: bounds ingest's memory (issue 14).
+		MaxBodyBytesInFlight: a.cfg.Limits.MaxBodyBytesInFlight,
 	}, gateway.Deps{
 		Queue:      a.queue,
 		Sources:    keyResolver{a.store},
@@ -163,9 +185,14 @@ func (a *App) openGateway() error {
 
 func (a *App) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
-	mux.Handle("/admin/", a.consoleHandler())
+	if a.cfg.AdminAddr == "" {
+		mux.Handle("GET /ready", a.ready.Handler())
+		a.mountAdmin(mux)
+	} else {
+		mux.Handle("GET /ready", a.ready.PublicHandler())
+	}
 	mux.Handle("/", a.gateway.Handler())
+	a.deviceMode().Register(mux)
 	return mux
 }
 
@@ -177,14 +204,33 @@ func (a *App) serve(ctx context.Context, opts Options) error {
 	srv := a.gateway.Server(ln.Addr().String())
 	srv.Handler = a.handler()
 	addr := ln.Addr().String()
+	admin, err := a.listenAdmin()
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	a.log.Info("relay serving", slog.String("addr", addr), slog.Int("destinations", len(a.dests)))
 	if a.demo != nil {
 		a.demo.banner(opts.Out, addr, a.admin)
 	} else if a.cfg.Admin.Token == "" {
-		fmt.Fprintf(opts.Out, "Console: http://%s/admin/  (admin token for this run: %s)\n", addr, a.admin)
+		fmt.Fprintf(opts.Out, "Console: http://%s/admin/  (admin token for this run: %s)\n", consoleAddr(addr, admin), a.admin)
+	}
+	if a.lock != nil {
+		// `relay replay` finds the admin API here while this process runs:
+		// on adminAddr's listener when there is one.
+		adminAt := addr
+		if admin != nil {
+			adminAt = admin.addr()
+		}
+		if err := a.lock.SetAdminURL(localAdminURL(adminAt)); err != nil {
+			a.log.Warn("record admin URL in the lock file", slog.Any("err", err))
+		}
 	}
 	if opts.Ready != nil {
 		opts.Ready(addr)
+	}
+	if admin != nil && opts.AdminReady != nil {
+		opts.AdminReady(admin.addr())
 	}
 
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -194,14 +240,18 @@ func (a *App) serve(ctx context.Context, opts Options) error {
 		d.start(gctx, g)
 	}
 	g.Go(func() error { return a.refreshSettings(gctx, 5*time.Second) })
+	g.Go(func() error { return a.deletion.Run(gctx) })
 	if a.console != nil {
 		g.Go(func() error { return a.console.RunSampler(gctx, 30*time.Second) })
 	}
 	g.Go(func() error {
 		return store.RunPruner(gctx, a.store, time.Minute, store.Retention{LogMaxRows: 1_000_000, LogMaxAge: 30 * 24 * time.Hour, ReplayedMaxAge: 30 * 24 * time.Hour}, a.log)
 	})
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2) // the ingest and the admin listener
 	go func() { serveErr <- srv.Serve(ln) }()
+	if admin != nil {
+		admin.serve(serveErr)
+	}
 
 	select {
 	case <-ctx.Done():
@@ -213,6 +263,9 @@ func (a *App) serve(ctx context.Context, opts Options) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)
+	if admin != nil {
+		admin.shutdown(shutCtx)
+	}
 	stopWork()
 	if werr := g.Wait(); werr != nil && !errors.Is(werr, context.Canceled) {
 		a.log.Warn("workers stopped", slog.Any("err", werr))
@@ -236,6 +289,9 @@ func (a *App) close() {
 		if err := a.store.Close(); err != nil {
 			a.log.Error("close store", slog.Any("err", err))
 		}
+	}
+	if err := a.lock.Close(); err != nil {
+		a.log.Error("release data dir", slog.Any("err", err))
 	}
 }
 

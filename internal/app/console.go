@@ -8,6 +8,7 @@ import (
 
 	"github.com/relaycdp/relay/internal/console"
 	"github.com/relaycdp/relay/internal/destination"
+	"github.com/relaycdp/relay/internal/forwarded"
 )
 
 // consoleHandler builds the admin console from the app's parts, to be
@@ -17,16 +18,22 @@ func (a *App) consoleHandler() http.Handler {
 	for _, d := range a.dests {
 		names = append(names, d.cfg.Name)
 	}
-	c, err := console.New(console.Config{Token: a.admin}, console.Deps{
-		Log:            a.store,
-		DeadLetters:    a.store,
-		Sources:        a.store,
-		Settings:       a,
-		StoredSettings: a.store,
-		Queue:          a.queue,
-		Pinger:         destPinger{a},
-		Metrics:        a.reg,
-		Destinations:   names,
+	// Validate checked the CIDRs; an error cannot happen here.
+	proxies, _ := forwarded.Parse("trustedProxies", a.cfg.TrustedProxies)
+	c, err := console.New(console.Config{Token: a.admin, Secure: proxies.Secure}, console.Deps{
+		Log:             a.store,
+		DeadLetters:     a.store,
+		Sources:         a.store,
+		Settings:        a,
+		StoredSettings:  a.store,
+		Queue:           a.queue,
+		Pinger:          destPinger{a},
+		Metrics:         a.reg,
+		Destinations:    names,
+		Readiness:       a.ready, // set by open, before the handler is built
+		Audit:           a.auditReader(),
+		Transformations: transformationVersions{a.store},
+		Deletions:       a.store,
 	}, a.log.With(slog.String("component", "console")))
 	if err != nil {
 		// Only a wiring bug gets here; serve everything else regardless.

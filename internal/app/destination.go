@@ -18,7 +18,9 @@ import (
 	"github.com/relaycdp/relay/internal/config"
 	"github.com/relaycdp/relay/internal/delivery"
 	"github.com/relaycdp/relay/internal/destination"
+	"github.com/relaycdp/relay/internal/presink"
 	"github.com/relaycdp/relay/internal/store"
+	"github.com/relaycdp/relay/internal/usertransform"
 )
 
 // dest is one configured destination: its type, live settings, instance
@@ -32,6 +34,7 @@ type dest struct {
 	applied  atomic.Int64
 	instance destination.Instance
 	workers  []*delivery.Worker
+	stage    *presink.Stage // transformation, filter, privacy policy
 }
 
 // settingsBox holds settings behind an atomic pointer (an interface value
@@ -59,6 +62,9 @@ func (a *App) openDestinations(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		for _, w := range s.Warnings() {
+			a.log.Warn("destination settings", slog.String("dest", dc.Name), slog.String("warning", w))
+		}
 		d.settings.Store(&settingsBox{s})
 		if ds, err := a.store.DestSettings(ctx, dc.Name); err == nil {
 			d.applied.Store(ds.Version)
@@ -76,6 +82,11 @@ func (a *App) openDestinations(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("destinations %s: %w", dc.Name, err)
 		}
+		// A missing key is said at start, not discovered through retries.
+		if why := waitingOf(d.instance)(); why != "" {
+			a.log.Warn("destination cannot send yet", slog.String("dest", dc.Name), slog.String("problem", why))
+		}
+		d.stage = presink.New(dc.Name, usertransform.Limits{VMs: max(a.cfg.Delivery.Workers, 1)})
 		for range a.cfg.Delivery.Workers {
 			d.workers = append(d.workers, delivery.New(delivery.Config{
 				Dest:        dc.Name,
@@ -84,6 +95,10 @@ func (a *App) openDestinations(ctx context.Context) error {
 				BatchWait:   a.cfg.Delivery.BatchWait,
 				MaxRetryAge: a.cfg.Delivery.MaxRetryAge,
 				CPU:         a.cpu,
+				Stages:      stagesOf(d.instance),
+				Waiting:     waitingOf(d.instance),
+				PreSink:     d.preSinkFor(),
+				Audit:       a.audit(),
 			}, a.queue, a.store, a.log, metrics))
 		}
 		a.dests = append(a.dests, d)

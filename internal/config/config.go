@@ -4,11 +4,10 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,8 +18,16 @@ import (
 
 // Config is the whole of relay.yaml.
 type Config struct {
-	// Addr serves the ingest API, /admin, /metrics and /health.
+	// Addr serves the ingest API, /health and /ready, and /admin and
+	// /metrics unless AdminAddr is set.
 	Addr string `yaml:"addr"`
+	// AdminAddr, when set, serves /admin and /metrics on a listener of
+	// their own (and Addr no longer does), so the ingest port can face the
+	// internet alone.
+	AdminAddr string `yaml:"adminAddr"`
+	// TrustedProxies are the CIDRs (or addresses) of reverse proxies whose
+	// X-Forwarded-Proto: https marks the console's session cookie Secure.
+	TrustedProxies []string `yaml:"trustedProxies"`
 	// Data is the directory of the embedded SQLite store and queue.
 	Data  string `yaml:"data"`
 	Admin Admin  `yaml:"admin"`
@@ -45,6 +52,10 @@ type Admin struct {
 	// Token is required to use /admin. Empty: a random token is generated
 	// at start and printed once.
 	Token string `yaml:"token"`
+	// DeletionKey also authenticates the user deletion API (RudderStack's
+	// and Segment's regulation endpoints), so a privacy tool need not hold
+	// the admin token. Empty: only the admin token does.
+	DeletionKey string `yaml:"deletionKey"`
 }
 
 // Source is one SDK-facing source.
@@ -87,6 +98,9 @@ type Limits struct {
 	MaxRequestBytes int   `yaml:"maxRequestBytes"`
 	MaxEventBytes   int   `yaml:"maxEventBytes"`
 	MaxQueueDepth   int64 `yaml:"maxQueueDepth"`
+	// MaxBodyBytesInFlight bounds the request bytes all ingest requests
+	// hold at once (0: the gateway's default, 48 MB); past it, 429.
+	MaxBodyBytesInFlight int64 `yaml:"maxBodyBytesInFlight"`
 }
 
 // Delivery tunes the delivery workers.
@@ -152,23 +166,24 @@ var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 // not set.
 var ErrMissingEnv = errors.New("environment variable not set")
 
-// Parse decodes YAML into cfg, refusing unknown keys.
+// Parse decodes YAML into cfg, refusing unknown keys, and expands ${VAR}
+// references inside the parsed values (see expandEnv).
 func Parse(raw []byte, env func(string) (string, bool), cfg *Config) error {
-	var missing []string
-	raw = envRef.ReplaceAllFunc(raw, func(m []byte) []byte {
-		name := string(envRef.FindSubmatch(m)[1])
-		v, ok := env(name)
-		if !ok {
-			missing = append(missing, name)
-		}
-		return []byte(v)
-	})
-	if len(missing) > 0 {
-		return fmt.Errorf("%w: %s", ErrMissingEnv, strings.Join(missing, ", "))
+	marks := newEnvMarks(raw)
+	var doc yaml.Node
+	if err := yaml.Unmarshal(marks.hide(raw), &doc); err != nil {
+		return fmt.Errorf("parse: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil // empty, or only comments: the defaults stand
+	}
+	if err := marks.expandEnv(&doc, "", env); err != nil {
+		return err
+	}
+	if err := checkKnownFields(&doc, reflect.TypeOf(cfg)); err != nil {
+		return fmt.Errorf("parse: %w", err)
+	}
+	if err := doc.Decode(cfg); err != nil {
 		return fmt.Errorf("parse: %w", err)
 	}
 	return nil
@@ -180,8 +195,10 @@ func Parse(raw []byte, env func(string) (string, bool), cfg *Config) error {
 func applyEnv(cfg *Config, env func(string) (string, bool)) error {
 	str := map[string]*string{
 		"RELAY_ADDR":         &cfg.Addr,
+		"RELAY_ADMIN_ADDR":   &cfg.AdminAddr,
 		"RELAY_DATA":         &cfg.Data,
 		"RELAY_ADMIN_TOKEN":  &cfg.Admin.Token,
+		"RELAY_DELETION_KEY": &cfg.Admin.DeletionKey,
 		"RELAY_QUEUE":        &cfg.Queue,
 		"RELAY_STORE":        &cfg.Store,
 		"RELAY_NATS_URL":     &cfg.NATS.URL,
@@ -193,6 +210,14 @@ func applyEnv(cfg *Config, env func(string) (string, bool)) error {
 	for name, p := range str {
 		if v, ok := env(name); ok {
 			*p = v
+		}
+	}
+	if v, ok := env("RELAY_TRUSTED_PROXIES"); ok {
+		cfg.TrustedProxies = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+			}
 		}
 	}
 	if v, ok := env("RELAY_NATS_ACK_WAIT"); ok {

@@ -106,3 +106,26 @@ func TestDefaultsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAdminAddrAndProxies(t *testing.T) {
+	cfg, err := Load("", envOf(map[string]string{"RELAY_ADMIN_ADDR": "127.0.0.1:9091", "RELAY_TRUSTED_PROXIES": "10.0.0.0/8, ::1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AdminAddr != "127.0.0.1:9091" || len(cfg.TrustedProxies) != 2 || cfg.TrustedProxies[1] != "::1" {
+		t.Errorf("cfg = %+v", cfg)
+	}
+	for y, want := range map[string]string{
+		"adminAddr: nothing":                        "adminAddr:",
+		"addr: 127.0.0.1:1\nadminAddr: 127.0.0.1:1": "adminAddr:",
+		"trustedProxies: [10.0.0.0/8, proxy.local]": "trustedProxies[1]",
+	} {
+		path := filepath.Join(t.TempDir(), "relay.yaml")
+		if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(path, envOf(nil)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err %v, want it to mention %q", y, err, want)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+
+	"github.com/relaycdp/relay/internal/forwarded"
 	"net"
 	"net/url"
 	"strings"
@@ -13,6 +15,18 @@ import (
 func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("addr: %q is not host:port: %w", c.Addr, err)
+	}
+	if c.AdminAddr != "" {
+		_, port, err := net.SplitHostPort(c.AdminAddr)
+		if err != nil {
+			return fmt.Errorf("adminAddr: %q is not host:port: %w", c.AdminAddr, err)
+		}
+		if c.AdminAddr == c.Addr && port != "0" {
+			return fmt.Errorf("adminAddr: %q is addr too; leave adminAddr empty to serve /admin on addr", c.AdminAddr)
+		}
+	}
+	if _, err := forwarded.Parse("trustedProxies", c.TrustedProxies); err != nil {
+		return err
 	}
 	if c.Queue != "sqlite" && c.Queue != "jetstream" {
 		return fmt.Errorf("queue: %q is not one of sqlite, jetstream", c.Queue)
@@ -37,6 +51,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("limits.maxEventBytes: must be positive")
 	case c.Limits.MaxRequestBytes < c.Limits.MaxEventBytes:
 		return fmt.Errorf("limits.maxRequestBytes: must be at least limits.maxEventBytes")
+	case c.Limits.MaxBodyBytesInFlight != 0 && c.Limits.MaxBodyBytesInFlight < int64(c.Limits.MaxRequestBytes):
+		return fmt.Errorf("limits.maxBodyBytesInFlight: must be at least limits.maxRequestBytes (or 0 for the default)")
 	case c.Queue == "jetstream" && c.NATS.AckWait <= 0:
 		return fmt.Errorf("nats.ackWait: must be positive")
 	case c.Delivery.MaxRetryAge < time.Minute:

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/relaycdp/relay/internal/readiness"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -40,6 +41,10 @@ type Config struct {
 	SessionTTL time.Duration
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
+	// Secure reports whether the client's connection was HTTPS, which
+	// makes the session cookie Secure: TLS here, or a trusted proxy's
+	// X-Forwarded-Proto (forwarded.Trusted.Secure). Default: TLS only.
+	Secure func(*http.Request) bool
 }
 
 // LogReader is the console's view of the delivery log (the store is one).
@@ -94,7 +99,8 @@ type Pinger interface {
 	Ping(ctx context.Context, dest string, s destination.Settings) (ok bool, message string)
 }
 
-// Deps are what the console reads and changes. All are required.
+// Deps are what the console reads and changes. All but Deletions are
+// required.
 type Deps struct {
 	Log            LogReader
 	DeadLetters    DeadLetters
@@ -107,6 +113,21 @@ type Deps struct {
 	Metrics prometheus.Gatherer
 	// Destinations are the configured destination names, in order.
 	Destinations []string
+	// Readiness, optional, is the node's /ready report, shown on the
+	// overview.
+	Readiness Readiness
+	// Audit is the privacy audit log (audit.go); optional.
+	Audit store.AuditReader
+	// Transformations keeps the editor's versions (transformation.go);
+	// optional.
+	Transformations TransformationVersions
+	// Deletions lists user deletion requests; optional.
+	Deletions Deletions
+}
+
+// Readiness reports whether the node can accept events, as GET /ready.
+type Readiness interface {
+	Report(ctx context.Context) readiness.Report
 }
 
 func (d Deps) check() error {
@@ -204,7 +225,14 @@ func (c *Console) Handler() http.Handler {
 	auth("GET "+p+"/tester/status", c.testerStatus)
 	auth("GET "+p+"/log", c.logPage)
 	auth("GET "+p+"/deadletters", c.deadLettersPage)
+	auth("GET "+p+"/deletions", c.deletionsPage)
 	auth("POST "+p+"/deadletters/replay", c.replayDeadLetters)
+	auth("GET "+p+"/destinations/{dest}/transformation", c.transformationPage)
+	auth("POST "+p+"/destinations/{dest}/transformation", c.transformationSave)
+	auth("POST "+p+"/destinations/{dest}/transformation/try", c.transformationTry)
+	auth("GET "+p+"/audit", c.auditPage)
+	auth("GET "+p+"/audit/export", c.auditExport)
+	auth("POST "+p+"/api/replay", c.apiReplay)
 	// Anything else under the prefix is a 404, but only for a logged-in
 	// user: without the token not even the page structure is revealed.
 	auth(p+"/", func(w http.ResponseWriter, r *http.Request) {

@@ -70,7 +70,8 @@ func TestAuthRequired(t *testing.T) {
 			{"Bearer " + testToken, http.StatusOK},
 			{"Bearer wrong", http.StatusUnauthorized},
 			{"Bearer " + testToken + "x", http.StatusUnauthorized},
-			{"Basic " + testToken, http.StatusUnauthorized},
+			// Basic is a proxy's scheme, not an admin token: no session, so login.
+			{"Basic " + testToken, http.StatusSeeOther},
 		} {
 			req, _ := http.NewRequest(http.MethodGet, tc.srv.URL+"/admin/log", nil)
 			req.Header.Set("Authorization", tt.auth)
@@ -220,6 +221,11 @@ func TestSecretsNeverShown(t *testing.T) {
 			t.Fatal("the new key is not shown right after creation")
 		}
 		check(t, "key creation", body)
+		for _, want := range []string{"writeKey: '" + newKey + "', cdnURL: 'http://", "rudderanalytics.load('" + newKey + "', 'http://", "destSDKBaseURL: 'http://"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("the browser snippets lack %q", want)
+			}
+		}
 		_, body = s.get("/admin/sources")
 		if strings.Contains(body, newKey) {
 			t.Error("the new key is shown again on the next page")
@@ -282,6 +288,8 @@ func TestSettingsValidation(t *testing.T) {
 		{"bad revision", "revision", "latest", "revision date"},
 		{"list mode", "listMode", "sometimes", `want &#34;subscribe&#34; or &#34;add&#34;`},
 		{"key with space", "privateApiKey", "pk_has space", "white space"},
+		{"device mode", "deviceMode", "sometimes", `want &#34;off&#34;, &#34;on&#34; or &#34;both&#34;`},
+		{"onsite script URL", "onsiteScriptUrl", "klaviyo.js", "absolute http(s) URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -586,8 +594,57 @@ func TestSourcesCreateAndRevoke(t *testing.T) {
 	}
 }
 
+// Pasting a RudderStack export selects the rudderstack preset, says so,
+// and keeps the saved private key; the page shows what the preset implies.
+func TestSettingsImportSelectsPreset(t *testing.T) {
+	tc := newTestConsole(t)
+	s := tc.login(t)
+	resp, _ := s.post("/admin/destinations/klaviyo", s.settingsForm("import",
+		`{"publicApiKey":"AbC123","listId":"XUepkK","eventFilteringOption":"disable","apiVersion":"v2"}`), nil)
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "imported=1") {
+		t.Fatalf("import: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	st, err := klaviyo.ParseSettings(tc.st.settings["klaviyo"].Settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Compat != klaviyo.CompatRudderStack || st.ListMode != klaviyo.ListModeAdd || st.PrivateAPIKey != testPrivate || st.ListID != "XUepkK" {
+		t.Errorf("imported settings = %+v", st.Redacted())
+	}
+	_, body := s.get(resp.Header.Get("Location"))
+	for _, want := range []string{"settings were imported", `id="compat-preset"`, "Compatibility preset: RudderStack", "listMode: add", "fallbackOnAnonymousId: true"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("settings page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, testPrivate) {
+		t.Error("settings page shows the private key")
+	}
+	if _, body := s.post("/admin/destinations/klaviyo", s.settingsForm("import", `{"listMode":"sometimes"}`), nil); !strings.Contains(body, "Not imported") {
+		t.Error("a bad import is not reported")
+	}
+}
+
+// Picking another preset in the form applies its defaults to the
+// settings the user left as they were; a field the user changed wins.
+func TestSettingsFormPresetChange(t *testing.T) {
+	tc := newTestConsole(t)
+	s := tc.login(t)
+	resp, _ := s.post("/admin/destinations/klaviyo", s.settingsForm("compat", "rudderstack", "sendPageAsTrack", "on"), nil)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("save: %d", resp.StatusCode)
+	}
+	st, err := klaviyo.ParseSettings(tc.st.settings["klaviyo"].Settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Compat != klaviyo.CompatRudderStack || st.ListMode != klaviyo.ListModeAdd || !st.FallbackOnAnonymousID || st.UserIDProperty != "_id" || !st.SendPageAsTrack {
+		t.Errorf("settings after the preset change = %+v", st.Redacted())
+	}
+}
+
 func TestSettingErrors(t *testing.T) {
-	s := klaviyo.Settings{ListMode: "x", EcommerceNames: "y", Revision: "z"}
+	s := klaviyo.Settings{ListMode: "x", EcommerceNames: "y", Revision: "z", Compat: klaviyo.CompatRelay, UserIDProperty: "id"}
 	_, err := kdest.Type().Parse(mustJSON(t, s))
 	got := destination.SettingsErrors(err)
 	var names []string

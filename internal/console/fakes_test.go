@@ -303,7 +303,7 @@ func newTestConsole(t *testing.T) *testConsole {
 	log := slog.New(slog.NewTextHandler(lockedWriter{&logMu, tc.logBuf}, nil))
 	c, err := New(Config{Token: testToken, Now: func() time.Time { return testNow }}, Deps{
 		Log: st, DeadLetters: st, Sources: st, Settings: fakeApp{st}, StoredSettings: st,
-		Queue: tc.q, Pinger: tc.ping, Metrics: reg, Destinations: []string{"klaviyo", "hook"},
+		Queue: tc.q, Pinger: tc.ping, Metrics: reg, Destinations: []string{"klaviyo", "hook"}, Audit: st,
 	}, log)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relaycdp/relay/internal/readiness"
 	"github.com/relaycdp/relay/internal/store"
 )
 
@@ -22,6 +23,7 @@ type overviewData struct {
 	ByDest    []destQueue
 	LogCounts []statusCount
 	Classes   []string
+	Ready     *readiness.Report // nil without Deps.Readiness
 }
 
 type destQueue struct {
@@ -54,6 +56,10 @@ func (c *Console) overviewStats(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) overview(r *http.Request) (*overviewData, error) {
 	d := &overviewData{pageData: pageData{Title: "Overview", Nav: "overview"}, Now: c.cfg.Now(), Classes: statusClasses()}
+	if c.deps.Readiness != nil {
+		rep := c.deps.Readiness.Report(r.Context())
+		d.Ready = &rep
+	}
 	s, mv, err := c.takeSample(r.Context())
 	d.Sample, d.Metrics = s, mv
 	base, ring := c.samples.snapshot()

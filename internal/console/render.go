@@ -36,7 +36,7 @@ type pageTemplate struct{ t *template.Template }
 // pageNames are the templates/<name>.html files; each defines "content"
 // (and its htmx fragments) and is rendered inside layout.html.
 func pageNames() []string {
-	return []string{"login", "error", "overview", "sources", "settings", "tester", "log", "deadletters"}
+	return []string{"login", "error", "overview", "sources", "settings", "tester", "log", "deadletters", "audit", "transformation", "deletions"}
 }
 
 func (c *Console) parsePages() (map[string]*pageTemplate, error) {
@@ -52,6 +52,7 @@ func (c *Console) parsePages() (map[string]*pageTemplate, error) {
 		"unixnano": func(t time.Time) int64 { return t.UnixNano() },
 		"sub":      func(a, b int) int { return a - b },
 		"half":     func(a int) int { return a / 2 },
+		"list":     func(xs ...string) []string { return xs },
 	}
 	base, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html")
 	if err != nil {

@@ -58,6 +58,10 @@ type settingsData struct {
 	Updated  string
 	Sections []sectionView
 	Warnings []string
+	// Summary is the type's account of the settings (Type.Summary).
+	Summary []string
+	// CanImport: the type reads other systems' settings exports.
+	CanImport bool
 }
 
 // current returns dest's saved settings and their version (0 when none
@@ -89,7 +93,7 @@ func (c *Console) settingsPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	typ, _ := c.deps.Settings.DestType(dest)
-	d := &settingsData{pageData: pageData{Title: typ.Title + " destination: " + dest, Nav: "dest:" + dest}, Dest: dest, Type: typ.Title}
+	d := &settingsData{pageData: pageData{Title: typ.Title + " destination: " + dest, Nav: "dest:" + dest}, Dest: dest, Type: typ.Title, CanImport: typ.Import != nil}
 	s, saved, err := c.current(r.Context(), dest)
 	if err != nil {
 		d.Error = "Could not read the settings: " + err.Error()
@@ -101,6 +105,12 @@ func (c *Console) settingsPage(w http.ResponseWriter, r *http.Request) {
 	d.Sections = formFromSettings(typ, s)
 	if s != nil {
 		d.Warnings = s.Warnings()
+		if typ.Summary != nil {
+			d.Summary = typ.Summary(s)
+		}
+		if r.URL.Query().Get("imported") != "" {
+			d.Notice += " The pasted settings were imported (the summary above names the preset they selected)."
+		}
 	}
 	c.render(w, r, http.StatusOK, "settings", d)
 }
@@ -135,6 +145,8 @@ func formFromSettings(typ *destination.Type, s destination.Settings) []sectionVi
 				if n, ok := v.(float64); ok {
 					fv.Value = time.Duration(n).String()
 				}
+			case destination.KindTristate, destination.KindJSON:
+				fv.Value = privacyFieldValue(f.Kind, v)
 			case destination.KindMap:
 				m, _ := v.(map[string]any)
 				keys := make([]string, 0, len(m))
@@ -229,6 +241,12 @@ func formToSettings(typ *destination.Type, form map[string][]string, cur destina
 				if len(items) > 0 {
 					doc[f.Name] = items
 				}
+			case destination.KindTristate, destination.KindJSON:
+				if val, err := privacyFormValue(f.Kind, v); err != nil {
+					errs[f.Name] = err.Error()
+				} else if val != nil {
+					doc[f.Name] = val
+				}
 			case destination.KindMap:
 				m, err := parseNameMap(v)
 				if err != nil {
@@ -242,6 +260,9 @@ func formToSettings(typ *destination.Type, form map[string][]string, cur destina
 				}
 			}
 		}
+	}
+	if typ.AdjustForm != nil {
+		typ.AdjustForm(doc, cur)
 	}
 	raw, _ := json.Marshal(doc)
 	return raw, errs
@@ -288,7 +309,7 @@ func (c *Console) saveSettings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	typ, _ := c.deps.Settings.DestType(dest)
-	d := &settingsData{pageData: pageData{Title: typ.Title + " destination: " + dest, Nav: "dest:" + dest}, Dest: dest, Type: typ.Title, Version: version}
+	d := &settingsData{pageData: pageData{Title: typ.Title + " destination: " + dest, Nav: "dest:" + dest}, Dest: dest, Type: typ.Title, Version: version, CanImport: typ.Import != nil}
 	cur, saved, err := c.current(r.Context(), dest)
 	if err != nil {
 		c.renderError(w, r, http.StatusInternalServerError, "Could not read the settings: "+err.Error())
@@ -296,10 +317,25 @@ func (c *Console) saveSettings(w http.ResponseWriter, r *http.Request) {
 	}
 	d.Updated = fmtTime(saved.UpdatedAt)
 	raw, fieldErrs := formToSettings(typ, r.PostForm, cur)
+	imported := false
+	if text := strings.TrimSpace(r.PostFormValue("import")); text != "" && typ.Import != nil {
+		// A pasted export replaces the form.
+		doc, _, err := typ.Import([]byte(text), cur)
+		if err != nil {
+			fieldErrs = map[string]string{"import": err.Error()}
+			d.Error = "Not imported: " + err.Error()
+		} else {
+			raw, imported = doc, true
+		}
+	}
 	if len(fieldErrs) == 0 {
 		res, err := c.deps.Settings.ApplySettings(r.Context(), dest, raw, version)
 		if err == nil {
-			http.Redirect(w, r, fmt.Sprintf("%s/destinations/%s?saved=%d", c.cfg.Prefix, dest, res.Version), http.StatusSeeOther)
+			loc := fmt.Sprintf("%s/destinations/%s?saved=%d", c.cfg.Prefix, dest, res.Version)
+			if imported {
+				loc += "&imported=1"
+			}
+			http.Redirect(w, r, loc, http.StatusSeeOther)
 			return
 		}
 		switch ses := destination.SettingsErrors(err); {
@@ -348,7 +384,7 @@ func submittedForm(typ *destination.Type, r *http.Request, raw json.RawMessage, 
 				old, _ := curVals[f.Name].(string)
 				f.Masked = store.MaskKey(old)
 			case destination.KindMap, destination.KindLines, destination.KindList, destination.KindText, destination.KindSelect,
-				destination.KindNumber, destination.KindDuration:
+				destination.KindNumber, destination.KindDuration, destination.KindTristate, destination.KindJSON, destination.KindCode:
 				// Keep exactly what the user typed (ParseSettings may not
 				// have been able to read it).
 				if vs, ok := r.PostForm[f.Name]; ok && len(vs) > 0 {

@@ -49,6 +49,7 @@ type transformData struct {
 	InputError       string
 	Outcomes         []outcomeView
 	Output           string
+	Transformed      string // the events after the transformation (editor)
 }
 
 type sentView struct {

@@ -19,6 +19,8 @@ type item struct {
 	// res is the job's outcome: set before the sink when decoding, the
 	// integrations map or a stage settles the job, else the sink's.
 	res *destination.Result
+	// policy is what Config.PreSink reported.
+	policy *PreSinkResult
 }
 
 // batch is one claim's worth of jobs.
@@ -96,6 +98,9 @@ func (b *batch) deliver(ctx context.Context, carried int) []queue.Job {
 			if it.res = st.Apply(ctx, &job); it.res != nil {
 				break
 			}
+		}
+		if it.res == nil && b.w.cfg.PreSink != nil {
+			b.preSink(ctx, it, &job)
 		}
 		if it.res != nil {
 			continue

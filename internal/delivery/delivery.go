@@ -21,6 +21,7 @@ import (
 
 	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/queue"
+	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/store"
 )
 
@@ -51,6 +52,18 @@ type Config struct {
 	// Stages run on every job before the sink, in order (privacy rules,
 	// transformations, skips); a stage may settle a job itself.
 	Stages []destination.Stage
+	// PreSink, when set, runs on every event after the stages: the
+	// destination's transformation, filter and privacy policy
+	// (internal/presink). An error dead-letters the event; what the
+	// policy dropped goes to the delivery log.
+	PreSink func(ctx context.Context, source string, ev *spec.Event) (PreSinkResult, error)
+	// Audit, when set, records which keys each delivered event sent and
+	// which the policy dropped (the store's audit log).
+	Audit func(ctx context.Context, entries []store.AuditEntry) error
+	// Waiting, when set and returning a reason, keeps the worker from
+	// claiming: the destination cannot send anything yet (no API key), so
+	// jobs wait in the queue instead of spending their retry age.
+	Waiting func() string
 	// ClaimLimit is how many jobs one claim takes (default 2,000). Claims
 	// run in the queue's single writer, beside ingest's commits, so a
 	// large claim stalls ingest; bulk requests are kept full by holding a
@@ -140,6 +153,9 @@ func (w *Worker) Run(ctx context.Context) error {
 // RunOnce claims one batch and delivers it, returning how many jobs it
 // settled.
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+	if w.cfg.Waiting != nil && w.cfg.Waiting() != "" {
+		return 0, nil
+	}
 	claimed, err := w.claim(ctx, w.cfg.ClaimLimit-len(w.carry))
 	if err != nil && len(w.carry) == 0 {
 		return 0, err

@@ -22,6 +22,7 @@ func (b *batch) finish(ctx context.Context) error {
 		dead    []int64
 		dls     []store.DeadLetter
 		entries []store.LogEntry
+		audit   []store.AuditEntry
 		retries = map[time.Time][]int64{}
 		reasons = map[time.Time]string{}
 	)
@@ -57,7 +58,10 @@ func (b *batch) finish(ctx context.Context) error {
 			e.Status, e.Detail = store.StatusSkipped, r.Detail
 		default:
 			done = append(done, it.job.ID)
-			e.Status, e.Detail = store.StatusDelivered, r.Detail
+			e.Status, e.Detail = store.StatusDelivered, r.Detail+policyNote(it.policy)
+			if it.policy != nil && it.policy.Audit {
+				audit = append(audit, b.auditEntry(it, e))
+			}
 		}
 		entries = append(entries, e)
 		b.w.metrics.outcome(b.w.cfg.Dest, e.Status, now.Sub(it.job.ReceivedAt))
@@ -76,6 +80,11 @@ func (b *batch) finish(ctx context.Context) error {
 	}
 	if err := b.w.log.Record(ctx, entries); err != nil {
 		errs = append(errs, fmt.Errorf("record delivery log: %w", err))
+	}
+	if len(audit) > 0 && b.w.cfg.Audit != nil {
+		if err := b.w.cfg.Audit(ctx, audit); err != nil {
+			errs = append(errs, fmt.Errorf("record audit log: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -23,6 +23,10 @@ import (
 type Job struct {
 	queue.Job
 	Event *spec.Event
+	// Events, when not nil, are delivered in Event's place: what the
+	// destination's user transformation made of it (none, one changed
+	// copy, or several). Event stays the received one, for the log.
+	Events []spec.Event
 }
 
 // Outcome is what happened to one job.

@@ -42,6 +42,9 @@ const (
 	KindMap      Kind = "map"      // string → string, "key => value" lines on the form
 	KindNumber   Kind = "number"   // an integer
 	KindDuration Kind = "duration" // "10s", "1m30s"
+	KindTristate Kind = "tristate" // a boolean left unset ("default"), or forced on or off
+	KindJSON     Kind = "json"     // a JSON object, in a textarea
+	KindCode     Kind = "code"     // source code (JavaScript), in a large textarea
 )
 
 // CheckFields reports fields without a name, label or description, an
@@ -57,7 +60,7 @@ func CheckFields(fields []Field) error {
 			errs = append(errs, fmt.Errorf("setting %s has no description (help)", f.Name))
 		case f.Label == "":
 			errs = append(errs, fmt.Errorf("setting %s has no label", f.Name))
-		case !slices.Contains([]Kind{KindText, KindSecret, KindBool, KindSelect, KindList, KindLines, KindMap, KindNumber, KindDuration}, f.Kind):
+		case !slices.Contains([]Kind{KindText, KindSecret, KindBool, KindSelect, KindList, KindLines, KindMap, KindNumber, KindDuration, KindTristate, KindJSON, KindCode}, f.Kind):
 			errs = append(errs, fmt.Errorf("setting %s: unknown kind %q", f.Name, f.Kind))
 		case f.Kind == KindSelect && len(f.Options) == 0:
 			errs = append(errs, fmt.Errorf("setting %s: a select without options", f.Name))

@@ -44,6 +44,18 @@ type Type struct {
 	// Test maps events (one, an array or a batch envelope) with settings s
 	// as the event tester shows them, without sending anything.
 	Test func(input []byte, opts spec.Options, s Settings) (TestResult, error)
+
+	// Optional console helpers (nil: none).
+	// Summary is what the console shows above the form for s: what a
+	// preset implies, a missing key.
+	Summary func(s Settings) []string
+	// Import turns a pasted settings export of another system into a
+	// settings document, with a note on what it chose (e.g. a preset).
+	Import func(text []byte, cur Settings) (doc []byte, note string, err error)
+	// AdjustForm changes the settings document a saved form made before
+	// it is parsed (e.g. a newly picked preset's defaults replace the old
+	// preset's values the user left alone).
+	AdjustForm func(doc map[string]any, cur Settings)
 }
 
 // Env is what relay serve gives a destination it opens.
@@ -79,8 +91,12 @@ type TestResult struct {
 	// Output is the full mapping as JSON (what `relay transform` prints
 	// for Klaviyo).
 	Output json.RawMessage
-	// Events are one per input event, in order.
+	// Events are one per input event, in order (more when a
+	// transformation made several of one).
 	Events []TestOutcome
+	// Transformed are the events after the destination's user
+	// transformation, as JSON; nil without one.
+	Transformed json.RawMessage
 }
 
 // TestOutcome is what one event maps to.
@@ -90,6 +106,11 @@ type TestOutcome struct {
 	Skipped   string
 	Warnings  []string
 	Error     string
+	// What the pre-sink stage did: keys its privacy policy dropped (names
+	// only), the transformation's console.log lines, the privacy mode.
+	Dropped     []string
+	Logs        []string
+	PrivacyMode string
 }
 
 // SettingsError is a settings problem: which setting, and why. It never

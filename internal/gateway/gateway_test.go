@@ -150,7 +150,7 @@ func TestCORSPreflight(t *testing.T) {
 				want := map[string]string{
 					"Access-Control-Allow-Origin":  wantOrigin,
 					"Access-Control-Allow-Methods": "POST",
-					"Access-Control-Allow-Headers": "Authorization, Content-Type, X-Retry-Count",
+					"Access-Control-Allow-Headers": "Authorization, Content-Type, X-Retry-Count, AnonymousId, Rsa-Retry-Attempt, Rsa-Since-First-Attempt, Rsa-Since-Last-Attempt",
 					"Access-Control-Max-Age":       "86400",
 				}
 				got := map[string]string{}
@@ -191,15 +191,16 @@ func TestAuth(t *testing.T) {
 		{name: "basic without colon", body: noBodyKey, auth: basic(testKey), wantStatus: 200, wantSource: "web"},
 		{name: "basic password ignored", body: noBodyKey, auth: basic(testKey + ":whatever"), wantStatus: 200, wantSource: "web"},
 		{name: "basic lower-case scheme", body: noBodyKey, auth: "basic " + basic(testKey + ":")[6:], wantStatus: 200, wantSource: "web"},
-		{name: "body only", body: withBodyKey(testKey), wantStatus: 200, wantSource: "web"},
+		{name: "body only", path: "/v1/b", body: withBodyKey(testKey), wantStatus: 200, wantSource: "web"},
+		{name: "body only, not an analytics.js route", body: withBodyKey(testKey), wantStatus: 401, wantMsg: "missing write key"},
 		{name: "basic wins over body", body: withBodyKey(testKey), auth: basic(otherKey + ":"), wantStatus: 200, wantSource: "mobile"},
 		{name: "unknown basic, valid body", body: withBodyKey(testKey), auth: basic(revokedKey + ":"), wantStatus: 401, wantMsg: "invalid write key"},
-		{name: "bearer falls back to body", body: withBodyKey(testKey), auth: "Bearer some.oauth.token", wantStatus: 200, wantSource: "web"},
-		{name: "empty basic user falls back to body", body: withBodyKey(otherKey), auth: basic(":pw"), wantStatus: 200, wantSource: "mobile"},
+		{name: "bearer falls back to body", path: "/v1/b", body: withBodyKey(testKey), auth: "Bearer some.oauth.token", wantStatus: 200, wantSource: "web"},
+		{name: "empty basic user falls back to body", path: "/v1/b", body: withBodyKey(otherKey), auth: basic(":pw"), wantStatus: 200, wantSource: "mobile"},
 		{name: "missing", body: noBodyKey, wantStatus: 401, wantMsg: "missing write key"},
 		{name: "garbage basic", body: noBodyKey, auth: "Basic !!!", wantStatus: 401, wantMsg: "missing write key"},
 		{name: "unknown basic", body: noBodyKey, auth: basic(revokedKey + ":"), wantStatus: 401, wantMsg: "invalid write key"},
-		{name: "unknown body key", body: withBodyKey(revokedKey), wantStatus: 401, wantMsg: "invalid write key"},
+		{name: "unknown body key", path: "/v1/b", body: withBodyKey(revokedKey), wantStatus: 401, wantMsg: "invalid write key"},
 		{name: "lookup failure", body: noBodyKey, auth: basic(failingKey + ":"), wantStatus: 503, wantMsg: "unavailable"},
 		{name: "beacon query key", path: "/beacon/v1/batch?writeKey=" + testKey, body: noBodyKey, wantStatus: 200, wantSource: "web"},
 		{name: "beacon basic wins over query", path: "/beacon/v1/batch?writeKey=" + testKey, body: noBodyKey, auth: basic(otherKey + ":"), wantStatus: 200, wantSource: "mobile"},
@@ -697,5 +698,52 @@ func TestServerDropsSlowLoris(t *testing.T) {
 	_, err = io.ReadAll(conn)
 	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 		t.Fatal("server kept a connection with unfinished headers open")
+	}
+}
+
+// An oversized event alone on a single-event route is refused with the
+// reason (a 200 would claim it was kept); inside a batch it is recorded
+// and the rest accepted.
+func TestOversizedEvent(t *testing.T) {
+	big := `{"type":"track","event":"Big","userId":"u1","messageId":"big","properties":{"pad":"` + strings.Repeat("x", 600) + `"}}`
+	small := `{"type":"track","event":"Small","userId":"u1","messageId":"small"}`
+	cases := []struct {
+		name       string
+		path       string
+		body       string
+		wantStatus int
+		wantIDs    []string
+	}{
+		{"track alone", "/v1/track", big, http.StatusBadRequest, nil},
+		{"identify alone", "/v1/identify", `{"userId":"u1","messageId":"big","traits":{"pad":"` + strings.Repeat("x", 600) + `"}}`, http.StatusBadRequest, nil},
+		{"analytics.js short path", "/v1/t", big, http.StatusBadRequest, nil},
+		{"small alone", "/v1/track", small, http.StatusOK, []string{"small"}},
+		{"in a batch", "/v1/batch", `{"batch":[` + big + `,` + small + `]}`, http.StatusOK, []string{"small"}},
+		{"batch of only the big one", "/v1/batch", `{"batch":[` + big + `]}`, http.StatusOK, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(c *Config, _ *Deps) { c.MaxEventBytes = 512 })
+			rec := e.do(req{path: tc.path, body: []byte(tc.body), key: testKey})
+			if rec.Code != tc.wantStatus {
+				t.Fatalf("status %d, want %d; body %s", rec.Code, tc.wantStatus, rec.Body)
+			}
+			if tc.wantStatus == http.StatusBadRequest && !strings.Contains(rec.Body.String(), "over the 512-byte limit") {
+				t.Errorf("body %s does not give the reason", rec.Body)
+			}
+			var ids []string
+			for _, m := range e.q.messages() {
+				if m.Dest == "klaviyo" {
+					ids = append(ids, m.MessageID)
+				}
+			}
+			if diff := cmp.Diff(tc.wantIDs, ids); diff != "" {
+				t.Errorf("enqueued (-want +got):\n%s", diff)
+			}
+			rej := e.rej.all("web")
+			if tc.body != small && (len(rej) != 1 || rej[0].MessageID != "big" || rej[0].Code != "too_large") {
+				t.Errorf("rejections %+v, want the big event recorded once as too_large", rej)
+			}
+		})
 	}
 }

@@ -18,6 +18,10 @@ import (
 	"github.com/relaycdp/relay/internal/spec"
 )
 
+// parseFactor is the memory a body takes through parsing, in multiples of
+// its size: the body, the payloads encoded from it and the parsed items.
+const parseFactor = 3
+
 // maxMessageLen caps error messages taken from spec.Parse in responses.
 const maxMessageLen = 300
 
@@ -59,22 +63,38 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request, rt route) outco
 		return outcome{status: http.StatusTooManyRequests, retryAfter: true,
 			msg: "the event queue is full; retry after the Retry-After delay"}
 	}
-	// A key outside the body is checked before the body is read, so an
-	// unknown key costs no decompression or parsing.
+	// The key is checked before the body is read, so a client without a
+	// valid one costs no memory, decompression or parsing. Only analytics.js's
+	// routes may carry it in the body alone, and then the body is capped at
+	// MaxBodyKeyBytes.
 	key := requestKey(r, rt)
 	var source string
-	if key != "" {
+	limit := g.cfg.MaxRequestBytes
+	switch {
+	case key != "":
 		var out outcome
 		if source, out = g.authenticate(ctx, key); out.status != 0 {
 			return out
 		}
+	case rt.bodyKey:
+		limit = min(limit, MaxBodyKeyBytes)
+	default:
+		return outcome{status: http.StatusUnauthorized, msg: msgMissingKey}
 	}
-	body, err := readBody(w, r, g.cfg.MaxRequestBytes, g.bufs.bytes.Get())
+	res := &reservation{sem: g.inflight}
+	defer res.release()
+	body, err := readBody(w, r, limit, g.bufs.bytes.Get(), res)
 	if err != nil {
 		if be, ok := errors.AsType[*bodyError](err); ok {
-			return outcome{status: be.status, msg: be.msg, source: source}
+			return outcome{status: be.status, msg: be.msg, retryAfter: be.retryAfter, source: source}
 		}
 		return outcome{status: http.StatusInternalServerError, msg: "internal error reading the body; retry", err: err}
+	}
+	// Parsing writes the payloads and items beside the body: about twice
+	// its size again, held until the request ends.
+	if !res.grow(int64(len(body)) * parseFactor) {
+		g.bufs.bytes.Put(body)
+		return outcome{status: errBusy.status, msg: errBusy.msg, retryAfter: true, source: source}
 	}
 	g.metrics.bodyBytes.WithLabelValues(rt.path).Observe(float64(len(body)))
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -108,15 +128,20 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request, rt route) outco
 			msg: "internal error parsing the body; retry", err: errors.New(redact(err.Error(), key))}
 	}
 	if key == "" {
-		// Basic auth and ?writeKey= win over the body; only without them is
-		// the body's writeKey read (analytics-node/analytics.js send both).
+		// Basic auth wins over the body; only without it is the body's
+		// writeKey read (analytics.js sends both).
 		if key = strings.TrimSpace(batch.WriteKey); key == "" {
-			return outcome{status: http.StatusUnauthorized, msg: msgMissingKey}
+			return outcome{status: http.StatusUnauthorized, msg: msgMissingBodyKey}
 		}
 		var out outcome
 		if source, out = g.authenticate(ctx, key); out.status != 0 {
 			return out
 		}
+	}
+	if out, refused := g.refuseLoneOversized(ctx, rt, source, key, batch, receivedAt); refused {
+		g.bufs.bytes.Put(batch.Scratch)
+		g.bufs.items.Put(batch.Items)
+		return out
 	}
 	out := g.commit(ctx, source, key, batch, receivedAt)
 	if out.status == http.StatusOK {
@@ -127,6 +152,26 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request, rt route) outco
 	}
 	g.bufs.items.Put(batch.Items)
 	return out
+}
+
+// refuseLoneOversized answers 400 for the one event of a single-event
+// route (/v1/track, /v1/identify, …) that is over MaxEventBytes: with
+// nothing else in the request, a 200 would tell the SDK the event was
+// kept when it was dropped. In a batch the rest is still accepted, so
+// there the event is only recorded, as every per-event problem is.
+func (g *Gateway) refuseLoneOversized(ctx context.Context, rt route, source, key string, batch *spec.Batch, receivedAt time.Time) (outcome, bool) {
+	if rt.defaultType == "" || len(batch.Items) != 1 {
+		return outcome{}, false
+	}
+	it := &batch.Items[0]
+	if it.Err == nil || it.Err.Code != spec.CodeTooLarge {
+		return outcome{}, false
+	}
+	reason := redact(it.Err.Message, key)
+	g.record(ctx, source, []Rejection{{MessageID: it.Event.MessageID, Type: it.Event.Type,
+		Code: it.Err.Code, Field: it.Err.Field, Reason: reason, ReceivedAt: receivedAt}})
+	return outcome{status: http.StatusBadRequest, source: source, events: 1, rejected: 1,
+		msg: truncate(reason, maxMessageLen)}, true
 }
 
 // authenticate resolves key to its source; a non-zero outcome is the

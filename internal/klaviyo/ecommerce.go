@@ -81,7 +81,7 @@ var checkoutTable = []rename{
 // Seed 004 items[] table. The seed's own example sends row_total where
 // the table says total; both become RowTotal.
 var itemTable = []rename{
-	{"product_id", "ProductID"}, {"sku", "SKU"}, {"name", "ProductName"},
+	{"product_id", "ProductID"}, {"productId", "ProductID"}, {"sku", "SKU"}, {"name", "ProductName"},
 	{"quantity", "Quantity"}, {"price", "Price"}, {"total", "RowTotal"},
 	{"row_total", "RowTotal"}, {"url", "URL"}, {"image_url", "ImageURL"},
 	{"categories", "ProductCategories"},
@@ -123,8 +123,16 @@ func applyTable(props map[string]any, table []rename) {
 	}
 }
 
-// mapItems applies itemTable to every object of an items list.
+// mapItems applies itemTable to every object of an items list. Without
+// items, the products list becomes Items (RudderStack builds items[] from
+// products, peers.md §2 "How v1 differs").
 func mapItems(props map[string]any) {
+	if _, has := props["Items"]; !has {
+		if products, ok := props["products"].([]any); ok {
+			delete(props, "products")
+			props["Items"] = products
+		}
+	}
 	items, ok := props["Items"].([]any)
 	if !ok {
 		return
@@ -254,11 +262,13 @@ func (m *mapper) orderCompleted(name string) ([]Op, error) {
 		field := "properties.products[" + strconv.Itoa(i) + "]"
 		prod, ok := rp.(map[string]any)
 		if !ok {
-			return nil, typeErr(field, "an object", rp)
+			m.failProduct(typeErr(field, "an object", rp))
+			continue
 		}
 		ea, err := m.orderedProduct(prod, field, orderID)
 		if err != nil {
-			return nil, err
+			m.failProduct(err)
+			continue
 		}
 		ea.Metric = productMetric
 		ea.UniqueID = idPrefix + "_" + ea.UniqueID
@@ -267,6 +277,16 @@ func (m *mapper) orderCompleted(name string) ([]Op, error) {
 		ops = append(ops, Op{Kind: OpEvent, Profile: p, Event: ea})
 	}
 	return ops, nil
+}
+
+// failProduct records a product whose Ordered Product event cannot be
+// built: the order and the other products still go (DESIGN.md §6.3).
+func (m *mapper) failProduct(err error) {
+	me, ok := err.(*MapError)
+	if !ok {
+		me = &MapError{Code: CodeInvalidValue, Message: err.Error()}
+	}
+	m.failures = append(m.failures, me)
 }
 
 // idProp reads the first of keys in props as an id string.

@@ -11,7 +11,7 @@ import (
 // removedProps are event properties that become event attributes or
 // profile identifiers rather than properties (RudderStack, peers.md §2).
 var removedProps = map[string]bool{
-	"event": true, "email": true, "phone": true,
+	"event": true, "email": true, "phone": true, "phone_number": true,
 	"revenue": true, "total": true, "value": true,
 	"value_currency": true, "currency": true,
 }
@@ -29,12 +29,30 @@ func (m *mapper) track() ([]Op, string, error) {
 	}
 	var ops []Op
 	var err error
-	if m.s.EcommerceNames == EcommerceKlaviyo {
+	kind := ecommerceKind(name)
+	switch {
+	case m.s.EcommerceNames == EcommerceKlaviyo,
+		m.s.EcommerceNames == EcommerceSegment && kind == ecomOrderCompleted,
+		m.s.EcommerceNames == EcommerceRudderStack && (kind == ecomViewed || kind == ecomAdded || kind == ecomCheckout):
 		ops, err = m.ecommerce(name)
-	} else {
+	default:
 		ops, err = m.plainEvent(name, name, m.ev.Properties)
 	}
-	return ops, "", err
+	if err != nil || len(ops) == 0 {
+		return ops, "", err
+	}
+	// integrations.Klaviyo.removeFromList on a track (an "Unsubscribed
+	// from Newsletter X" event) ends the list membership too.
+	rm, err := m.removal(nil, "")
+	if err != nil || rm.field == "" {
+		return ops, "", err
+	}
+	plan := listPlan{listID: rm.listID, field: rm.field, explicit: true, idField: "context.traits"}
+	if plan.listID == "" {
+		plan.listID = m.s.ListID
+	}
+	rmOps, err := m.listRemoveOps(ops[0].Profile, plan, rm.field)
+	return append(ops, rmOps...), "", err
 }
 
 func (m *mapper) screen() ([]Op, error) {
@@ -44,7 +62,12 @@ func (m *mapper) screen() ([]Op, error) {
 		name = strings.TrimSpace(name)
 	}
 	if name == "" {
-		return nil, &MapError{Code: CodeMissingField, Field: "name", Message: "name is required for a screen call: it is the Klaviyo metric name"}
+		// Some mobile SDKs send a screen's title as event (RudderStack
+		// names the metric event || name, peers.md §2).
+		name = strings.TrimSpace(m.ev.Event)
+	}
+	if name == "" {
+		return nil, &MapError{Code: CodeMissingField, Field: "name", Message: "name is required for a screen call (or event, or properties.name): it is the Klaviyo metric name"}
 	}
 	return m.plainEvent(name, name, m.ev.Properties)
 }

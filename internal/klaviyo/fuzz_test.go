@@ -39,7 +39,10 @@ func FuzzTransform(f *testing.F) {
 	all.SendPageAsTrack, all.AdditionalPageInfo, all.FlattenProperties = true, true, true
 	all.DefaultPhoneCountry, all.StrictPhone = "US", true
 	all.EventNameMap = map[string]string{"Placed Order": "P", "Clicked": "C"}
-	settings := []Settings{DefaultSettings(), all}
+	all.PrivateAPIKey = "pk_fuzz"
+	publicOnly, _ := PresetSettings(CompatRudderStack)
+	publicOnly.PublicAPIKey, publicOnly.ListID = "PK", "L1"
+	settings := []Settings{DefaultSettings(), all, publicOnly}
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, s := range settings {
@@ -71,7 +74,8 @@ func FuzzTransform(f *testing.F) {
 				if hasErr == hasReq {
 					t.Fatalf("element %d has error=%v requests=%v: %s", i, hasErr, hasReq, out)
 				}
-				anyErr = anyErr || hasErr
+				_, hasFailures := el["failures"]
+				anyErr = anyErr || hasErr || hasFailures
 			}
 			if anyErr != (code == ExitEventErr) {
 				t.Fatalf("exit %d, output errors = %v", code, anyErr)
@@ -92,6 +96,8 @@ func FuzzMap(f *testing.F) {
 	f.Add("group", "", "u", "", "x@y.z", "", `{"subscribe":false}`, `{"fieldsToUnset":["a"],"fieldsToAppend":{"b":1}}`)
 	f.Add("page", "Home", "u", "a", "", "", `{"category":"Docs","nested":{"a":{"b":null}}}`, `{}`)
 	f.Add("screen", "S", "", "", "", "1-800", `{"total":true}`, `{"listId":3}`)
+	f.Add("identify", "", "u", "", "a@b.co", "020 7946 0958", `{"removeFromList":true,"listId":"L"}`, `{"phoneCountry":"GB","removeFromList":"L2"}`)
+	f.Add("track", "Checkout Started", "", "a", "x@gmail..com", "", `{"products":[{"productId":"p"}],"phone_number":"+14155552671"}`, `{"removeFromList":1}`)
 	all := DefaultSettings()
 	all.ListID, all.PublicAPIKey, all.ListMode, all.SMSConsent, all.ConfirmOptin = "L1", "PK", ListModeAdd, true, false
 	all.EnforceEmailAsPrimary, all.FallbackOnAnonymousID, all.SendPageAsTrack, all.AdditionalPageInfo = true, true, true, true

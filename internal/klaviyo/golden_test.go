@@ -35,7 +35,7 @@ type goldenCase struct {
 }
 
 // citations a case's seed field may start with.
-var citations = []string{"000 ", "001 ", "002 ", "003 ", "004 ", "DESIGN §", "peers.md "}
+var citations = []string{"000 ", "001 ", "002 ", "003 ", "004 ", "DESIGN §", "peers.md ", "Klaviyo rule "}
 
 var (
 	validatorOnce sync.Once
@@ -186,7 +186,7 @@ func checkRequest(t *testing.T, v *openapi.Validator, msgID string, i int, r Req
 	if err := json.Unmarshal(raw, &body); err != nil {
 		t.Fatal(err)
 	}
-	if p := findNull(body, ""); p != "" {
+	if p := findNull(body, ""); p != "" && r.Body != nil {
 		t.Errorf("%s request %d: null at %s (leave empty fields out)", msgID, i, p)
 	}
 	if strings.HasPrefix(r.Path, "/client/") && !strings.HasPrefix(r.Query, "company_id=") {

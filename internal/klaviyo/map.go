@@ -19,6 +19,10 @@ type Result struct {
 	// Warnings are problems that did not stop the mapping (a dropped phone
 	// number, an ignored legacy consent channel, …).
 	Warnings []string
+	// Failures are parts of the event that could not be mapped while the
+	// rest was: an order's product without an id fails only its Ordered
+	// Product event (DESIGN.md §6.3). Field names the part.
+	Failures []*MapError
 }
 
 // MapError is an event that cannot be mapped: which field, and why.
@@ -38,6 +42,7 @@ const (
 	CodeInvalidPhone      = "invalid_phone"
 	CodeMissingIdentifier = "missing_identifier"
 	CodeMissingPublicKey  = "missing_public_key"
+	CodeMissingPrivateKey = "missing_private_key"
 	CodeUnsupportedType   = "unsupported_type"
 )
 
@@ -57,6 +62,12 @@ type mapper struct {
 	patch       *ProfileMeta
 	patchFields map[string]bool
 	warnings    []string
+	// region caches phoneRegion (it may warn, so it runs once).
+	region     string
+	regionDone bool
+	// failures are parts of the event that could not be mapped while the
+	// rest was (one product of an order).
+	failures []*MapError
 }
 
 func (m *mapper) warn(w string) { m.warnings = append(m.warnings, w) }
@@ -76,7 +87,10 @@ func Map(ev *spec.Event, s Settings) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Ops: ops, Skipped: skipped, Warnings: m.warnings}, nil
+	if s.ClientOnly() {
+		ops = m.clientOps(ops)
+	}
+	return Result{Ops: ops, Skipped: skipped, Warnings: m.warnings, Failures: m.failures}, nil
 }
 
 func (m *mapper) dispatch() ([]Op, string, error) {
@@ -250,7 +264,12 @@ func (m *mapper) group() ([]Op, error) {
 		return nil, &MapError{Code: CodeMissingField, Field: "groupId", Message: "groupId is required: it is the Klaviyo list id"}
 	}
 	user := userTraits(ev)
-	p, err := m.buildProfile(profileInput{traits: user, field: "context.traits"})
+	if err := m.readPatch(user); err != nil {
+		return nil, err
+	}
+	// The user's identifiers: context.traits, else the group call's own
+	// traits (RudderStack's group examples put email there).
+	p, err := m.buildProfile(profileInput{traits: user, field: "context.traits", props: ev.Traits, propsField: "traits"})
 	if err != nil {
 		return nil, err
 	}
@@ -261,10 +280,38 @@ func (m *mapper) group() ([]Op, error) {
 	if err != nil {
 		return nil, err
 	}
-	return m.listOps(p, listPlan{
+	var ops []Op
+	a := &p.Attributes
+	if a.Email != "" || a.PhoneNumber != "" || a.ExternalID != "" || p.ID != "" {
+		// context.traits (city, zip, plan, …) reach the profile as an
+		// identify's traits would (seed 004 group example).
+		ops = append(ops, Op{Kind: OpProfile, Profile: p})
+	}
+	plan := listPlan{
 		listID: listID, field: "groupId", explicit: true, addWhenAbsent: true,
-		flag: flag, flagField: flagField, idField: "context.traits",
+		flag: flag, flagField: flagField, idField: "context.traits", idAlso: "traits",
 		// consent overrides: group traits, then the user's traits
 		traitSources: []traitSource{{ev.Traits, "traits"}, {user, "context.traits"}},
-	})
+	}
+	rm, err := m.removal(ev.Traits, "traits")
+	if err != nil {
+		return nil, err
+	}
+	var listOps []Op
+	if rm.field != "" {
+		if flag != nil {
+			return nil, &MapError{Code: CodeInvalidValue, Field: rm.field,
+				Message: rm.field + " and " + flagField + " are both set: a group call either removes the profile from the list or changes its subscription"}
+		}
+		if rm.listID != "" {
+			plan.listID = rm.listID
+		}
+		listOps, err = m.listRemoveOps(p, plan, rm.field)
+	} else {
+		listOps, err = m.listOps(p, plan)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return append(ops, listOps...), nil
 }

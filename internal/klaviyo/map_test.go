@@ -59,8 +59,6 @@ func TestMapDirect(t *testing.T) {
 			errCode: CodeInvalidType, errField: "properties.currency"},
 		{name: "products not a list", ev: &spec.Event{Type: "track", MessageID: "m", UserID: "u", Event: "Order Completed", Properties: map[string]any{"products": "x"}},
 			errCode: CodeInvalidType, errField: "properties.products"},
-		{name: "product not an object", ev: &spec.Event{Type: "track", MessageID: "m", UserID: "u", Event: "Order Completed", Properties: map[string]any{"products": []any{1.0}}},
-			errCode: CodeInvalidType, errField: "properties.products[0]"},
 		{name: "disabled", ev: &spec.Event{Type: "track", MessageID: "m", Integrations: map[string]any{"Klaviyo": false}}, skipped: "integrations.Klaviyo is false"},
 		{name: "alias", ev: &spec.Event{Type: "alias", MessageID: "m", UserID: "u", PreviousID: "p"}, skipped: "alias"},
 		{name: "page off", ev: &spec.Event{Type: "page", MessageID: "m", UserID: "u"}, skipped: "sendPageAsTrack"},
@@ -301,5 +299,23 @@ func TestRequestRobustness(t *testing.T) {
 		if err != nil || !json.Valid(raw) {
 			t.Errorf("%s with nil parts: %v %s", k, err, raw)
 		}
+	}
+}
+
+// TestOrderProductFailure: a bad product fails only its own Ordered
+// Product event; the order and the other products are mapped.
+func TestOrderProductFailure(t *testing.T) {
+	ev := &spec.Event{Type: "track", MessageID: "m", UserID: "u", Event: "Order Completed",
+		Properties: map[string]any{"order_id": "o1", "products": []any{1.0, map[string]any{"name": "no id"}, map[string]any{"sku": "s2"}}}}
+	res, err := Map(ev, DefaultSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Ops) != 2 || res.Ops[0].Event.Metric != "Placed Order" || res.Ops[1].Event.UniqueID != "o1_s2" {
+		t.Fatalf("ops = %+v", res.Ops)
+	}
+	if len(res.Failures) != 2 || res.Failures[0].Field != "properties.products[0]" || res.Failures[1].Field != "properties.products[1]" ||
+		res.Failures[0].Code != CodeInvalidType || res.Failures[1].Code != CodeMissingField {
+		t.Errorf("failures = %+v", res.Failures)
 	}
 }

@@ -27,6 +27,18 @@ const (
 	// OpClientProfile: POST /client/profiles with the public key, for a
 	// profile known only by anonymous_id.
 	OpClientProfile OpKind = "client-profile"
+	// OpListRemove: list membership ends, consent unchanged:
+	// DELETE /api/lists/{id}/relationships/profiles with Klaviyo profile
+	// ids, looked up first (GET /api/profiles?filter=equals(…)) when the
+	// event does not carry one.
+	OpListRemove OpKind = "list-remove"
+	// OpClientEvent: POST /client/events with the public key, when the
+	// destination has no private key (ClientOnly).
+	OpClientEvent OpKind = "client-event"
+	// OpClientSubscribe: POST /client/subscriptions with the public key,
+	// one profile and a list (the client API takes no list-less or
+	// historical subscription).
+	OpClientSubscribe OpKind = "client-subscribe"
 )
 
 // Op is one Klaviyo operation an event maps to, in the form delivery can

@@ -1,7 +1,9 @@
 package klaviyo
 
 import (
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -17,8 +19,10 @@ type profileInput struct {
 	traits map[string]any
 	field  string
 	// props are the event's properties: properties.email / properties.phone
-	// identify the profile of a track call (seeds 000, 001, 004).
-	props map[string]any
+	// identify the profile of a track call (seeds 000, 001, 004). A group
+	// call passes its own traits here (propsField "traits").
+	props      map[string]any
+	propsField string
 	// forEvent allows anonymous_id (the /api/events profile takes it;
 	// /api/profile-import does not since revision 2025-10-15).
 	forEvent bool
@@ -29,7 +33,7 @@ type profileInput struct {
 var consumedTraits = map[string]bool{
 	"email": true, "phone": true, "phoneNumber": true, "phone_number": true,
 	"firstName": true, "first_name": true, "firstname": true,
-	"lastName": true, "last_name": true, "lastname": true, "name": true,
+	"lastName": true, "last_name": true, "lastname": true,
 	"title": true, "organization": true,
 	"avatar": true, "image": true,
 	"street": true, "address1": true, "address2": true, "city": true,
@@ -54,8 +58,12 @@ func (m *mapper) buildProfile(in profileInput) (*Profile, error) {
 	if err != nil {
 		return nil, err
 	}
+	propsField := in.propsField
+	if propsField == "" {
+		propsField = "properties"
+	}
 	if email == "" && in.props != nil {
-		if email, err = m.emailFrom(in.props, "properties"); err != nil {
+		if email, err = m.emailFrom(in.props, propsField); err != nil {
 			return nil, err
 		}
 	}
@@ -69,11 +77,15 @@ func (m *mapper) buildProfile(in profileInput) (*Profile, error) {
 		return nil, err
 	}
 	if a.PhoneNumber == "" && in.props != nil {
-		if err := m.phoneFrom(a, in.props, "properties", "phone"); err != nil {
+		if err := m.phoneFrom(a, in.props, propsField, "phone", "phone_number"); err != nil {
 			return nil, err
 		}
 	}
 
+	if utf8.RuneCountInString(ev.UserID) > maxExternalIDLen {
+		return nil, &MapError{Code: CodeInvalidValue, Field: "userId",
+			Message: "userId is " + strconv.Itoa(utf8.RuneCountInString(ev.UserID)) + " characters long: Klaviyo's external_id takes at most 255"}
+	}
 	if !s.EnforceEmailAsPrimary {
 		a.ExternalID = ev.UserID
 	}
@@ -91,16 +103,36 @@ func (m *mapper) buildProfile(in profileInput) (*Profile, error) {
 		return nil, err
 	}
 	if s.EnforceEmailAsPrimary && ev.UserID != "" {
-		// Segment: "only set a custom attribute id"; RudderStack calls it
-		// _id. DESIGN.md §5 picks id.
-		if props == nil {
-			props = map[string]any{}
-		}
-		props["id"] = ev.UserID
+		props = m.userIDProperty(props, in.field)
 	}
 	a.Properties = props
 	p.Meta = m.patch
 	return p, nil
+}
+
+// maxExternalIDLen is Klaviyo's limit on external_id (peers.md §2,
+// Segment Actions: "external_id must be ≤255 characters").
+const maxExternalIDLen = 255
+
+// userIDProperty stores the userId under the userIdProperty setting ("id"
+// as Segment documents, "_id" as RudderStack does). A trait of that name
+// is the user's own data: it is kept, and the collision is reported.
+func (m *mapper) userIDProperty(props map[string]any, field string) map[string]any {
+	key := m.s.UserIDProperty
+	if key == "" {
+		key = "id"
+	}
+	if have, ok := props[key]; ok {
+		if str, _ := scalarString(have); str != m.ev.UserID {
+			m.warn(field + "." + key + " is kept: enforceEmailAsPrimary would store the userId there (userIdProperty " + quoteShort(key) + "); the userId was not stored")
+		}
+		return props
+	}
+	if props == nil {
+		props = map[string]any{}
+	}
+	props[key] = m.ev.UserID
+	return props
 }
 
 // emailFrom reads m[email] as an email address.
@@ -119,7 +151,7 @@ func (m *mapper) emailFrom(t map[string]any, field string) (string, error) {
 	}
 	if !isEmail(str) {
 		return "", &MapError{Code: CodeInvalidValue, Field: field + ".email",
-			Message: field + ".email " + quoteShort(str) + " is not an email address"}
+			Message: field + ".email " + quoteShort(str) + " is not an email address Klaviyo accepts (it needs a domain with a dot, no empty labels, and a top-level domain of two or more letters)"}
 	}
 	return str, nil
 }
@@ -139,13 +171,14 @@ func (m *mapper) phoneFrom(a *ProfileAttributes, t map[string]any, field string,
 	if strings.TrimSpace(raw) == "" {
 		return nil
 	}
-	e164, ok := normalizePhone(raw, m.s.DefaultPhoneCountry)
+	region := m.phoneRegion()
+	e164, ok := normalizePhone(raw, region)
 	if ok {
 		a.PhoneNumber = e164
 		return nil
 	}
 	why := "is not a valid phone number"
-	if !strings.HasPrefix(strings.TrimSpace(raw), "+") && m.s.DefaultPhoneCountry == "" {
+	if !strings.HasPrefix(strings.TrimSpace(raw), "+") && region == "" {
 		why += " (no country code, and no defaultPhoneCountry is set)"
 	}
 	if m.s.StrictPhone {
@@ -153,6 +186,44 @@ func (m *mapper) phoneFrom(a *ProfileAttributes, t map[string]any, field string,
 	}
 	m.warn(field + "." + k + " " + why + "; the phone number was dropped")
 	return nil
+}
+
+// phoneRegion is the region national phone numbers are read in:
+// integrations.Klaviyo.phoneCountry, then the user's traits'
+// country_code (Segment Actions' field), then defaultPhoneCountry. An
+// unknown region is reported once and skipped.
+func (m *mapper) phoneRegion() string {
+	if m.regionDone {
+		return m.region
+	}
+	region := m.s.DefaultPhoneCountry
+	type source struct {
+		v     any
+		field string
+	}
+	var sources []source
+	if v, ok := m.opt("phoneCountry"); ok {
+		sources = append(sources, source{v, "integrations.Klaviyo.phoneCountry"})
+	}
+	// The user's traits, read in place (userTraits merges, allocating):
+	// an identify's own traits win over its context.traits.
+	ctxTraits, _ := m.ev.Context["traits"].(map[string]any)
+	if v, ok := present(m.ev.Traits, "country_code"); ok && m.ev.Type == "identify" {
+		sources = append(sources, source{v, "traits.country_code"})
+	} else if v, ok := present(ctxTraits, "country_code"); ok {
+		sources = append(sources, source{v, "context.traits.country_code"})
+	}
+	for _, src := range sources {
+		str, _ := src.v.(string)
+		code := strings.ToUpper(strings.TrimSpace(str))
+		if code != "" && phonenumbers.GetCountryCodeForRegion(code) != 0 {
+			region = code
+			break
+		}
+		m.warn(src.field + " is not an ISO 3166 region code such as US; it was not used to read the phone number")
+	}
+	m.region, m.regionDone = region, true
+	return region
 }
 
 // normalizePhone returns the E.164 form of a valid phone number. Numbers

@@ -43,8 +43,121 @@ func (o Op) Request(s Settings) Request {
 		return UnsubscribeJob(o.ListID, []Op{o})
 	case OpListAdd:
 		return ProfileBulkImportJob([]Op{o}, o.ListID)
+	case OpClientEvent:
+		return Request{Method: "POST", Path: "/client/events", Query: "company_id=" + url.QueryEscape(s.PublicAPIKey), Body: eventCreateBody(o.Profile, o.Event)}
+	case OpClientSubscribe:
+		return Request{Method: "POST", Path: "/client/subscriptions", Query: "company_id=" + url.QueryEscape(s.PublicAPIKey), Body: clientSubscriptionBody(o)}
+	case OpListRemove:
+		id := lookupPlaceholder
+		if o.Profile != nil && o.Profile.ID != "" {
+			id = o.Profile.ID
+		}
+		return ListRemoveRequest(o.ListID, []string{id})
 	}
 	return Request{}
+}
+
+// lookupPlaceholder stands, in `relay transform` output, for the profile
+// id that the GET /api/profiles lookup before the DELETE returns.
+const lookupPlaceholder = "<id found by the lookup above>"
+
+// Requests renders the op as `relay transform` shows it: Request, preceded
+// for a list removal without a Klaviyo profile id by the lookup that finds
+// the id (delivery makes the same calls).
+func (o Op) Requests(s Settings) []Request {
+	if o.Kind == OpListRemove && o.Profile != nil && o.Profile.ID == "" {
+		if field, value := o.LookupKey(); field != "" {
+			return []Request{ProfileLookupRequest(field, value), o.Request(s)}
+		}
+	}
+	return []Request{o.Request(s)}
+}
+
+// LookupKey is the identifier a list removal finds the profile by: email,
+// else phone_number, else external_id.
+func (o Op) LookupKey() (field, value string) {
+	if o.Profile == nil {
+		return "", ""
+	}
+	a := o.Profile.Attributes
+	switch {
+	case a.Email != "":
+		return "email", a.Email
+	case a.PhoneNumber != "":
+		return "phone_number", a.PhoneNumber
+	case a.ExternalID != "":
+		return "external_id", a.ExternalID
+	}
+	return "", ""
+}
+
+// ProfileLookupRequest is GET /api/profiles?filter=equals(field,"value"),
+// asking only for ids.
+func ProfileLookupRequest(field, value string) Request {
+	q := url.Values{}
+	q.Set("filter", "equals("+field+","+strconv.Quote(value)+")")
+	q.Set("fields[profile]", "id")
+	return Request{Method: "GET", Path: "/api/profiles", Query: q.Encode()}
+}
+
+// ListRemoveRequest is DELETE /api/lists/{listID}/relationships/profiles
+// for Klaviyo profile ids (at most 1,000 per call).
+func ListRemoveRequest(listID string, ids []string) Request {
+	body := &ListMembersBody{Data: make([]wireListMember, len(ids))}
+	for i, id := range ids {
+		body.Data[i] = wireListMember{Type: "profile", ID: id}
+	}
+	return Request{Method: "DELETE", Path: "/api/lists/" + url.PathEscape(listID) + "/relationships/profiles", Body: body}
+}
+
+// ClientSubscriptionBody is the body of POST /client/subscriptions
+// (OnsiteSubscriptionCreateQuery).
+type ClientSubscriptionBody struct {
+	Data struct {
+		Type       string `json:"type"` // "subscription"
+		Attributes struct {
+			CustomSource string                       `json:"custom_source,omitempty"`
+			Profile      dataOf[wireClientSubProfile] `json:"profile"`
+		} `json:"attributes"`
+		Relationships struct {
+			List dataOf[wireListRef] `json:"list"`
+		} `json:"relationships"`
+	} `json:"data"`
+}
+
+type wireClientSubProfile struct {
+	Type       string `json:"type"` // "profile"
+	Attributes struct {
+		Email         string        `json:"email,omitempty"`
+		PhoneNumber   string        `json:"phone_number,omitempty"`
+		ExternalID    string        `json:"external_id,omitempty"`
+		Subscriptions Subscriptions `json:"subscriptions"`
+	} `json:"attributes"`
+}
+
+func clientSubscriptionBody(o Op) *ClientSubscriptionBody {
+	b := &ClientSubscriptionBody{}
+	b.Data.Type = "subscription"
+	b.Data.Attributes.CustomSource = o.CustomSource
+	p := profileOrEmpty(o.Profile)
+	sp := &b.Data.Attributes.Profile.Data
+	sp.Type = "profile"
+	sp.Attributes.Email, sp.Attributes.PhoneNumber, sp.Attributes.ExternalID = p.Attributes.Email, p.Attributes.PhoneNumber, p.Attributes.ExternalID
+	if p.Attributes.Subscriptions != nil {
+		sp.Attributes.Subscriptions = *p.Attributes.Subscriptions
+	}
+	b.Data.Relationships.List.Data = wireListRef{Type: "list", ID: o.ListID}
+	return b
+}
+
+// ListMembersBody is the body of the list relationship calls.
+type ListMembersBody struct {
+	Data []wireListMember `json:"data"`
+}
+
+type wireListMember struct {
+	Type string `json:"type"` // "profile"
+	ID   string `json:"id"`
 }
 
 // EventBulkJob renders event ops as POST /api/event-bulk-create-jobs.

@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/relaycdp/relay/internal/klaviyo/openapi"
+	"github.com/relaycdp/relay/internal/privacy"
 )
 
 // Settings are the Klaviyo destination settings of DESIGN.md §5. The JSON
@@ -69,10 +70,28 @@ type Settings struct {
 	EventDenylist  []string `json:"eventDenylist,omitempty"`
 	// Revision is the Klaviyo API revision header.
 	Revision string `json:"revision"`
+	// Compat is the compatibility preset (compat.go): the system whose
+	// documented defaults the other settings start from. Settings given
+	// explicitly beside it win.
+	Compat string `json:"compat"`
+	// UserIDProperty is the custom property that holds the userId under
+	// enforceEmailAsPrimary: "id" (Segment) or "_id" (RudderStack).
+	UserIDProperty string `json:"userIdProperty"`
+	// CustomSource is the custom_source of subscription jobs: what
+	// Klaviyo's consent records name as where consent came from.
+	CustomSource string `json:"customSource"`
+	// Privacy and transformation settings (settings_privacy.go).
+	privacy.Config
+	PreSinkSettings
+	// DeviceSettings are the browser-side (device mode) settings.
+	DeviceSettings
 
 	// ignored are pasted settings that Relay accepts and ignores (reported
 	// by Warnings).
 	ignored []string
+	// looksLike is the system whose settings export the document looked
+	// like when it named no compat preset (reported by Warnings).
+	looksLike string
 }
 
 // Values of Settings.ListMode and Settings.EcommerceNames.
@@ -81,7 +100,18 @@ const (
 	ListModeAdd          = "add"
 	EcommerceKlaviyo     = "klaviyo"
 	EcommercePassthrough = "passthrough"
+	// EcommerceSegment renames only Order Completed (Placed Order and one
+	// Ordered Product per product, seed 001); other names pass through.
+	EcommerceSegment = "segment"
+	// EcommerceRudderStack renames Product Viewed/Clicked, Product Added
+	// and Checkout Started with seed 004's property tables; Order
+	// Completed and the rest pass through.
+	EcommerceRudderStack = "rudderstack"
 )
+
+// DefaultCustomSource is the custom_source of subscription jobs unless
+// the customSource setting says otherwise.
+const DefaultCustomSource = "Relay"
 
 // Consent channels: the current API's and the legacy ones of the retired
 // v2 List API, which are accepted (so pasted RudderStack settings load)
@@ -101,6 +131,9 @@ func DefaultSettings() Settings {
 		Consent:        []string{ChannelEmail},
 		EcommerceNames: EcommerceKlaviyo,
 		Revision:       openapi.Revision(),
+		Compat:         CompatRelay,
+		UserIDProperty: "id",
+		CustomSource:   DefaultCustomSource,
 	}
 }
 
@@ -116,6 +149,8 @@ const (
 	kindIgnored     // accepted and ignored, with a warning
 	kindFilterMode  // RudderStack eventFilteringOption
 	kindConsentList // list of strings or one string
+	kindPrivacy     // settings_privacy.go
+	kindDevice      // device-mode settings (devicesettings.go)
 )
 
 type settingDef struct {
@@ -155,6 +190,22 @@ var settingNames = map[string]settingDef{
 	"blacklistedevents":               {"eventDenylist", kindEventList},
 	"eventfilteringoption":            {"eventFilteringOption", kindFilterMode},
 	"revision":                        {"revision", kindString},
+	"compat":                          {"compat", kindString},
+	"useridproperty":                  {"userIdProperty", kindString},
+	"customsource":                    {"customSource", kindString},
+	"privacymode":                     {"privacyMode", kindPrivacy},
+	"propertyallowlist":               {"propertyAllowlist", kindPrivacy},
+	"traitallowlist":                  {"traitAllowlist", kindPrivacy},
+	"dropip":                          {"dropIp", kindPrivacy},
+	"dropuseragent":                   {"dropUserAgent", kindPrivacy},
+	"droppageurls":                    {"stripPageUrls", kindPrivacy},
+	"strippageurls":                   {"stripPageUrls", kindPrivacy},
+	"dropfreetext":                    {"dropFreeText", kindPrivacy},
+	"identifiers":                     {"identifiers", kindPrivacy},
+	"transformation":                  {"transformation", kindPrivacy},
+	"filter":                          {"filter", kindPrivacy},
+	"devicemode":                      {"deviceMode", kindDevice},
+	"onsitescripturl":                 {"onsiteScriptUrl", kindDevice},
 	// RudderStack settings with no meaning for a server-side destination
 	// that always speaks the current revision.
 	"apiversion":         {"apiVersion", kindIgnored},
@@ -188,6 +239,9 @@ func ParseSettings(data []byte) (Settings, error) {
 		return s, err
 	}
 	filterMode := ""
+	if err := s.applyCompat(raw, &filterMode); err != nil {
+		return s, err
+	}
 	seen := map[string]string{}
 	// Sorted keys make the first reported error deterministic.
 	keys := make([]string, 0, len(raw))
@@ -211,6 +265,9 @@ func ParseSettings(data []byte) (Settings, error) {
 		if err := s.set(def, key, v, &filterMode); err != nil {
 			return s, err
 		}
+	}
+	if _, given := getCI(raw, "compat"); !given {
+		s.looksLike = detectCompat(raw)
 	}
 	switch filterMode {
 	case "", "disable":
@@ -283,6 +340,12 @@ func (s *Settings) set(def settingDef, key string, v any, filterMode *string) er
 			s.DefaultPhoneCountry = strings.ToUpper(str)
 		case "revision":
 			s.Revision = str
+		case "compat":
+			s.Compat = strings.ToLower(str)
+		case "userIdProperty":
+			s.UserIDProperty = str
+		case "customSource":
+			s.CustomSource = str
 		}
 	case kindBool:
 		b, ok := v.(bool)
@@ -352,6 +415,10 @@ func (s *Settings) set(def settingDef, key string, v any, filterMode *string) er
 		}
 	case kindIgnored:
 		s.ignored = append(s.ignored, key)
+	case kindPrivacy:
+		return s.setPrivacy(def.name, key, v)
+	case kindDevice:
+		return s.DeviceSettings.set(def.name, key, v)
 	}
 	return nil
 }
@@ -423,9 +490,18 @@ func (s Settings) Validate() error {
 		errs = append(errs, &SettingsError{Setting: "listMode", Reason: `want "subscribe" or "add"`})
 	}
 	switch s.EcommerceNames {
-	case EcommerceKlaviyo, EcommercePassthrough:
+	case EcommerceKlaviyo, EcommercePassthrough, EcommerceSegment, EcommerceRudderStack:
 	default:
-		errs = append(errs, &SettingsError{Setting: "ecommerceNames", Reason: `want "klaviyo" or "passthrough"`})
+		errs = append(errs, &SettingsError{Setting: "ecommerceNames", Reason: `want "klaviyo", "passthrough", "segment" or "rudderstack"`})
+	}
+	if _, ok := presetByName(s.Compat); !ok {
+		errs = append(errs, &SettingsError{Setting: "compat", Reason: `want "relay", "segment", "rudderstack" or "freshpaint"`})
+	}
+	if s.UserIDProperty == "" || strings.ContainsAny(s.UserIDProperty, " \t\r\n") {
+		errs = append(errs, &SettingsError{Setting: "userIdProperty", Reason: `want a property name such as "id" or "_id"`})
+	}
+	if len(s.CustomSource) > 255 {
+		errs = append(errs, &SettingsError{Setting: "customSource", Reason: "longer than 255 characters"})
 	}
 	for _, c := range s.Consent {
 		if c != ChannelEmail && c != ChannelSMS && !slices.Contains(legacyChannels, c) {
@@ -444,6 +520,7 @@ func (s Settings) Validate() error {
 			break
 		}
 	}
+	errs = append(errs, s.validatePrivacy())
 	if !revisionRE.MatchString(s.Revision) {
 		errs = append(errs, &SettingsError{Setting: "revision", Reason: "want a revision date such as " + openapi.Revision()})
 	}
@@ -452,6 +529,7 @@ func (s Settings) Validate() error {
 			errs = append(errs, &SettingsError{Setting: k.name, Reason: "contains white space"})
 		}
 	}
+	errs = append(errs, s.DeviceSettings.validate(s.PublicAPIKey)...)
 	return errors.Join(errs...)
 }
 
@@ -465,7 +543,11 @@ func (s Settings) Warnings() []string {
 		}
 	}
 	for _, k := range s.ignored {
-		w = append(w, fmt.Sprintf("setting %s is ignored by Relay", k))
+		w = append(w, ignoredWarning(k))
+	}
+	if s.looksLike != "" && s.Compat == CompatRelay {
+		title := compatTitle[s.looksLike]
+		w = append(w, fmt.Sprintf("these settings look like a %s export but name no compat preset: Relay's own defaults apply; add compat: %s to keep %s's defaults", title, s.looksLike, title))
 	}
 	return w
 }

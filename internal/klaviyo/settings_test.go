@@ -3,6 +3,8 @@ package klaviyo
 import (
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -173,7 +175,8 @@ func TestSettingsWarnings(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := s.Warnings()
-	if len(w) != 2 || !strings.Contains(w[0], `"directmail"`) || !strings.Contains(w[1], "apiVersion is ignored") {
+	if len(w) != 3 || !strings.Contains(w[0], `"directmail"`) || !strings.Contains(w[1], "apiVersion is ignored") ||
+		!strings.Contains(w[2], "add compat: rudderstack") {
 		t.Errorf("warnings = %q", w)
 	}
 	if got := DefaultSettings().Warnings(); len(got) != 0 {
@@ -202,5 +205,118 @@ func TestSettingsRedacted(t *testing.T) {
 	}
 	if s.PrivateAPIKey != "pk_SECRET" {
 		t.Error("Redacted changed the original")
+	}
+}
+
+func TestCompatPresets(t *testing.T) {
+	tests := []struct {
+		name  string
+		in    string
+		check func(Settings) bool
+	}{
+		{"relay is the defaults", `{"compat":"relay"}`, func(s Settings) bool {
+			d := DefaultSettings()
+			return cmp.Equal(s, d, cmpopts.IgnoreUnexported(Settings{}))
+		}},
+		{"rudderstack adds to lists and falls back on anonymousId", `{"compat":"rudderstack"}`, func(s Settings) bool {
+			return s.ListMode == ListModeAdd && s.FallbackOnAnonymousID && s.EcommerceNames == EcommerceRudderStack && s.UserIDProperty == "_id"
+		}},
+		{"segment keeps spec names but Order Completed", `{"compat":"Segment"}`, func(s Settings) bool {
+			return s.Compat == CompatSegment && s.ListMode == ListModeSubscribe && !s.FallbackOnAnonymousID && s.EcommerceNames == EcommerceSegment
+		}},
+		{"freshpaint enforces email", `{"compat":"freshpaint"}`, func(s Settings) bool {
+			return s.EnforceEmailAsPrimary && s.EcommerceNames == EcommercePassthrough
+		}},
+		{"explicit settings win over the preset, in any key order", `{"listMode":"subscribe","compat":"rudderstack","fallbackOnAnonymousId":false}`, func(s Settings) bool {
+			return s.ListMode == ListModeSubscribe && !s.FallbackOnAnonymousID && s.EcommerceNames == EcommerceRudderStack
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := ParseSettings([]byte(tc.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(s) {
+				t.Errorf("settings = %+v", s)
+			}
+		})
+	}
+	if _, err := ParseSettings([]byte(`{"compat":"mparticle"}`)); err == nil || !strings.Contains(err.Error(), "compat") {
+		t.Errorf("unknown preset: err = %v", err)
+	}
+	if _, err := ParseSettings([]byte(`{"compat":true}`)); err == nil {
+		t.Error("compat true accepted")
+	}
+	for _, name := range compatNames {
+		if got := PresetImplies(name); len(got) != len(presetTable) {
+			t.Errorf("PresetImplies(%s) = %q", name, got)
+		}
+	}
+}
+
+func TestDetectCompat(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"publicApiKey":"x","privateApiKey":"y","eventFilteringOption":"disable"}`: CompatRudderStack,
+		`{"apiKey":"x","privateKey":"y","confirmOptin":true}`:                       CompatSegment,
+		`{"privateApiKey":"y","listId":"L"}`:                                        "",
+		`not json`:                                                                  "",
+	} {
+		if got := DetectCompat([]byte(in)); got != want {
+			t.Errorf("DetectCompat(%s) = %q, want %q", in, got, want)
+		}
+	}
+	s, err := ParseSettings([]byte(`{"compat":"rudderstack","apiVersion":"v2"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range s.Warnings() {
+		if strings.Contains(w, "compat preset") {
+			t.Errorf("warns although compat is given: %q", w)
+		}
+	}
+}
+
+// TestPresetDoc keeps docs/KLAVIYO.md's preset table identical to
+// presetTable.
+func TestPresetDoc(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "docs", "KLAVIYO.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), PresetTableMarkdown()) {
+		t.Errorf("docs/KLAVIYO.md does not hold the preset table; paste this:\n%s", PresetTableMarkdown())
+	}
+}
+
+func TestImportSettings(t *testing.T) {
+	cur := DefaultSettings()
+	cur.PrivateAPIKey = "pk_saved"
+	doc, preset, err := ImportSettings([]byte(`{"publicApiKey":"AbC","listId":"L1","eventFilteringOption":"disable","apiVersion":"v2"}`), cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseSettings(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if preset != CompatRudderStack || s.Compat != CompatRudderStack || s.ListMode != ListModeAdd || s.PrivateAPIKey != "pk_saved" || s.PublicAPIKey != "AbC" {
+		t.Errorf("preset %q, settings %+v", preset, s.Redacted())
+	}
+	doc, preset, err = ImportSettings([]byte("apiKey: XyZ\nprivateKey: pk_seg\nlistId: baV129\n"), cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ = ParseSettings(doc); preset != CompatSegment || s.PrivateAPIKey != "pk_seg" || s.EcommerceNames != EcommerceSegment {
+		t.Errorf("segment import: preset %q, settings %+v", preset, s.Redacted())
+	}
+	if _, preset, _ = ImportSettings([]byte(`{"compat":"relay","apiKey":"X"}`), cur); preset != "" {
+		t.Errorf("an explicit compat was overridden by %q", preset)
+	}
+	if _, _, err := ImportSettings([]byte(`{"listMode":"sometimes"}`), cur); err == nil {
+		t.Error("invalid import accepted")
 	}
 }

@@ -14,7 +14,25 @@ func userTraits(ev *spec.Event) map[string]any {
 	return ev.UserTraits()
 }
 
-// destination is spec's integrations filtering for one destination.
+// destination is spec's integrations filtering for one destination. Its
+// options are integrations.<name> over destinations.<name> (Segment
+// Classic's wording in seeds 001 and 002): a key integrations sets wins.
 func destination(ev *spec.Event, name string) (bool, map[string]any) {
-	return ev.Destination(name)
+	enabled, opts := ev.Destination(name)
+	if !enabled {
+		return false, nil
+	}
+	legacy, _ := getCI(ev.Destinations, name)
+	under, ok := legacy.(map[string]any)
+	if !ok || len(under) == 0 {
+		return true, opts
+	}
+	merged := make(map[string]any, len(opts)+len(under))
+	for k, v := range under {
+		merged[k] = v
+	}
+	for k, v := range opts {
+		merged[k] = v
+	}
+	return true, merged
 }

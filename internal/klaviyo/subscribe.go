@@ -35,6 +35,8 @@ type listPlan struct {
 	// idField is where the user's identifiers are ("traits" for identify,
 	// "context.traits" for group), for error fields.
 	idField string
+	// idAlso is a second place identifiers are read from, for messages.
+	idAlso string
 }
 
 // identifyList resolves an identify's list: integrations.Klaviyo.listId,
@@ -69,10 +71,81 @@ func (m *mapper) identifyList(p *Profile, traits map[string]any) ([]Op, error) {
 	if flag != nil {
 		plan.explicit = true
 	}
-	if plan.listID == "" && flag == nil {
+	rm, err := m.removal(tprops, "traits.properties")
+	if err != nil || rm.field != "" {
+		if err == nil && flag != nil {
+			err = &MapError{Code: CodeInvalidValue, Field: rm.field,
+				Message: rm.field + " and " + field + " are both set: an event either removes the profile from a list or changes its subscription"}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if rm.listID != "" {
+			plan.listID, plan.field = rm.listID, rm.field
+		}
+		plan.explicit = true
+		return m.listRemoveOps(p, plan, rm.field)
+	}
+	if plan.listID == "" {
+		if flag != nil {
+			// No list anywhere: a subscribe flag alone must not change
+			// account-wide consent (an ambiguous trait unsubscribing a
+			// whole account is a compliance incident).
+			m.warn(plan.flagField + " is set but no list is given (integrations.Klaviyo.listId, traits.properties.listId or the listId setting): consent was left unchanged")
+		}
 		return nil, nil
 	}
 	return m.listOps(p, plan)
+}
+
+// removalAsk is an event's request to end list membership without a
+// consent change: field is where it was asked ("" = not asked), listID
+// the list it names ("" = the list the event resolves otherwise).
+type removalAsk struct {
+	field  string
+	listID string
+}
+
+// removal reads integrations.Klaviyo.removeFromList, then
+// <field>.removeFromList: true (the event's list) or a list id.
+func (m *mapper) removal(t map[string]any, field string) (removalAsk, error) {
+	read := func(v any, f string) (removalAsk, error) {
+		switch x := v.(type) {
+		case bool:
+			if !x {
+				return removalAsk{}, nil
+			}
+			return removalAsk{field: f}, nil
+		case string:
+			if id := strings.TrimSpace(x); id != "" {
+				return removalAsk{field: f, listID: id}, nil
+			}
+			return removalAsk{}, nil
+		}
+		return removalAsk{}, typeErr(f, "true or a list id", v)
+	}
+	if v, ok := m.opt("removeFromList"); ok {
+		return read(v, "integrations.Klaviyo.removeFromList")
+	}
+	if v, ok := present(t, "removeFromList"); ok {
+		return read(v, field+".removeFromList")
+	}
+	return removalAsk{}, nil
+}
+
+// listRemoveOps removes the profile from plan's list, consent unchanged.
+func (m *mapper) listRemoveOps(p *Profile, plan listPlan, asked string) ([]Op, error) {
+	if plan.listID == "" {
+		m.warn(asked + " is set but no list is given (a list id there, integrations.Klaviyo.listId, traits.properties.listId or the listId setting): nothing was removed")
+		return nil, nil
+	}
+	a := p.Attributes
+	lp := &Profile{Type: "profile", ID: p.ID, Attributes: ProfileAttributes{
+		Email: a.Email, PhoneNumber: a.PhoneNumber, ExternalID: a.ExternalID}}
+	if lp.ID == "" && a.Email == "" && a.PhoneNumber == "" && a.ExternalID == "" {
+		return nil, m.listProblem(plan, "removing the profile from list "+plan.listID+" needs a userId, email or phone number")
+	}
+	return []Op{{Kind: OpListRemove, ListID: plan.listID, Profile: lp}}, nil
 }
 
 // subscribeFlag reads integrations.Klaviyo.subscribe, then <field>.subscribe.
@@ -139,13 +212,13 @@ func (m *mapper) listOps(p *Profile, plan listPlan) ([]Op, error) {
 		switch c {
 		case ChannelEmail:
 			if a.Email == "" {
-				missing = append(missing, "an email ("+plan.idField+".email)")
+				missing = append(missing, "an email ("+plan.idField+".email"+plan.also("email")+")")
 				continue
 			}
 			subs.Email = &ChannelConsent{Marketing: consent}
 		case ChannelSMS:
 			if a.PhoneNumber == "" {
-				missing = append(missing, "a phone number ("+plan.idField+".phone)")
+				missing = append(missing, "a phone number ("+plan.idField+".phone"+plan.also("phone")+")")
 				continue
 			}
 			subs.SMS = &ChannelConsent{Marketing: consent}
@@ -174,9 +247,16 @@ func (m *mapper) listOps(p *Profile, plan listPlan) ([]Op, error) {
 		Email: a.Email, PhoneNumber: a.PhoneNumber, Subscriptions: &subs}}
 	if subscribe {
 		sp.ID = p.ID // the delete-job profile schema has no id
-		return []Op{{Kind: OpSubscribe, ListID: plan.listID, Profile: sp, HistoricalImport: historical}}, nil
+		return []Op{{Kind: OpSubscribe, ListID: plan.listID, Profile: sp, HistoricalImport: historical, CustomSource: m.s.CustomSource}}, nil
 	}
 	return []Op{{Kind: OpUnsubscribe, ListID: plan.listID, Profile: sp}}, nil
+}
+
+func (p listPlan) also(key string) string {
+	if p.idAlso == "" {
+		return ""
+	}
+	return " or " + p.idAlso + "." + key
 }
 
 // listProblem is an error when the event asked for the list operation,

@@ -17,12 +17,16 @@ type Outcome struct {
 	Skipped  string        `json:"skipped,omitempty"`
 	Warnings []string      `json:"warnings,omitempty"`
 	Error    *OutcomeError `json:"error,omitempty"`
+	// Failures are parts of the event that failed while its requests went
+	// (an order's product without an id).
+	Failures []OutcomeError `json:"failures,omitempty"`
 }
 
 // OutcomeError is an event's error: a spec.Error code (invalid input) or
 // a MapError code (input the mapping cannot send).
 type OutcomeError struct {
 	Code    string `json:"code"`
+	Field   string `json:"field,omitempty"`
 	Message string `json:"message"`
 }
 
@@ -80,19 +84,27 @@ func TransformEvent(it *spec.Item, s Settings) Outcome {
 		}
 		return o
 	}
-	o.Requests = make([]Request, len(res.Ops))
-	for i, op := range res.Ops {
-		o.Requests[i] = op.Request(s)
+	o.Requests = make([]Request, 0, len(res.Ops))
+	for _, op := range res.Ops {
+		if op.Kind == OpListRemove {
+			o.Requests = append(o.Requests, op.Requests(s)...) // lookup, then DELETE
+			continue
+		}
+		o.Requests = append(o.Requests, op.Request(s))
 	}
 	o.Skipped = res.Skipped
 	o.Warnings = res.Warnings
+	for _, f := range res.Failures {
+		o.Failures = append(o.Failures, OutcomeError{Code: f.Code, Field: f.Field, Message: f.Message})
+	}
 	return o
 }
 
-// Failed reports whether any outcome is an error (exit code 1).
+// Failed reports whether any outcome is an error or has a failed part
+// (exit code 1).
 func Failed(outs []Outcome) bool {
 	for _, o := range outs {
-		if o.Error != nil {
+		if o.Error != nil || len(o.Failures) > 0 {
 			return true
 		}
 	}

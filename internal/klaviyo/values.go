@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Helpers for reading decoded JSON values (map[string]any from spec.Event).
@@ -157,10 +158,35 @@ func flatten(m map[string]any) map[string]any {
 	return out
 }
 
-// isEmail is a light check: one @ with text on both sides and no spaces.
-// Klaviyo validates further; this catches obvious non-emails early.
+// isEmail checks an address as Klaviyo validates it at delivery: one @
+// with a local part, no white space or list separators, and a domain of
+// two or more non-empty dot-separated labels whose last (the TLD) is two
+// or more letters (or an xn-- IDN label). Anything looser is accepted
+// here and then fails the whole bulk item at Klaviyo.
 func isEmail(s string) bool {
 	at := strings.IndexByte(s, '@')
-	return at > 0 && at < len(s)-1 && strings.LastIndexByte(s, '@') == at &&
-		!strings.ContainsAny(s, " \t\r\n,;<>")
+	if at <= 0 || at == len(s)-1 || strings.LastIndexByte(s, '@') != at ||
+		strings.ContainsAny(s, " \t\r\n,;<>") {
+		return false
+	}
+	domain := s[at+1:]
+	dot := strings.LastIndexByte(domain, '.')
+	if dot < 0 || strings.HasPrefix(domain, ".") || strings.Contains(domain, "..") {
+		return false // no dot, or an empty label (a trailing dot leaves an empty TLD)
+	}
+	return validTLD(domain[dot+1:])
+}
+
+func validTLD(tld string) bool {
+	if strings.HasPrefix(strings.ToLower(tld), "xn--") && len(tld) > 4 {
+		return true
+	}
+	n := 0
+	for _, r := range tld {
+		if !unicode.IsLetter(r) {
+			return false
+		}
+		n++
+	}
+	return n >= 2
 }

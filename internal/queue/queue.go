@@ -56,25 +56,28 @@ type JobInfo struct {
 // State is a job's place in its life cycle.
 type State string
 
-// Job states: pending → executing → succeeded | failed (waits for RetryAt,
-// then is pending again) | aborted (dead-lettered).
+// Job states: pending → executing → failed (waits for RetryAt, then is
+// pending again) or gone (Succeed, Abort).
 const (
 	StatePending   State = "pending"
 	StateExecuting State = "executing"
-	StateSucceeded State = "succeeded"
 	StateFailed    State = "failed"
-	StateAborted   State = "aborted"
 )
 
 // Stats describes the queue for metrics and the console.
 type Stats struct {
 	Depth     int64         // jobs not yet succeeded or aborted
 	OldestAge time.Duration // age of the oldest such job
-	Pending   int64         // waiting for their first (or a requeued) claim
+	Pending   int64         // waiting for their first claim
 	Executing int64
-	Failed    int64 // waiting for a retry
-	Aborted   int64
+	Failed    int64            // waiting for a retry
 	ByDest    map[string]int64 // Depth per destination
+}
+
+// Dropped is what Drop did.
+type Dropped struct {
+	Dropped  int // jobs deleted
+	InFlight int // matching jobs executing: not deleted
 }
 
 // Queue is the durable log. Implementations are safe for concurrent use.
@@ -98,12 +101,28 @@ type Queue interface {
 	Claim(ctx context.Context, dest string, limit int, lease time.Duration) ([]Job, error)
 	// Succeed, Retry and Abort finish claimed (executing) jobs; ids in any
 	// other state are ignored, so a repeated or late ack is harmless.
-	// Retry makes the jobs claimable again from at; Abort dead-letters them.
-	// Both add one to Attempts and record reason as LastError.
+	// Retry makes the jobs claimable again from at, adding one to Attempts
+	// and recording reason as LastError.
+	//
+	// Abort is for jobs the caller has dead-lettered: dead letters live in
+	// the store (with their payload and reason), not in the queue, so
+	// Abort makes the queue forget the jobs and their payloads as Succeed
+	// does. They leave Depth, are never claimed again (not after a lease
+	// or a reopen either) and take no storage; reason is for the
+	// implementation's log only. The caller writes the dead letter first:
+	// a crash in between delivers the job again rather than losing it.
 	Succeed(ctx context.Context, ids []int64) error
 	Retry(ctx context.Context, ids []int64, at time.Time, reason string) error
 	Abort(ctx context.Context, ids []int64, reason string) error
 	Stats(ctx context.Context) (Stats, error)
+	// Drop deletes dest's undelivered jobs (pending, or failed waiting for
+	// a retry) whose message match selects — user deletion: a queued
+	// event would re-create the profile it was sent to delete. Executing
+	// jobs cannot be taken back from their worker; they are counted in
+	// Dropped.InFlight, and the caller drops again once they finished.
+	// Aborted jobs are dead letters, which the store owns. match must not
+	// keep the message or its payload.
+	Drop(ctx context.Context, dest string, match func(Message) bool) (Dropped, error)
 	// Close commits what was already submitted and releases the storage.
 	// Later calls of any method return ErrClosed; Close itself may be
 	// called again.

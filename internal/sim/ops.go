@@ -60,6 +60,8 @@ func (s *Sim) dispatch(q *request) *response {
 		return s.clientProfile(q)
 	case "POST /client/subscriptions":
 		return s.clientSubscription(q)
+	case "POST /api/data-privacy-deletion-jobs":
+		return s.deletionJob(q)
 	}
 	return errResp(notFound())
 }

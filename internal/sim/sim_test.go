@@ -37,6 +37,7 @@ func TestExamples(t *testing.T) {
 		"create_client_subscription_missing_list":  {Pointer: "/data/relationships"},
 		"create_event_without_revision_header":     {Parameter: "revision"},
 		"create_client_profile_without_company_id": {Parameter: "company_id"},
+		"request_profile_deletion_wrong_type":      {Pointer: "/data/type"},
 	}
 	okStatus := map[string]int{
 		"POST /api/events": 202, "POST /api/event-bulk-create-jobs": 202, "POST /api/profile-import": 201,
@@ -44,6 +45,7 @@ func TestExamples(t *testing.T) {
 		"POST /api/profile-subscription-bulk-delete-jobs": 202, "POST /api/lists/Y6nRLr/relationships/profiles": 204,
 		"DELETE /api/lists/Y6nRLr/relationships/profiles": 204, "GET /api/profiles": 200, "POST /client/events": 202,
 		"POST /client/profiles": 202, "POST /client/subscriptions": 202, "POST /api/profiles": 201,
+		"POST /api/data-privacy-deletion-jobs": 202,
 	}
 	for _, ex := range f.Examples {
 		t.Run(ex.Name, func(t *testing.T) {

@@ -30,8 +30,11 @@ type State struct {
 	Rejections []Rejection `json:"rejections"`
 	// RequestLog is every request (up to Config.MaxRequestLog), oldest
 	// first; RequestLogDropped counts those left out past the cap.
-	RequestLog        []RequestRecord `json:"requestLog,omitempty"`
-	RequestLogDropped int             `json:"requestLogDropped,omitempty"`
+	RequestLog []RequestRecord `json:"requestLog,omitempty"`
+	// Deleted are the profiles removed by data-privacy deletion jobs,
+	// oldest first.
+	Deleted           []DeletedProfile `json:"deleted,omitempty"`
+	RequestLogDropped int              `json:"requestLogDropped,omitempty"`
 }
 
 // ProfileState is one profile.
@@ -246,6 +249,7 @@ func (s *Sim) state(withLog bool) State {
 		c.Profiles = slices.Clone(j.Profiles)
 		out.Jobs = append(out.Jobs, c)
 	}
+	out.Deleted = slices.Clone(st.deleted)
 	if withLog {
 		out.RequestLog = slices.Clone(s.reqs.records)
 		out.RequestLogDropped = s.reqs.dropped

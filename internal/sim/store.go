@@ -51,6 +51,7 @@ type store struct {
 	listOrder []string
 	jobs      map[string]*JobState
 	jobOrder  []*JobState
+	deleted   []DeletedProfile
 }
 
 func newStore() *store {

@@ -108,6 +108,7 @@ func (p *parser) fill(raw []byte, f *fields, env *envelope, ev *Event) *Error {
 	if err := readStrings(f, ev); err != nil {
 		return err
 	}
+	ev.Bundled = readBundled(f[fMetadata])
 	if p.opts.Encode {
 		if err := checkObjects(f); err != nil {
 			return err
@@ -249,6 +250,7 @@ func readObjects(f *fields, ev *Event) *Error {
 		{fProperties, &ev.Properties},
 		{fContext, &ev.Context},
 		{fIntegrations, &ev.Integrations},
+		{fDestinations, &ev.Destinations},
 	}
 	for _, o := range objs {
 		v := f[o.key]

@@ -50,6 +50,15 @@ type Event struct {
 	Context map[string]any `json:"context,omitempty"`
 	// Integrations is the merged integrations map (envelope under event).
 	Integrations map[string]any `json:"integrations,omitempty"`
+	// Destinations is the event's own top-level destinations object, the
+	// per-destination options Segment Classic's docs wrote as
+	// destinations.Klaviyo.listId (seeds 001, 002); destinations read it
+	// under their integrations options.
+	Destinations map[string]any `json:"destinations,omitempty"`
+	// Bundled is analytics.js's _metadata.bundled: the integrations the
+	// browser sent this event to itself (device mode), so a server-side
+	// copy would count it twice. The rest of _metadata is dropped.
+	Bundled []string `json:"bundled,omitempty"`
 
 	// Timestamp is the skew-corrected event time (clients.md §1).
 	Timestamp         time.Time `json:"timestamp"`

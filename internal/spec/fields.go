@@ -25,6 +25,8 @@ const (
 	fReceivedAt
 	fWriteKey
 	fBatch
+	fDestinations
+	fMetadata
 	nFields
 	fUnknown field = -1
 )
@@ -99,6 +101,10 @@ func fieldOf(key []byte) field {
 		return fWriteKey
 	case "batch":
 		return fBatch
+	case "destinations":
+		return fDestinations
+	case "_metadata":
+		return fMetadata
 	}
 	return fUnknown
 }
@@ -144,6 +150,10 @@ func fieldName(f field) string {
 		return "writeKey"
 	case fBatch:
 		return "batch"
+	case fDestinations:
+		return "destinations"
+	case fMetadata:
+		return "_metadata"
 	}
 	return ""
 }

@@ -107,10 +107,8 @@ func decodeObject(raw []byte) (map[string]any, bool) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, false
 	}
-	// Decoding into an interface takes encoding/json's reflection-free
-	// path for maps; into a map[string]any it allocates per key.
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
+	v, ok := decodeValid(raw)
+	if !ok {
 		return nil, false
 	}
 	m, ok := v.(map[string]any)

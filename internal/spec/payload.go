@@ -19,7 +19,7 @@ import (
 // checkObjects is readObjects without decoding: the four objects must be
 // JSON objects when present, and so must the event's own context.traits.
 func checkObjects(f *fields) *Error {
-	for _, k := range [...]field{fTraits, fProperties, fContext, fIntegrations} {
+	for _, k := range [...]field{fTraits, fProperties, fContext, fIntegrations, fDestinations} {
 		if v := f[k]; !absent(v) && (v[0] != '{' || mayOverflow(v) && !decodes(v)) {
 			return objectErr(k, v)
 		}
@@ -55,6 +55,8 @@ func (p *parser) encode(f *fields, env *envelope, ev *Event) ([]byte, string) {
 	b = appendObject(b, `,"properties":`, f[fProperties], nil)
 	b = appendObject(b, `,"context":`, f[fContext], env.rawContext)
 	b = appendObject(b, `,"integrations":`, f[fIntegrations], env.rawIntegrations)
+	b = appendObject(b, `,"destinations":`, f[fDestinations], nil)
+	b = appendBundled(b, ev.Bundled)
 	b = appendTime(b, `,"timestamp":`, ev.Timestamp)
 	if !ev.OriginalTimestamp.IsZero() {
 		b = appendTime(b, `,"originalTimestamp":`, ev.OriginalTimestamp)

@@ -109,6 +109,7 @@ func FuzzEncode(f *testing.F) {
 		`{"batch":[{"type":"track","event":"E","context":{"a":null,"traits":{"email":"E@x"}}}],"context":{"a":{"b":1},"traits":null},"integrations":{"X":true}}`,
 		`[{"type":"identify","traits":{"phone":"1","email":1}},{"type":"page","properties":{"n":1e400}}]`,
 		`{"type":"screen","name":"\u0000\u2028","context":{"traits":{"em\u0061il":"x"}}}`,
+		`{"batch":[{"type":"identify","userId":"u","destinations":{"Klaviyo":{"listId":"L1"}}},{"type":"track","event":"E","destinations":{}}],"destinations":{"X":1}}`,
 	} {
 		f.Add([]byte(s), "track", int64(0))
 	}

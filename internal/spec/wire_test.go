@@ -135,6 +135,7 @@ func TestParseWire(t *testing.T) {
 				"userAgentData":{"brands":[{"brand":"Chromium","version":"148"}],"mobile":false,"platform":"Linux"},
 				"locale":"en-US","library":{"name":"analytics.js","version":"next-1.84.3"},"timezone":"UTC"}`),
 			Integrations:      obj(`{"Segment.io":true}`),
+			Bundled:           []string{"Segment.io"},         // _metadata.bundled
 			Timestamp:         ts("2026-11-23T00:03:13.973Z"), // 14.000 − (13.345 − 13.318)
 			OriginalTimestamp: ts("2026-11-23T00:03:13.318Z"),
 			SentAt:            ts("2026-11-23T00:03:13.345Z"),

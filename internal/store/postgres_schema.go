@@ -84,5 +84,48 @@ CREATE TABLE rate_bucket (
 	PRIMARY KEY (key_hash, endpoint)
 );
 `,
+	}, {
+		version: 3,
+		name:    "audit log",
+		// Privacy audit log (audit.go): key names only, never values.
+		sql: `
+CREATE TABLE audit_log (
+	id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	message_id TEXT COLLATE "C" NOT NULL,
+	dest       TEXT    NOT NULL,
+	source     TEXT    NOT NULL DEFAULT '',
+	user_id    TEXT COLLATE "C" NOT NULL DEFAULT '',
+	email      TEXT COLLATE "C" NOT NULL DEFAULT '',
+	time       BIGINT  NOT NULL,
+	sent       TEXT    NOT NULL, -- JSON array of key paths
+	dropped    TEXT    NOT NULL  -- JSON array of key paths
+);
+CREATE INDEX audit_log_message ON audit_log (message_id);
+CREATE INDEX audit_log_user    ON audit_log (user_id);
+CREATE INDEX audit_log_email   ON audit_log (email);
+CREATE INDEX audit_log_time    ON audit_log (time);
+`,
+	}, {
+		version: 4,
+		name:    "user deletions",
+		sql: `
+CREATE TABLE deletion (
+	id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	user_id    TEXT    NOT NULL DEFAULT '',
+	email      TEXT    NOT NULL DEFAULT '',
+	phone      TEXT    NOT NULL DEFAULT '',
+	origin     TEXT    NOT NULL DEFAULT '',
+	local_only BOOLEAN NOT NULL DEFAULT false,
+	dests      JSONB   NOT NULL DEFAULT '[]', -- array of destination names
+	state      TEXT    NOT NULL,
+	attempts   BIGINT  NOT NULL DEFAULT 0,
+	last_error TEXT    NOT NULL DEFAULT '',
+	steps      JSONB   NOT NULL DEFAULT '[]', -- [{name, done, detail}]
+	next_at    BIGINT  NOT NULL DEFAULT 0,
+	created_at BIGINT  NOT NULL,
+	updated_at BIGINT  NOT NULL
+);
+CREATE INDEX deletion_open ON deletion (state, next_at) WHERE state IN ('pending', 'running');
+`,
 	}}
 }

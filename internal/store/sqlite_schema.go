@@ -81,5 +81,48 @@ CREATE TABLE rate_bucket (
 	PRIMARY KEY (key_hash, endpoint)
 );
 `,
+	}, {
+		version: 3,
+		name:    "audit log",
+		// Privacy audit log (audit.go): key names only, never values.
+		sql: `
+CREATE TABLE audit_log (
+	id         INTEGER PRIMARY KEY,
+	message_id TEXT NOT NULL,
+	dest       TEXT    NOT NULL,
+	source     TEXT    NOT NULL DEFAULT '',
+	user_id    TEXT NOT NULL DEFAULT '',
+	email      TEXT NOT NULL DEFAULT '',
+	time       INTEGER NOT NULL,
+	sent       TEXT    NOT NULL, -- JSON array of key paths
+	dropped    TEXT    NOT NULL  -- JSON array of key paths
+);
+CREATE INDEX audit_log_message ON audit_log (message_id);
+CREATE INDEX audit_log_user    ON audit_log (user_id);
+CREATE INDEX audit_log_email   ON audit_log (email);
+CREATE INDEX audit_log_time    ON audit_log (time);
+`,
+	}, {
+		version: 4,
+		name:    "user deletions",
+		sql: `
+CREATE TABLE deletion (
+	id         INTEGER PRIMARY KEY,
+	user_id    TEXT    NOT NULL DEFAULT '',
+	email      TEXT    NOT NULL DEFAULT '',
+	phone      TEXT    NOT NULL DEFAULT '',
+	origin     TEXT    NOT NULL DEFAULT '',
+	local_only INTEGER NOT NULL DEFAULT 0,
+	dests      TEXT    NOT NULL DEFAULT '[]', -- JSON array of destination names
+	state      TEXT    NOT NULL,
+	attempts   INTEGER NOT NULL DEFAULT 0,
+	last_error TEXT    NOT NULL DEFAULT '',
+	steps      TEXT    NOT NULL DEFAULT '[]', -- JSON [{name, done, detail}]
+	next_at    INTEGER NOT NULL DEFAULT 0,
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL
+);
+CREATE INDEX deletion_open ON deletion (state, next_at) WHERE state IN ('pending', 'running');
+`,
 	}}
 }

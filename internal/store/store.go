@@ -312,5 +312,6 @@ type Store interface {
 	KeyResolver
 	SourceAdmin
 	SettingsStore
+	DeletionStore
 	Close() error
 }

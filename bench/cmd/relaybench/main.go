@@ -38,6 +38,7 @@ func run() int {
 		natsURL       = fs.String("nats", "nats://127.0.0.1:4222", "NATS server for ingest-jetstream")
 		runs          = fs.Int("runs", 3, "runs of the transform and ingest benchmarks")
 		transformTime = fs.Duration("transform-time", time.Second, "time per transform run")
+		transformN    = fs.Int("transform-events", 100000, "corpus events for the whole-process `relay transform` figure")
 		ingestTime    = fs.Duration("ingest-time", 10*time.Second, "time per ingest phase (saturation, then half load)")
 		ingestBatch   = fs.Int("ingest-batch", 100, "events per /v1/batch request")
 		ingestConc    = fs.Int("ingest-conc", 16, "concurrent connections at saturation")
@@ -78,7 +79,7 @@ func run() int {
 	}
 	defer os.RemoveAll(root)
 
-	needRelay := want["ingest"] || want["ingest-idle"] || want["ingest-jetstream"] || want["delivery"] || want["memory"]
+	needRelay := want["transform"] || want["ingest"] || want["ingest-idle"] || want["ingest-jetstream"] || want["delivery"] || want["memory"]
 	pprofAddr := ""
 	if needRelay {
 		if *relayBin == "" {
@@ -109,6 +110,9 @@ func run() int {
 	if want["transform"] {
 		if res.Transform, err = benchTransform(*runs, *transformTime, progress); err != nil {
 			return fail("transform", err)
+		}
+		if res.Transform.Process, err = benchTransformProcess(ctx, *relayBin, root, *transformN, *runs, progress); err != nil {
+			return fail("transform process", err)
 		}
 	}
 	for _, v := range []struct{ name, queue, dest string }{
@@ -206,6 +210,13 @@ func goBuild(out, pkg string) error {
 // targets compares the figures with issue 7's targets.
 func targets(r *Results) []Target {
 	var ts []Target
+	if t := r.Transform; t != nil && t.Process != nil {
+		p := t.Process
+		ts = append(ts, Target{fmt.Sprintf("`relay transform`, whole process, %d corpus events, one core", p.Events),
+			fmt.Sprintf("≥ %d events/s (20× rudder-transformer's %d)", transformProcTarget, rudderTransformerPerCore),
+			fmt.Sprintf("%.0f events/s (median), %.1f×", p.EventsPerSec.Median, p.EventsPerSec.Median/rudderTransformerPerCore),
+			p.EventsPerSec.Median >= transformProcTarget})
+	}
 	if in := r.Ingest; in != nil {
 		ts = append(ts, Target{"Ingest sustained (2 cores)", "≥ 50,000 events/s", fmt.Sprintf("%.0f events/s (median)", in.Sustained.Median), in.Sustained.Median >= 50000})
 		ts = append(ts, Target{"Ingest p99 at half load", "< 25 ms", fmt.Sprintf("%.1f ms (median of runs)", in.P99ms.Median), in.P99ms.Median < 25 && len(in.P99ms.Runs) > 0})

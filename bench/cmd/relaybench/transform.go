@@ -34,6 +34,8 @@ type TransformCase struct {
 type TransformResult struct {
 	What  string          `json:"what"`
 	Cases []TransformCase `json:"cases"`
+	// Process is `relay transform` as a whole process on one core.
+	Process *TransformProcess `json:"process,omitempty"`
 }
 
 // transformInput is an event's JSON and its parsed form.
@@ -208,6 +210,11 @@ func benchTransform(runs int, d time.Duration, progress io.Writer) (*TransformRe
 			res.Cases = append(res.Cases, c)
 		}
 	}
+	c, err := benchUserTransform(inputs["corpus mix"], runs, d, progress)
+	if err != nil {
+		return nil, err
+	}
+	res.Cases = append(res.Cases, c)
 	return res, nil
 }
 
@@ -226,4 +233,7 @@ func (t *TransformResult) markdown(w io.Writer) {
 			fmtStat(c.EventsPerSec, "%.0f"), fmtStat(c.EventsPerCPUSec, "%.0f"), c.AllocsPerEvent, c.BytesPerEvent, c.Load)
 	}
 	fmt.Fprintln(w)
+	if t.Process != nil {
+		t.Process.markdown(w)
+	}
 }

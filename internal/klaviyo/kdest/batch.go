@@ -16,10 +16,17 @@ import (
 
 // item is one claimed job on its way through a batch.
 type item struct {
-	job     queue.Job
-	ev      *spec.Event
+	job queue.Job
+	ev  *spec.Event
+	// events, when set, replace ev: what a pre-sink stage (a user
+	// transformation) made of it (destination.Job.Events).
+	events  []spec.Event
 	ops     []klaviyo.Op
 	skipped string
+	// partsFailed are parts of the event the mapping could not send while
+	// the rest went (an order's product without an id): delivered, with
+	// each failed part named in the delivery log.
+	partsFailed []*klaviyo.MapError
 	// held: carried to the next batch unsent (holdPartial).
 	held bool
 	// Outcome, written under batch.mu: the first permanent and the first
@@ -58,7 +65,7 @@ type batch struct {
 func (s *Sink) newBatch(ctx context.Context, jobs []destination.Job) *batch {
 	b := &batch{s: s, settings: s.cfg.Settings(), items: make([]item, len(jobs)), followers: map[ref][]ref{}}
 	for i, j := range jobs {
-		b.items[i].job, b.items[i].ev = j.Job, j.Event
+		b.items[i].job, b.items[i].ev, b.items[i].events = j.Job, j.Event, j.Events
 	}
 	for chunk := range slices.Chunk(b.items, prepareChunk) {
 		// Without a share (no budget, or shutting down) the batch is
@@ -83,22 +90,29 @@ const prepareChunk = 16
 // the same settings maps the same way every time, so they are
 // dead-lettered (and can be replayed after a settings fix).
 func (b *batch) prepare(it *item) {
-	res, err := klaviyo.Map(it.ev, b.settings)
-	if err != nil {
-		f := &failure{code: "mapping_error", detail: err.Error()}
-		var me *klaviyo.MapError
-		if errors.As(err, &me) {
-			f.code = me.Code
-			f.pointer = me.Field
+	events := it.events
+	if events == nil {
+		events = []spec.Event{*it.ev}
+	}
+	for i := range events {
+		res, err := klaviyo.Map(&events[i], b.settings)
+		if err != nil {
+			f := &failure{code: "mapping_error", detail: err.Error()}
+			var me *klaviyo.MapError
+			if errors.As(err, &me) {
+				f.code = me.Code
+				f.pointer = me.Field
+			}
+			it.permanent, it.ops = f, nil
+			return
 		}
-		it.permanent = f
-		return
+		if res.Skipped != "" && len(events) == 1 {
+			it.skipped = res.Skipped
+			return
+		}
+		it.ops = append(it.ops, res.Ops...)
+		it.partsFailed = append(it.partsFailed, res.Failures...)
 	}
-	if res.Skipped != "" {
-		it.skipped = res.Skipped
-		return
-	}
-	it.ops = res.Ops
 	if len(it.ops) == 0 {
 		it.skipped = "maps to no Klaviyo operation"
 	}

@@ -10,7 +10,14 @@ import (
 // a description: TestEverySettingDescribed fails otherwise. Aliases are
 // the names ParseSettings accepts besides Relay's (Segment's, RudderStack's).
 func Fields() []destination.Field {
-	return []destination.Field{
+	fields := []destination.Field{
+		{Section: "Compatibility", Name: "compat", Label: "Compatibility preset", Kind: destination.KindSelect,
+			Options: []string{klaviyo.CompatRelay, klaviyo.CompatSegment, klaviyo.CompatRudderStack, klaviyo.CompatFreshpaint},
+			Help:    "Start every setting from the defaults of the system you are leaving (docs/KLAVIYO.md). The fields below show the result and are saved as shown."},
+		{Section: "Compatibility", Name: "userIdProperty", Label: "userId property", Kind: destination.KindText, Hint: "id",
+			Help: "With email as primary identifier, the custom property that holds the userId: id (Segment) or _id (RudderStack)."},
+		{Section: "Compatibility", Name: "customSource", Label: "Consent source", Kind: destination.KindText, Hint: klaviyo.DefaultCustomSource,
+			Help: "custom_source of subscriptions: what Klaviyo's consent records name as where consent came from."},
 		{Section: "Credentials", Name: "privateApiKey", Aliases: []string{"privateKey", "apiSecret"}, Label: "Private API key", Kind: destination.KindSecret, Hint: "pk_…",
 			Help: "Server-side key, sent as Authorization: Klaviyo-API-Key. Never shown again once saved; leave empty to keep the current key."},
 		{Section: "Credentials", Name: "publicApiKey", Aliases: []string{"apiKey", "publicKey"}, Label: "Public API key (site id)", Kind: destination.KindSecret, Hint: "six characters",
@@ -35,8 +42,8 @@ func Fields() []destination.Field {
 			Help: "Region (ISO 3166, e.g. US) used to turn national phone numbers into E.164."},
 		{Section: "Identity", Name: "strictPhone", Label: "Strict phone numbers", Kind: destination.KindBool,
 			Help: "An unparseable phone number rejects the event. Off: the number is dropped with a warning on that event."},
-		{Section: "Events", Name: "ecommerceNames", Label: "E-commerce names", Kind: destination.KindSelect, Options: []string{klaviyo.EcommerceKlaviyo, klaviyo.EcommercePassthrough},
-			Help: "klaviyo: rename spec e-commerce events to Klaviyo's standard metrics and keys (Placed Order, Ordered Product, Viewed Product, …). passthrough: keep names and properties."},
+		{Section: "Events", Name: "ecommerceNames", Label: "E-commerce names", Kind: destination.KindSelect, Options: []string{klaviyo.EcommerceKlaviyo, klaviyo.EcommercePassthrough, klaviyo.EcommerceSegment, klaviyo.EcommerceRudderStack},
+			Help: "klaviyo: rename spec e-commerce events to Klaviyo's standard metrics and keys (Placed Order, Ordered Product, Viewed Product, …). passthrough: keep names and properties. segment: only Order Completed is renamed (Segment classic). rudderstack: Viewed, Added and Checkout renamed, Order Completed kept (RudderStack)."},
 		{Section: "Events", Name: "sendPlacedOrderAsOrderCompleted", Label: "Keep \"Order Completed\"", Kind: destination.KindBool,
 			Help: "Keep \"Order Completed\" as the metric name instead of \"Placed Order\"."},
 		{Section: "Events", Name: "eventNameMap", Label: "Event name map", Kind: destination.KindMap, Hint: "Spec Event Name => Klaviyo Metric",
@@ -51,5 +58,10 @@ func Fields() []destination.Field {
 			Help: "Only these track events are sent (one name per line). Cannot be combined with the denylist."},
 		{Section: "Events", Name: "eventDenylist", Aliases: []string{"blacklistedEvents"}, Label: "Event denylist", Kind: destination.KindLines, Hint: "one event name per line",
 			Help: "These track events are dropped (one name per line)."},
+		{Section: "Device mode (browser)", Name: "deviceMode", Label: "Device mode", Kind: destination.KindSelect, Options: []string{klaviyo.DeviceModeOff, klaviyo.DeviceModeOn, klaviyo.DeviceModeBoth},
+			Help: "on: browsers using analytics-next or RudderStack JS v3 pointed at Relay load Klaviyo's onsite script and send identify, track and page to Klaviyo themselves; Relay skips those events. both: as on, but Relay still delivers the browser's identify calls (lists, consent). Needs the public API key. See docs/DEVICE-MODE.md."},
+		{Section: "Device mode (browser)", Name: "onsiteScriptUrl", Label: "Onsite script URL", Kind: destination.KindText, Hint: klaviyo.DefaultOnsiteScriptURL,
+			Help: "Where browsers load Klaviyo's onsite script; {publicKey} is replaced by the public API key. Empty: Klaviyo's own."},
 	}
+	return append(fields, destination.PrivacyFields()...)
 }

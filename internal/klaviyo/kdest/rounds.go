@@ -22,7 +22,7 @@ func stageOf(k klaviyo.OpKind) stage {
 	switch k {
 	case klaviyo.OpProfile, klaviyo.OpClientProfile:
 		return stageProfile
-	case klaviyo.OpSubscribe, klaviyo.OpUnsubscribe, klaviyo.OpListAdd:
+	case klaviyo.OpSubscribe, klaviyo.OpUnsubscribe, klaviyo.OpListAdd, klaviyo.OpListRemove, klaviyo.OpClientSubscribe:
 		return stageList
 	}
 	return stageEvent
@@ -77,7 +77,7 @@ func (b *batch) rounds() [][]int {
 // another change of the same profile.
 func orderSensitive(op klaviyo.Op) bool {
 	switch op.Kind {
-	case klaviyo.OpSubscribe, klaviyo.OpUnsubscribe, klaviyo.OpListAdd:
+	case klaviyo.OpSubscribe, klaviyo.OpUnsubscribe, klaviyo.OpListAdd, klaviyo.OpListRemove, klaviyo.OpClientSubscribe:
 		return true
 	case klaviyo.OpProfile, klaviyo.OpClientProfile:
 		return op.Profile != nil && op.Profile.Meta != nil

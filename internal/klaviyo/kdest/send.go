@@ -51,8 +51,10 @@ func (g *group) maxItems() int {
 		return maxSubscribePerJob
 	case klaviyo.OpUnsubscribe:
 		return maxUnsubPerJob
-	case klaviyo.OpClientProfile:
-		return 1 // no bulk form: one call each
+	case klaviyo.OpClientProfile, klaviyo.OpClientEvent, klaviyo.OpClientSubscribe:
+		return 1 // client API: one call each
+	case klaviyo.OpListRemove:
+		return maxListRemovePerChunk
 	}
 	return maxProfilesPerJob
 }
@@ -271,7 +273,8 @@ func (b *batch) request(g *group, chunk []ref) klaviyo.Request {
 	for i, r := range chunk {
 		ops[i] = b.op(r)
 	}
-	if len(ops) == 1 && (g.kind == klaviyo.OpEvent || g.kind == klaviyo.OpProfile || g.kind == klaviyo.OpClientProfile) {
+	if len(ops) == 1 && (g.kind == klaviyo.OpEvent || g.kind == klaviyo.OpProfile || g.kind == klaviyo.OpClientProfile ||
+		g.kind == klaviyo.OpClientEvent || g.kind == klaviyo.OpClientSubscribe) {
 		return ops[0].Request(b.settings)
 	}
 	switch g.kind {
@@ -291,6 +294,10 @@ func (b *batch) request(g *group, chunk []ref) klaviyo.Request {
 // that names items fails only those and resends the rest; a 4xx that names
 // none is split in halves until the bad items are alone.
 func (b *batch) sendChunk(ctx context.Context, g *group, chunk []ref, depth int) {
+	if g.kind == klaviyo.OpListRemove {
+		b.sendListRemove(ctx, g, chunk)
+		return
+	}
 	req := b.request(g, chunk)
 	resp, err := b.s.send.Do(ctx, b.settings.PrivateAPIKey, req)
 	b.s.metrics.request(req, len(chunk), err)

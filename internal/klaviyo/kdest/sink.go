@@ -89,7 +89,11 @@ func (it *item) result() destination.Result {
 	case it.skipped != "":
 		return destination.Result{Outcome: destination.Skipped, Detail: it.skipped}
 	}
-	return destination.Result{Outcome: destination.Delivered, Detail: fmt.Sprintf("%d Klaviyo operation(s) accepted", it.delivered)}
+	detail := fmt.Sprintf("%d Klaviyo operation(s) accepted", it.delivered)
+	for _, f := range it.partsFailed {
+		detail += "; not sent: " + f.Message
+	}
+	return destination.Result{Outcome: destination.Delivered, Detail: detail}
 }
 
 func (f *failure) result(o destination.Outcome) destination.Result {

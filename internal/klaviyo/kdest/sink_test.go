@@ -120,11 +120,14 @@ func newEnv(t *testing.T, settings klaviyo.Settings, faults sim.Faults, events .
 	if err != nil {
 		t.Fatal(err)
 	}
-	settings.PrivateAPIKey = testKey
+	if settings.PublicAPIKey == "" || settings.PrivateAPIKey != "" {
+		settings.PrivateAPIKey = testKey
+	}
 	e := &env{sim: s, q: &fakeQueue{}, log: &fakeLog{}}
 	e.q.jobs = jobs(t, events...)
-	sink := NewSink(Config{Settings: func() klaviyo.Settings { return settings }, ImportJobTimeout: 5 * time.Second}, c, discard, nil)
-	e.w = delivery.New(delivery.Config{Dest: "klaviyo", Title: "Klaviyo", Sink: sink}, e.q, e.log, discard, nil)
+	current := func() klaviyo.Settings { return settings }
+	in := &instance{Sink: NewSink(Config{Settings: current, ImportJobTimeout: 5 * time.Second}, c, discard, nil), settings: current}
+	e.w = delivery.New(delivery.Config{Dest: "klaviyo", Title: "Klaviyo", Sink: in, Stages: in.Stages(), Waiting: in.Waiting}, e.q, e.log, discard, nil)
 	return e
 }
 
@@ -403,5 +406,108 @@ func TestPartialRequestHeldForNextBatch(t *testing.T) {
 	}
 	if len(e.q.succeeded) != 1500 || len(e.log.entries) != 1500 {
 		t.Fatalf("succeeded %d, logged %d", len(e.q.succeeded), len(e.log.entries))
+	}
+}
+
+// A product without an id fails only its Ordered Product event: the order
+// and the other products are delivered, and the log names the product.
+func TestOrderProductFailureDelivered(t *testing.T) {
+	e := newEnv(t, klaviyo.DefaultSettings(), sim.Faults{},
+		`{"type":"track","messageId":"order","userId":"u1","event":"Order Completed","context":{"traits":{"email":"u1@example.com"}},`+
+			`"properties":{"order_id":"O1","revenue":20,"products":[{"sku":"S1","price":10},{"name":"no id","price":10}]}}`)
+	e.run(t)
+	if got := len(e.events(t, 2)); got != 2 {
+		t.Fatalf("Klaviyo holds %d events, want Placed Order and one Ordered Product", got)
+	}
+	entry := e.log.entries["order"]
+	if entry.Status != store.StatusDelivered || !strings.Contains(entry.Detail, "properties.products[1]") {
+		t.Fatalf("log entry = %+v, want delivered naming the failed product", entry)
+	}
+	if len(e.q.aborted) != 0 {
+		t.Fatalf("aborted %v", e.q.aborted)
+	}
+}
+
+// removeFromList ends list membership (profile lookup, then DELETE on the
+// list relationship) without touching consent.
+func TestListRemoval(t *testing.T) {
+	add := klaviyo.DefaultSettings()
+	add.ListMode, add.ListID = klaviyo.ListModeAdd, "L1"
+	e := newEnv(t, add, sim.Faults{},
+		`{"type":"identify","messageId":"add1","userId":"u1","traits":{"email":"u1@example.com"}}`,
+		`{"type":"identify","messageId":"add2","userId":"u2","traits":{"email":"u2@example.com"}}`)
+	e.run(t)
+	if got := len(e.settled(t).Lists["L1"]); got != 2 {
+		t.Fatalf("list L1 has %d members after the adds, want 2", got)
+	}
+	e.q.jobs = jobs(t,
+		`{"type":"track","messageId":"rm1","userId":"u1","event":"Left","context":{"traits":{"email":"u1@example.com"}},"integrations":{"Klaviyo":{"removeFromList":"L1"}}}`,
+		`{"type":"track","messageId":"rm3","userId":"u3","event":"Left","context":{"traits":{"email":"nobody@example.com"}},"integrations":{"Klaviyo":{"removeFromList":"L1"}}}`)
+	e.run(t)
+	st := e.settled(t)
+	if got := len(st.Lists["L1"]); got != 1 {
+		t.Fatalf("list L1 has %d members after the removal, want 1: %v", got, st.Lists)
+	}
+	if st.Requests["DELETE /api/lists/{id}/relationships/profiles"] != 1 || st.Requests["GET /api/profiles"] != 2 {
+		t.Fatalf("requests = %v, want 2 lookups and one DELETE", st.Requests)
+	}
+	for _, id := range []string{"rm1", "rm3"} {
+		if e.status(id) != store.StatusDelivered {
+			t.Errorf("%s: %+v", id, e.log.entries[id])
+		}
+	}
+}
+
+// Without any key nothing is claimed: the jobs wait in the queue for a
+// key instead of failing attempts until maxRetryAge.
+func TestNoKeyLeavesJobsQueued(t *testing.T) {
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	q := &fakeQueue{jobs: jobs(t, track("m1", "u1", "u1@example.com"))}
+	in := &instance{settings: klaviyo.DefaultSettings}
+	w := delivery.New(delivery.Config{Dest: "klaviyo", Title: "Klaviyo", Sink: nil, Waiting: in.Waiting}, q, &fakeLog{}, discard, nil)
+	n, err := w.RunOnce(context.Background())
+	if err != nil || n != 0 || len(q.jobs) != 1 || len(q.retried) != 0 || len(q.aborted) != 0 {
+		t.Fatalf("RunOnce = %d, %v; queue %d jobs, %d retried, %d aborted", n, err, len(q.jobs), len(q.retried), len(q.aborted))
+	}
+}
+
+// A destination with only a public key delivers through the client API.
+func TestPublicKeyOnly(t *testing.T) {
+	s := klaviyo.DefaultSettings()
+	s.PublicAPIKey, s.ListID = "AbC123", "L1"
+	e := newEnv(t, s, sim.Faults{},
+		`{"type":"identify","messageId":"id1","userId":"u1","traits":{"email":"u1@example.com"}}`,
+		track("tr1", "u1", "u1@example.com"))
+	e.run(t)
+	st := e.settled(t)
+	if st.Requests["POST /client/profiles"] != 1 || st.Requests["POST /client/subscriptions"] != 1 || st.Requests["POST /client/events"] != 1 {
+		t.Fatalf("requests = %v, want the client endpoints", st.Requests)
+	}
+	for _, id := range []string{"id1", "tr1"} {
+		if e.status(id) != store.StatusDelivered {
+			t.Errorf("%s: %+v", id, e.log.entries[id])
+		}
+	}
+}
+
+// TestDeviceModeSkipsBrowserEvents: with device mode on, events the
+// browser already sent to Klaviyo (analytics-next's _metadata.bundled,
+// RudderStack's JS SDK) are skipped; server-side events still go.
+func TestDeviceModeSkipsBrowserEvents(t *testing.T) {
+	s := klaviyo.DefaultSettings()
+	s.PublicAPIKey, s.DeviceMode = "PUB1", klaviyo.DeviceModeOn
+	e := newEnv(t, s, sim.Faults{},
+		`{"type":"track","messageId":"seg","userId":"u1","event":"X","_metadata":{"bundled":["Klaviyo","Segment.io"]},"properties":{"email":"u1@example.com"}}`,
+		`{"type":"track","messageId":"rs","userId":"u1","event":"X","context":{"library":{"name":"RudderLabs JavaScript SDK","version":"3.34.1"}},"properties":{"email":"u1@example.com"}}`,
+		track("server", "u2", "u2@example.com"),
+	)
+	e.run(t)
+	for _, id := range []string{"seg", "rs"} {
+		if e.status(id) != store.StatusSkipped || !strings.Contains(e.log.entries[id].Detail, "device mode") {
+			t.Errorf("%s: %s %+v, want skipped as sent by the browser", id, e.status(id), e.log.entries[id])
+		}
+	}
+	if e.status("server") != store.StatusDelivered {
+		t.Fatalf("server: %s", e.status("server"))
 	}
 }

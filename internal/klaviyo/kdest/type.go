@@ -1,15 +1,17 @@
 package kdest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/relaycdp/relay/internal/destination"
+	"github.com/relaycdp/relay/internal/devicemode"
 	"github.com/relaycdp/relay/internal/klaviyo"
 	"github.com/relaycdp/relay/internal/klaviyo/kapi"
-	"github.com/relaycdp/relay/internal/spec"
 )
 
 // Type is the Klaviyo destination type for the registry.
@@ -21,6 +23,64 @@ func Type() *destination.Type {
 		Parse:  parse,
 		Open:   open,
 		Test:   test,
+
+		Summary:    summary,
+		Import:     importSettings,
+		AdjustForm: dropPresetDefaults,
+	}
+}
+
+// summary names the compat preset and what it implies, and a missing key.
+func summary(ds destination.Settings) []string {
+	s, _ := ds.(klaviyo.Settings)
+	var out []string
+	if title := klaviyo.CompatTitle(s.Compat); title != "" {
+		out = append(out, "Compatibility preset: "+title)
+		out = append(out, klaviyo.PresetImplies(s.Compat)...)
+	}
+	if why := s.MissingKey(); why != "" {
+		out = append(out, why)
+	}
+	return out
+}
+
+// importSettings reads a pasted RudderStack or Segment settings export;
+// the note names the preset it selected.
+func importSettings(text []byte, cur destination.Settings) ([]byte, string, error) {
+	s, _ := cur.(klaviyo.Settings)
+	doc, preset, err := klaviyo.ImportSettings(text, s)
+	if err != nil {
+		return nil, "", err
+	}
+	note := ""
+	if title := klaviyo.CompatTitle(preset); title != "" {
+		note = fmt.Sprintf("The pasted settings look like a %s export: preset compat: %s was selected.", title, preset)
+	}
+	return doc, note, nil
+}
+
+// dropPresetDefaults: when the form picks another compat preset, the
+// preset's settings still showing the old preset's values were not
+// chosen by the user, so they are left out and the new preset's apply.
+func dropPresetDefaults(doc map[string]any, ds destination.Settings) {
+	cur, _ := ds.(klaviyo.Settings)
+	next, _ := doc["compat"].(string)
+	if next == "" || next == cur.Compat {
+		return
+	}
+	old, err := klaviyo.PresetSettings(cur.Compat)
+	if err != nil {
+		return
+	}
+	oldRaw, _ := json.Marshal(old)
+	var oldVals map[string]any
+	_ = json.Unmarshal(oldRaw, &oldVals)
+	for _, name := range klaviyo.PresetSettingNames() {
+		a, _ := json.Marshal(doc[name])
+		b, _ := json.Marshal(oldVals[name])
+		if bytes.Equal(a, b) {
+			delete(doc, name)
+		}
 	}
 }
 
@@ -62,7 +122,41 @@ func neutralErrors(err error) error {
 // instance is one configured Klaviyo destination.
 type instance struct {
 	*Sink
-	client *kapi.Client
+	client   *kapi.Client
+	settings func() klaviyo.Settings
+}
+
+// Stages are Klaviyo's own pre-sink stages: device mode's skip of the
+// events a browser already sent to Klaviyo itself (internal/devicemode).
+func (in *instance) Stages() []destination.Stage {
+	return []destination.Stage{destination.StageFunc(in.skipSentFromBrowser)}
+}
+
+func (in *instance) skipSentFromBrowser(_ context.Context, job *destination.Job) *destination.Result {
+	if reason := devicemode.SentFromBrowser(job.Event, in.settings()); reason != "" {
+		return &destination.Result{Outcome: destination.Skipped, Detail: reason}
+	}
+	return nil
+}
+
+// Client is the destination's Klaviyo API client (user deletion uses it).
+func (in *instance) Client() *kapi.Client { return in.client }
+
+// Account is the live private API key and the region national phone
+// numbers are read in (user deletion's Klaviyo requests).
+func (in *instance) Account() (apiKey, phoneRegion string) {
+	s := in.settings()
+	return s.PrivateAPIKey, s.DefaultPhoneCountry
+}
+
+// Waiting says why nothing can be sent yet: with no key at all the jobs
+// wait in the queue for one (the app and console say what is missing)
+// instead of failing attempts until maxRetryAge.
+func (in *instance) Waiting() string {
+	if s := in.settings(); s.PrivateAPIKey == "" && s.PublicAPIKey == "" {
+		return "no Klaviyo API key is set"
+	}
+	return ""
 }
 
 func open(env destination.Env) (destination.Instance, error) {
@@ -75,7 +169,7 @@ func open(env destination.Env) (destination.Instance, error) {
 		return nil, fmt.Errorf("klaviyo client: %w", err)
 	}
 	settings := func() klaviyo.Settings { s, _ := env.Settings().(klaviyo.Settings); return s }
-	return &instance{Sink: NewSink(Config{Settings: settings, CPU: env.CPU}, c, env.Log, env.Metrics), client: c}, nil
+	return &instance{Sink: NewSink(Config{Settings: settings, CPU: env.CPU}, c, env.Log, env.Metrics), client: c, settings: settings}, nil
 }
 
 // Ping reads one profile with the private key: harmless, and it needs the
@@ -125,29 +219,4 @@ func describePing(err error) (bool, string) {
 		msg += " (" + strings.Join(detail, "; ") + ")"
 	}
 	return false, msg + "."
-}
-
-// test is the event tester's mapping: `relay transform`'s code path.
-func test(input []byte, opts spec.Options, ds destination.Settings) (destination.TestResult, error) {
-	s, _ := ds.(klaviyo.Settings)
-	outs, err := klaviyo.Transform(input, opts, s)
-	if err != nil {
-		return destination.TestResult{}, err
-	}
-	out, err := klaviyo.MarshalOutcomes(outs)
-	if err != nil {
-		return destination.TestResult{}, err
-	}
-	res := destination.TestResult{Output: out}
-	for _, o := range outs {
-		ov := destination.TestOutcome{MessageID: o.MessageID, Skipped: o.Skipped, Warnings: o.Warnings}
-		for _, rq := range o.Requests {
-			ov.Requests = append(ov.Requests, rq.Method+" "+rq.Path)
-		}
-		if o.Error != nil {
-			ov.Error = o.Error.Code + ": " + o.Error.Message
-		}
-		res.Events = append(res.Events, ov)
-	}
-	return res, nil
 }

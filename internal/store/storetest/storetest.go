@@ -48,6 +48,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SeedSourcesInvalid", testSeedSourcesInvalid},
 		{"Settings", testSettings},
 		{"SettingsInvalid", testSettingsInvalid},
+		{"Audit", testAudit},
+		{"DeletionLifecycle", testDeletionLifecycle},
+		{"DeletionInvalid", testDeletionInvalid},
+		{"ForgetUser", testForgetUser},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

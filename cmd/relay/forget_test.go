@@ -1,0 +1,36 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestForgetBadArguments(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "give at least one of --user ID, --email E or --phone P"},
+		{[]string{"--user", " "}, "give at least one of"},
+		{[]string{"--user", "u1", "extra"}, `unexpected argument "extra"`},
+		{[]string{"--nope"}, "flag provided but not defined"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), append([]string{"forget"}, tc.args...), nil, &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, errb.String(), tc.want)
+		}
+	}
+}
+
+// --server names an address where nothing listens: a clear error, exit 1
+// (only without --server does relay forget fall back to the store).
+func TestForgetServerDown(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"forget", "--user", "u1", "--server", "http://127.0.0.1:1", "--token", "x"}, nil, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "does not answer") {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+}

@@ -1,0 +1,99 @@
+package klaviyo
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// DeviceSettings say whether browsers talk to Klaviyo themselves (device
+// mode, docs/DEVICE-MODE.md): the settings documents Relay serves to
+// analytics.js and RudderStack's JS SDK then enable Relay's device-mode
+// integration, which loads Klaviyo's onsite script with PublicAPIKey.
+type DeviceSettings struct {
+	// DeviceMode is DeviceModeOff (cloud mode only; "" means off),
+	// DeviceModeOn or DeviceModeBoth.
+	DeviceMode string `json:"deviceMode,omitempty"`
+	// OnsiteScriptURL replaces Klaviyo's onsite script URL
+	// (DefaultOnsiteScriptURL); "{publicKey}" in it is replaced by the
+	// public API key.
+	OnsiteScriptURL string `json:"onsiteScriptUrl,omitempty"`
+}
+
+// Values of DeviceSettings.DeviceMode.
+const (
+	// DeviceModeOff: browsers send to Relay only, as before device mode.
+	DeviceModeOff = "off"
+	// DeviceModeOn: browsers send identify, track and page to Klaviyo
+	// themselves; Relay does not deliver those browser events again.
+	DeviceModeOn = "on"
+	// DeviceModeBoth: as on, but Relay also delivers the browser's
+	// identify calls (list membership and consent, which Klaviyo's onsite
+	// API cannot do); an identify creates no event, so nothing counts twice.
+	DeviceModeBoth = "both"
+)
+
+// DefaultOnsiteScriptURL is Klaviyo's onsite JavaScript.
+const DefaultOnsiteScriptURL = "https://static.klaviyo.com/onsite/js/klaviyo.js?company_id={publicKey}"
+
+// EffectiveDeviceMode returns DeviceMode with "" read as DeviceModeOff.
+func (d DeviceSettings) EffectiveDeviceMode() string {
+	if d.DeviceMode == "" {
+		return DeviceModeOff
+	}
+	return d.DeviceMode
+}
+
+// OnsiteScript returns the onsite script URL for publicKey.
+func (d DeviceSettings) OnsiteScript(publicKey string) string {
+	u := d.OnsiteScriptURL
+	if u == "" {
+		u = DefaultOnsiteScriptURL
+	}
+	return strings.ReplaceAll(u, "{publicKey}", url.QueryEscape(publicKey))
+}
+
+func (d *DeviceSettings) set(name, key string, v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return &SettingsError{Setting: key, Reason: fmt.Sprintf("want a string, got %s", typeName(v))}
+	}
+	str = strings.TrimSpace(str)
+	switch name {
+	case "deviceMode":
+		d.DeviceMode = strings.ToLower(str)
+	case "onsiteScriptUrl":
+		d.OnsiteScriptURL = str
+	}
+	return nil
+}
+
+func (d DeviceSettings) validate(publicKey string) []error {
+	var errs []error
+	switch d.DeviceMode {
+	case "", DeviceModeOff:
+	case DeviceModeOn, DeviceModeBoth:
+		if publicKey == "" {
+			errs = append(errs, &SettingsError{Setting: "deviceMode", Reason: "device mode needs publicApiKey (the site id Klaviyo's onsite script loads with)"})
+		}
+	default:
+		errs = append(errs, &SettingsError{Setting: "deviceMode", Reason: `want "off", "on" or "both"`})
+	}
+	if d.OnsiteScriptURL != "" {
+		u, err := url.Parse(d.OnsiteScriptURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, &SettingsError{Setting: "onsiteScriptUrl", Reason: "want an absolute http(s) URL"})
+		}
+	}
+	return errs
+}
+
+// ignoredWarning is the warning for an accepted setting without effect.
+// RudderStack's useNativeSDK is its device-mode switch; Relay's is
+// deviceMode, so the warning says where to go instead.
+func ignoredWarning(key string) string {
+	if strings.EqualFold(key, "useNativeSDK") || strings.EqualFold(key, "useNativeSDKToSend") {
+		return fmt.Sprintf("setting %s is ignored by Relay; device mode is set with deviceMode (off, on or both), see docs/DEVICE-MODE.md", key)
+	}
+	return fmt.Sprintf("setting %s is ignored by Relay", key)
+}

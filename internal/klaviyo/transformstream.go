@@ -1,0 +1,269 @@
+package klaviyo
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/relaycdp/relay/internal/eventstream"
+	"github.com/relaycdp/relay/internal/spec"
+)
+
+// StreamOptions configure TransformStream.
+type StreamOptions struct {
+	// ReceivedAt, when set, is every event's received time, and
+	// timestamps are skew-corrected against it as the server does.
+	ReceivedAt time.Time
+	// Now is the clock read as each event is read, when ReceivedAt is
+	// zero: an event with no received time of its own gets that one, and
+	// an event with no timestamp is dated by it, as the server dates what
+	// it receives (time.Now when nil; tests fix it).
+	Now func() time.Time
+	// NDJSON writes one outcome a line instead of a JSON array.
+	NDJSON bool
+	// Pretty indents the outcomes (a JSON array as MarshalOutcomes
+	// writes it; with NDJSON, a stream of indented objects).
+	Pretty bool
+	// MaxEventBytes rejects (per event) an event larger than this; 0 = no limit.
+	MaxEventBytes int
+}
+
+// StreamStats count what TransformStream wrote.
+type StreamStats struct {
+	Events int // outcomes written
+	Errors int // of which errors or with failed parts (exit code 1)
+}
+
+// TransformStream is `relay transform` on a stream: it reads events one at
+// a time from in (a JSON array of events, or events one after another
+// (NDJSON) where each may also be a batch envelope; eventstream detects
+// which), maps each with s and writes its outcome to out before reading
+// the next, so memory does not grow with the input.
+//
+// The exit code is ExitOK or ExitEventErr as for TransformOutput. An input
+// that cannot be read any further returns ExitBadInput and an error
+// wrapping spec.ErrMalformed that names the event's index, line and byte
+// offset; the outcomes of the events before it have been written (a JSON
+// array is then left unclosed, so that it does not pass for complete).
+// A read or write error is returned as it is, with ExitBadInput.
+func TransformStream(in io.Reader, out io.Writer, opts StreamOptions, s Settings) (StreamStats, int, error) {
+	t := newStreamTransformer(out, opts, s)
+	err := t.run(eventstream.NewReader(in))
+	if ferr := t.w.Flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("write output: %w", ferr)
+	}
+	switch {
+	case err != nil:
+		return t.stats, ExitBadInput, err
+	case t.stats.Errors > 0:
+		return t.stats, ExitEventErr, nil
+	}
+	return t.stats, ExitOK, nil
+}
+
+type streamTransformer struct {
+	opts  StreamOptions
+	s     Settings
+	now   func() time.Time
+	w     *bufio.Writer
+	stats StreamStats
+
+	body  []byte      // "[" + element + "]" of an array's element
+	items []spec.Item // reused by spec.Parse
+	enc   outcomeEncoder
+}
+
+func newStreamTransformer(out io.Writer, opts StreamOptions, s Settings) *streamTransformer {
+	t := &streamTransformer{opts: opts, s: s, now: opts.Now, w: bufio.NewWriterSize(out, 64<<10)}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	t.enc.init(opts.Pretty, opts.NDJSON)
+	return t
+}
+
+func (t *streamTransformer) run(rd *eventstream.Reader) error {
+	for {
+		v, err := rd.Next()
+		if err == io.EOF {
+			return t.end()
+		}
+		if err != nil {
+			var se *eventstream.SyntaxError
+			if errors.Is(err, eventstream.ErrEmpty) || errors.As(err, &se) {
+				return fmt.Errorf("%w: %w", spec.ErrMalformed, err)
+			}
+			return err
+		}
+		if err := t.value(rd, v); err != nil {
+			return err
+		}
+	}
+}
+
+// value parses one value of the stream and writes an outcome for each
+// event in it.
+func (t *streamTransformer) value(rd *eventstream.Reader, v []byte) error {
+	body := v
+	if rd.Form() == eventstream.FormArray {
+		// Parsed as a one-element array, an element means what it means
+		// inside a request's array: an object is an event (a "batch" key
+		// in it is not an envelope), anything else is that event's error.
+		t.body = append(append(append(t.body[:0], '['), v...), ']')
+		body = t.body
+	} else if v[0] != '{' {
+		return t.inputErr(rd, v, fmt.Sprintf("%s where an event (or a batch envelope) should be; one JSON object a line, or one JSON array", valueKind(v[0])))
+	}
+	batch, err := spec.Parse(body, spec.Options{ReceivedAt: t.opts.ReceivedAt, MaxEventBytes: t.opts.MaxEventBytes, Items: t.items})
+	if err != nil {
+		return t.inputErr(rd, v, parseProblem(v, err))
+	}
+	t.items = batch.Items
+	var recv time.Time
+	if t.opts.ReceivedAt.IsZero() {
+		recv = t.now().UTC()
+	}
+	for i := range batch.Items {
+		it := &batch.Items[i]
+		if it.Err == nil && !recv.IsZero() {
+			received(&it.Event, recv)
+		}
+		o := TransformEvent(it, t.s)
+		if err := t.write(&o); err != nil {
+			return err
+		}
+	}
+	clear(t.items) // drop the events' maps before the next value
+	return nil
+}
+
+// received dates an event read at recv as the server dates one it
+// receives (spec's times, without the skew correction: the time a file
+// is read says nothing about when its events were sent): the received
+// time is the event's own receivedAt or recv, and an event without a
+// timestamp or sentAt takes the received time.
+func received(ev *spec.Event, recv time.Time) {
+	if ev.ReceivedAt.IsZero() {
+		ev.ReceivedAt = recv
+	}
+	if ev.Timestamp.IsZero() {
+		ev.Timestamp, ev.OriginalTimestamp = ev.ReceivedAt, ev.ReceivedAt
+	}
+	if ev.SentAt.IsZero() {
+		ev.SentAt = ev.ReceivedAt
+	}
+}
+
+func (t *streamTransformer) inputErr(rd *eventstream.Reader, v []byte, msg string) error {
+	idx, line, off := rd.Pos()
+	return fmt.Errorf("%w: event %d (line %d, byte %d): %s", spec.ErrMalformed, idx, line, off, msg)
+}
+
+// parseProblem says what spec.Parse found wrong with a whole value: for
+// invalid JSON, where in the value.
+func parseProblem(v []byte, err error) string {
+	var x any
+	var se *json.SyntaxError
+	if errors.As(json.Unmarshal(v, &x), &se) {
+		return fmt.Sprintf("invalid JSON at byte %d of the event: %v", se.Offset, se)
+	}
+	msg := err.Error()
+	if p := spec.ErrMalformed.Error() + ": "; len(msg) > len(p) && msg[:len(p)] == p {
+		msg = msg[len(p):]
+	}
+	return msg
+}
+
+func valueKind(c byte) string {
+	switch {
+	case c == '[':
+		return "an array"
+	case c == '"':
+		return "a string"
+	case c == 't' || c == 'f':
+		return "a boolean"
+	case c == 'n':
+		return "null"
+	case c == '-' || (c >= '0' && c <= '9'):
+		return "a number"
+	}
+	return "something that is not JSON"
+}
+
+// write writes one outcome: as an array element or a line.
+func (t *streamTransformer) write(o *Outcome) error {
+	el, err := t.enc.encode(o)
+	if err != nil {
+		*o = Outcome{MessageID: o.MessageID,
+			Error: &OutcomeError{Code: "render_error", Message: "the requests could not be rendered as JSON: " + err.Error()}}
+		if el, err = t.enc.encode(o); err != nil {
+			return fmt.Errorf("encode transform output: %w", err)
+		}
+	}
+	switch {
+	case t.opts.NDJSON:
+	case t.stats.Events == 0 && t.opts.Pretty:
+		t.w.WriteString("[\n  ")
+	case t.stats.Events == 0:
+		t.w.WriteByte('[')
+	case t.opts.Pretty:
+		t.w.WriteString(",\n  ")
+	default:
+		t.w.WriteByte(',')
+	}
+	t.w.Write(el)
+	if t.opts.NDJSON {
+		t.w.WriteByte('\n')
+	}
+	t.stats.Events++
+	if o.Error != nil || len(o.Failures) > 0 { // as Failed counts them
+		t.stats.Errors++
+	}
+	// bufio.Writer keeps its first error; report it as soon as it happens.
+	if _, err := t.w.Write(nil); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
+
+// end closes a JSON array.
+func (t *streamTransformer) end() error {
+	switch {
+	case t.opts.NDJSON:
+	case t.opts.Pretty:
+		t.w.WriteString("\n]\n")
+	default:
+		t.w.WriteString("]\n")
+	}
+	return nil
+}
+
+// outcomeEncoder encodes outcomes into one reused buffer, HTML characters
+// unescaped, without the encoder's trailing newline.
+type outcomeEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+func (e *outcomeEncoder) init(pretty, ndjson bool) {
+	e.enc = json.NewEncoder(&e.buf)
+	e.enc.SetEscapeHTML(false)
+	switch {
+	case pretty && ndjson:
+		e.enc.SetIndent("", "  ")
+	case pretty:
+		e.enc.SetIndent("  ", "  ") // inside the array's indentation
+	}
+}
+
+func (e *outcomeEncoder) encode(o *Outcome) ([]byte, error) {
+	e.buf.Reset()
+	if err := e.enc.Encode(o); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(e.buf.Bytes(), []byte("\n")), nil
+}

@@ -1,0 +1,189 @@
+package spec
+
+import (
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+)
+
+// decodeValid decodes a JSON value that validJSON accepted, to what
+// json.Unmarshal into an `any` gives (map[string]any, []any, string,
+// float64, bool, nil), and false where json.Unmarshal fails (a number out
+// of float64's range). Why not json.Unmarshal: it re-validates the bytes
+// and steps a state machine per byte; decoding the events' objects was a
+// third of `relay transform`'s CPU (docs/BENCHMARKS.md). Strings with
+// escapes or non-ASCII bytes that are not valid UTF-8 are left to
+// encoding/json, so their unquoting is its own. FuzzDecodeValid holds it to
+// json.Unmarshal. On bytes validJSON did not accept it returns false or a
+// partial value; it never panics.
+func decodeValid(raw []byte) (any, bool) {
+	d := valueDecoder{b: raw}
+	return d.value()
+}
+
+type valueDecoder struct {
+	b []byte
+	i int
+}
+
+func (d *valueDecoder) space() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+// next returns the byte after any whitespace (0 at the end) and moves past it.
+func (d *valueDecoder) next() byte {
+	d.space()
+	if d.i >= len(d.b) {
+		return 0
+	}
+	c := d.b[d.i]
+	d.i++
+	return c
+}
+
+func (d *valueDecoder) value() (any, bool) {
+	d.space()
+	if d.i >= len(d.b) {
+		return nil, false
+	}
+	switch d.b[d.i] {
+	case '{':
+		d.i++
+		return d.object()
+	case '[':
+		d.i++
+		return d.array()
+	case '"':
+		return d.str()
+	case 't':
+		d.i += len("true")
+		return true, true
+	case 'f':
+		d.i += len("false")
+		return false, true
+	case 'n':
+		d.i += len("null")
+		return nil, true
+	}
+	return d.number()
+}
+
+func (d *valueDecoder) object() (any, bool) {
+	m := map[string]any{}
+	d.space()
+	if d.i < len(d.b) && d.b[d.i] == '}' {
+		d.i++
+		return m, true
+	}
+	for {
+		d.space()
+		k, ok := d.str()
+		if !ok || d.next() != ':' {
+			return nil, false
+		}
+		v, ok := d.value()
+		if !ok {
+			return nil, false
+		}
+		m[k] = v
+		switch d.next() {
+		case ',':
+		case '}':
+			return m, true
+		default:
+			return nil, false
+		}
+	}
+}
+
+func (d *valueDecoder) array() (any, bool) {
+	a := []any{}
+	d.space()
+	if d.i < len(d.b) && d.b[d.i] == ']' {
+		d.i++
+		return a, true
+	}
+	for {
+		v, ok := d.value()
+		if !ok {
+			return nil, false
+		}
+		a = append(a, v)
+		switch d.next() {
+		case ',':
+		case ']':
+			return a, true
+		default:
+			return nil, false
+		}
+	}
+}
+
+// str decodes the string at b[i].
+func (d *valueDecoder) str() (string, bool) {
+	if d.i >= len(d.b) || d.b[d.i] != '"' {
+		return "", false
+	}
+	start, plain := d.i+1, true
+	j := start
+	for ; j < len(d.b); j++ {
+		c := d.b[j]
+		if c == '"' {
+			break
+		}
+		if c == '\\' {
+			plain = false
+			j++ // the escaped byte cannot end the string
+		} else if c >= utf8.RuneSelf {
+			plain = false
+		}
+	}
+	if j >= len(d.b) {
+		return "", false
+	}
+	d.i = j + 1
+	if plain || (utf8.Valid(d.b[start:j]) && !hasBackslash(d.b[start:j])) {
+		return string(d.b[start:j]), true
+	}
+	var s string
+	if err := json.Unmarshal(d.b[start-1:j+1], &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+func hasBackslash(b []byte) bool {
+	for _, c := range b {
+		if c == '\\' {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *valueDecoder) number() (any, bool) {
+	start := d.i
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case '-', '+', '.', 'e', 'E', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			d.i++
+			continue
+		}
+		break
+	}
+	if d.i == start {
+		return nil, false
+	}
+	f, err := strconv.ParseFloat(string(d.b[start:d.i]), 64)
+	if err != nil {
+		return nil, false
+	}
+	return f, true
+}

@@ -1,0 +1,140 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// DeletionState is a user deletion request's place in its life:
+// pending → running → done | failed; a running request whose process died
+// is resumed (it is due again), a failed attempt that will be retried goes
+// back to pending with NextAt.
+type DeletionState string
+
+// Deletion states.
+const (
+	DeletionPending DeletionState = "pending"
+	DeletionRunning DeletionState = "running"
+	DeletionDone    DeletionState = "done"
+	DeletionFailed  DeletionState = "failed" // gave up; LastError says why
+)
+
+// Valid reports whether s is one of the constants.
+func (s DeletionState) Valid() bool {
+	switch s {
+	case DeletionPending, DeletionRunning, DeletionDone, DeletionFailed:
+		return true
+	}
+	return false
+}
+
+// DeletionSubject identifies the user to forget; at least one field.
+type DeletionSubject struct {
+	UserID string
+	Email  string // compared case-insensitively
+	Phone  string // E.164 when it reaches Klaviyo
+}
+
+// Empty reports whether no identifier is set.
+func (s DeletionSubject) Empty() bool { return s.UserID == "" && s.Email == "" && s.Phone == "" }
+
+// Redacted replaces each identifier by a short fingerprint, so a finished
+// request proves what was deleted without keeping the personal data.
+func (s DeletionSubject) Redacted() DeletionSubject {
+	fp := func(v string) string {
+		if v == "" || strings.HasPrefix(v, redactedPrefix) {
+			return v
+		}
+		h := sha256.Sum256([]byte(strings.ToLower(v)))
+		return redactedPrefix + hex.EncodeToString(h[:6])
+	}
+	return DeletionSubject{UserID: fp(s.UserID), Email: fp(s.Email), Phone: fp(s.Phone)}
+}
+
+const redactedPrefix = "sha256:"
+
+// DeletionStep is one part of a deletion's work, with what it did.
+type DeletionStep struct {
+	Name   string `json:"name"`
+	Done   bool   `json:"done"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Deletion is a durable user deletion request.
+type Deletion struct {
+	ID      int64 // assigned by CreateDeletions
+	Subject DeletionSubject
+	// Origin says how it was asked: rudderstack, segment, cli, api.
+	Origin string
+	// LocalOnly: forget the user in Relay only, ask no destination
+	// (Segment's DELETE_INTERNAL).
+	LocalOnly bool
+	// Dests limits the destinations asked; empty means every one.
+	Dests     []string
+	State     DeletionState
+	Attempts  int
+	LastError string // cut to MaxDetail
+	Steps     []DeletionStep
+	NextAt    time.Time // a pending request is due from then (zero: now)
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// DeletionQuery selects deletions, newest first.
+type DeletionQuery struct {
+	State DeletionState // empty: any
+	Limit int           // default 50, at most 1000
+}
+
+// Forgotten counts what ForgetUser removed.
+type Forgotten struct {
+	LogRows     int64
+	DeadLetters int64
+}
+
+// DeletionStore keeps user deletion requests and forgets users.
+type DeletionStore interface {
+	// CreateDeletions stores ds (state pending) in one transaction and
+	// sets their ID, State and CreatedAt: once it returned nil the
+	// requests survive a crash.
+	CreateDeletions(ctx context.Context, ds []Deletion) error
+	// Deletion returns one request, or ErrNotFound.
+	Deletion(ctx context.Context, id int64) (Deletion, error)
+	ListDeletions(ctx context.Context, q DeletionQuery) ([]Deletion, error)
+	// DueDeletions returns up to limit requests to work on, oldest first:
+	// pending ones whose NextAt has come, and running ones (their worker
+	// died; the steps they finished are marked done).
+	DueDeletions(ctx context.Context, now time.Time, limit int) ([]Deletion, error)
+	// UpdateDeletion saves d's State, Attempts, LastError, Steps and
+	// NextAt. When State is done the subject is replaced by
+	// Subject.Redacted().
+	UpdateDeletion(ctx context.Context, d Deletion) error
+	// ForgetUser deletes the delivery log rows of the subject (by userId,
+	// by email, or whose messageId is in messageIDs) and the dead letters
+	// (pending or replayed) for which match returns true, in one
+	// transaction.
+	ForgetUser(ctx context.Context, s DeletionSubject, messageIDs []string, match func(DeadLetter) bool) (Forgotten, error)
+}
+
+func checkDeletion(i int, d *Deletion) error {
+	if d.Subject.Empty() {
+		return fmt.Errorf("deletion %d: subject: one of userId, email or phone is required: %w", i, ErrInvalid)
+	}
+	for _, v := range []string{d.Subject.UserID, d.Subject.Email, d.Subject.Phone} {
+		if len(v) > 1024 {
+			return fmt.Errorf("deletion %d: subject: an identifier longer than 1024 bytes: %w", i, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+func deletionLimit(n int) int {
+	if n <= 0 {
+		return 50
+	}
+	return min(n, 1000)
+}
