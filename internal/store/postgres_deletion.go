@@ -124,7 +124,7 @@ func (s *Postgres) ForgetUser(ctx context.Context, subj DeletionSubject, message
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		out = Forgotten{}
 		tag, err := tx.Exec(ctx, `DELETE FROM delivery_log WHERE ($1 != '' AND user_id = $1) OR ($2 != '' AND email = $2)
-			OR message_id = ANY($3)`, subj.UserID, strings.ToLower(subj.Email), nonNil(messageIDs))
+			OR message_id = ANY($3)`, textSafe(subj.UserID), textSafe(strings.ToLower(subj.Email)), nonNil(messageIDs))
 		if err != nil {
 			return fmt.Errorf("delivery log: %w", err)
 		}
