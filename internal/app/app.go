@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/relaycdp/relay/internal/authlimit"
 	"github.com/relaycdp/relay/internal/config"
 	"github.com/relaycdp/relay/internal/console"
 	"github.com/relaycdp/relay/internal/cpubudget"
@@ -70,6 +71,9 @@ type App struct {
 	demo    *demo
 	console *console.Console // nil until handler() built it
 	admin   string           // console token
+	// authLimit throttles failed admin authentications per address on
+	// the console and the deletion API alike.
+	authLimit *authlimit.Limiter
 
 	ready *readiness.Checker // GET /ready and the console's overview
 	// deletion forgets users (deletion API, relay forget).
@@ -152,6 +156,7 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	if a.admin, err = adminToken(a.cfg.Admin.Token); err != nil {
 		return err
 	}
+	a.authLimit = authlimit.New(nil)
 	if err := a.openDestinations(ctx); err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ func (a *App) consoleHandler() http.Handler {
 	}
 	// Validate checked the CIDRs; an error cannot happen here.
 	proxies, _ := forwarded.Parse("trustedProxies", a.cfg.TrustedProxies)
-	c, err := console.New(console.Config{Token: a.admin, Secure: proxies.Secure}, console.Deps{
+	c, err := console.New(console.Config{Token: a.admin, Secure: proxies.Secure, Limiter: a.authLimit}, console.Deps{
 		Log:             a.store,
 		DeadLetters:     a.store,
 		Sources:         a.store,

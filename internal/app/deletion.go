@@ -31,7 +31,7 @@ func (a *App) openDeletion() {
 // registerDeletionAPI mounts the deletion API (RudderStack's and Segment's
 // regulation endpoints, /admin/api/deletions) on mux.
 func (a *App) registerDeletionAPI(mux *http.ServeMux) {
-	deletion.NewAPI(a.deletion, a.store, a.log, a.admin, a.cfg.Admin.DeletionKey).Register(mux)
+	deletion.NewAPI(a.deletion, a.store, a.authLimit, a.log, a.admin, a.cfg.Admin.DeletionKey).Register(mux)
 }
 
 // ForgetOptions are `relay forget`'s when no relay serve answers: the

@@ -10,13 +10,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/relaycdp/relay/internal/authlimit"
 )
 
 // Authentication: the admin token, proved once on the login form (then an
@@ -34,13 +34,9 @@ const (
 	// maxFormBytes caps console form bodies (pasted events and settings).
 	maxFormBytes = 1 << 20
 	// Failed admin authentications (login form or Bearer): at most
-	// loginFailures per loginWindow from one client address, then 429.
-	loginFailures = 10
-	loginWindow   = time.Minute
+	// loginFailures per authlimit.Window from one client address, then 429.
+	loginFailures = authlimit.Failures
 	maxSessions   = 1000
-	// maxThrottled bounds the addresses remembered; past it the oldest
-	// failures are forgotten first.
-	maxThrottled = 10000
 )
 
 type session struct {
@@ -56,12 +52,10 @@ type sessions struct {
 	ttl  time.Duration
 	now  func() time.Time
 	byID map[[32]byte]*session
-	// failures are the recent failed attempts per client address.
-	failures map[string][]time.Time
 }
 
 func newSessions(ttl time.Duration, now func() time.Time) *sessions {
-	return &sessions{ttl: ttl, now: now, byID: map[[32]byte]*session{}, failures: map[string][]time.Time{}}
+	return &sessions{ttl: ttl, now: now, byID: map[[32]byte]*session{}}
 }
 
 func randomToken() (string, error) {
@@ -123,81 +117,21 @@ func (s *sessions) delete(id string) {
 	delete(s.byID, sha256.Sum256([]byte(id)))
 }
 
-// allowAttempt reports whether addr may try the token now, and if not,
-// how long until it may. Only failures count, per address: junk from one
-// address never locks out the admin at another.
-func (s *sessions) allowAttempt(addr string) (bool, time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	kept := recent(s.failures[addr], now)
-	if len(kept) == 0 {
-		delete(s.failures, addr)
-		return true, 0
-	}
-	s.failures[addr] = kept
-	if len(kept) < loginFailures {
-		return true, 0
-	}
-	return false, kept[0].Add(loginWindow).Sub(now)
-}
-
-func recent(ts []time.Time, now time.Time) []time.Time {
-	cut := now.Add(-loginWindow)
-	kept := ts[:0]
-	for _, t := range ts {
-		if t.After(cut) {
-			kept = append(kept, t)
-		}
-	}
-	return kept
-}
-
-func (s *sessions) failed(addr string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	if _, ok := s.failures[addr]; !ok && len(s.failures) >= maxThrottled {
-		for a, ts := range s.failures {
-			if len(recent(ts, now)) == 0 || len(s.failures) >= maxThrottled {
-				delete(s.failures, a)
-			}
-		}
-	}
-	s.failures[addr] = append(s.failures[addr], now)
-}
-
-// succeeded forgets addr's failures: the admin typing the token wrong a
-// few times is not throttled later.
-func (s *sessions) succeeded(addr string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.failures, addr)
-}
-
-// clientAddr is the address failures are counted by: the peer's IP.
-func clientAddr(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
-}
-
 // checkToken proves got for the request's address, counting failures and
 // logging them without the guess. ok false means the answer was written.
 func (c *Console) checkToken(w http.ResponseWriter, r *http.Request, got, via string) (ok bool, throttled bool) {
-	addr := clientAddr(r)
-	if allowed, wait := c.sessions.allowAttempt(addr); !allowed {
-		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(wait.Round(time.Second)/time.Second))))
+	addr := authlimit.ClientAddr(r)
+	if allowed, wait := c.limit.Allow(addr); !allowed {
+		w.Header().Set("Retry-After", authlimit.RetryAfter(wait))
 		return false, true
 	}
 	if !c.tokenOK(got) {
-		c.sessions.failed(addr)
+		c.limit.Failed(addr)
 		c.log.Warn("admin authentication failed", slog.String("via", via), slog.String("remote", addr),
 			slog.String("path", r.URL.Path))
 		return false, false
 	}
-	c.sessions.succeeded(addr)
+	c.limit.Succeeded(addr)
 	return true, false
 }
 

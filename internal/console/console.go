@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relaycdp/relay/internal/authlimit"
 	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/store"
@@ -41,6 +42,10 @@ type Config struct {
 	SessionTTL time.Duration
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
+	// Limiter throttles failed admin authentications per client address;
+	// share one with the other admin paths so guesses count on all.
+	// Default: the console's own, on Now.
+	Limiter *authlimit.Limiter
 	// Secure reports whether the client's connection was HTTPS, which
 	// makes the session cookie Secure: TLS here, or a trusted proxy's
 	// X-Forwarded-Proto (forwarded.Trusted.Secure). Default: TLS only.
@@ -155,6 +160,7 @@ type Console struct {
 	pages    map[string]*pageTemplate
 	static   fs.FS
 	sessions *sessions
+	limit    *authlimit.Limiter
 	keyIDs   *keyIDs
 	samples  *sampler
 }
@@ -190,6 +196,9 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Console, error) {
 		return nil, err
 	}
 	c.sessions = newSessions(cfg.SessionTTL, cfg.Now)
+	if c.limit = cfg.Limiter; c.limit == nil {
+		c.limit = authlimit.New(cfg.Now)
+	}
 	// The counters' baseline, so the first minute shown has a rate.
 	if mv, err := readMetrics(deps.Metrics); err == nil {
 		c.samples.add(sample{At: cfg.Now(), counters: mv.counters})
