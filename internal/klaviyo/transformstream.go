@@ -75,6 +75,8 @@ type streamTransformer struct {
 	body  []byte      // "[" + element + "]" of an array's element
 	items []spec.Item // reused by spec.Parse
 	enc   outcomeEncoder
+	// phones is shared by the stream's events (see phoneCache).
+	phones phoneCache
 }
 
 func newStreamTransformer(out io.Writer, opts StreamOptions, s Settings) *streamTransformer {
@@ -132,7 +134,7 @@ func (t *streamTransformer) value(rd *eventstream.Reader, v []byte) error {
 		if it.Err == nil && !recv.IsZero() {
 			received(&it.Event, recv)
 		}
-		o := TransformEvent(it, t.s)
+		o := transformEvent(it, t.s, &t.phones)
 		if err := t.write(&o); err != nil {
 			return err
 		}
