@@ -2,12 +2,14 @@ package klaviyo
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/relaycdp/relay/bench/corpus"
+	"github.com/relaycdp/relay/internal/spec"
 )
 
 const benchCorpusEvents = 10000
@@ -36,4 +38,39 @@ func BenchmarkTransformStream(b *testing.B) {
 	cpu := cpuTime(b) - cpu0
 	b.ReportMetric(float64(b.N*benchCorpusEvents)/cpu.Seconds(), "events/cpu-s")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchCorpusEvents), "ns/event")
+}
+
+// BenchmarkAppendOutcome renders the corpus's outcomes (compact) with
+// encoding/json and with the hand-written appender; one op is one outcome.
+func BenchmarkAppendOutcome(b *testing.B) {
+	outs, err := Transform(benchCorpus(), spec.Options{}, DefaultSettings())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("encoding-json", func(b *testing.B) {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			buf.Reset()
+			if err := enc.Encode(&outs[i%len(outs)]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("appender", func(b *testing.B) {
+		var a outcomeAppender
+		var buf []byte
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if buf, err = a.appendOutcome(buf[:0], &outs[i%len(outs)]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
 }

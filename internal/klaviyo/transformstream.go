@@ -245,8 +245,17 @@ func (t *streamTransformer) end() error {
 }
 
 // outcomeEncoder encodes outcomes into one reused buffer, HTML characters
-// unescaped, without the encoder's trailing newline.
+// unescaped, without the encoder's trailing newline: with outcomeAppender
+// (the indented form is json.Indent of its output, which is what
+// json.Encoder does when it indents), or with encoding/json for an outcome
+// the appender gives up on, so that its error is encoding/json's.
 type outcomeEncoder struct {
+	app            outcomeAppender
+	compact        []byte
+	indented       bytes.Buffer
+	pretty         bool
+	prefix, indent string
+
 	buf bytes.Buffer
 	enc *json.Encoder
 }
@@ -256,13 +265,33 @@ func (e *outcomeEncoder) init(pretty, ndjson bool) {
 	e.enc.SetEscapeHTML(false)
 	switch {
 	case pretty && ndjson:
-		e.enc.SetIndent("", "  ")
+		e.prefix, e.indent = "", "  "
 	case pretty:
-		e.enc.SetIndent("  ", "  ") // inside the array's indentation
+		e.prefix, e.indent = "  ", "  " // inside the array's indentation
+	}
+	e.pretty = pretty
+	if pretty {
+		e.enc.SetIndent(e.prefix, e.indent)
 	}
 }
 
 func (e *outcomeEncoder) encode(o *Outcome) ([]byte, error) {
+	var err error
+	e.compact, err = e.app.appendOutcome(e.compact[:0], o)
+	if err != nil {
+		return e.encodeStd(o)
+	}
+	if !e.pretty {
+		return e.compact, nil
+	}
+	e.indented.Reset()
+	if err := json.Indent(&e.indented, e.compact, e.prefix, e.indent); err != nil {
+		return e.encodeStd(o)
+	}
+	return e.indented.Bytes(), nil
+}
+
+func (e *outcomeEncoder) encodeStd(o *Outcome) ([]byte, error) {
 	e.buf.Reset()
 	if err := e.enc.Encode(o); err != nil {
 		return nil, err
