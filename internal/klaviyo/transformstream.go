@@ -72,7 +72,6 @@ type streamTransformer struct {
 	w     *bufio.Writer
 	stats StreamStats
 
-	body  []byte      // "[" + element + "]" of an array's element
 	items []spec.Item // reused by spec.Parse
 	enc   outcomeEncoder
 	// phones is shared by the stream's events (see phoneCache).
@@ -110,17 +109,16 @@ func (t *streamTransformer) run(rd *eventstream.Reader) error {
 // value parses one value of the stream and writes an outcome for each
 // event in it.
 func (t *streamTransformer) value(rd *eventstream.Reader, v []byte) error {
-	body := v
+	parse := spec.Parse
 	if rd.Form() == eventstream.FormArray {
-		// Parsed as a one-element array, an element means what it means
-		// inside a request's array: an object is an event (a "batch" key
-		// in it is not an envelope), anything else is that event's error.
-		t.body = append(append(append(t.body[:0], '['), v...), ']')
-		body = t.body
+		// An element means what it means inside a request's array: an
+		// object is an event (a "batch" key in it is not an envelope),
+		// anything else is that event's error.
+		parse = spec.ParseElement
 	} else if v[0] != '{' {
 		return t.inputErr(rd, v, fmt.Sprintf("%s where an event (or a batch envelope) should be; one JSON object a line, or one JSON array", valueKind(v[0])))
 	}
-	batch, err := spec.Parse(body, spec.Options{ReceivedAt: t.opts.ReceivedAt, MaxEventBytes: t.opts.MaxEventBytes, Items: t.items})
+	batch, err := parse(v, spec.Options{ReceivedAt: t.opts.ReceivedAt, MaxEventBytes: t.opts.MaxEventBytes, Items: t.items})
 	if err != nil {
 		return t.inputErr(rd, v, parseProblem(v, err))
 	}
