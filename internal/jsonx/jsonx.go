@@ -1,6 +1,7 @@
 // Package jsonx holds the append-style JSON encoding the hot paths share
 // (the mapping's property encoder, the gateway's queue payloads), where
-// encoding/json's reflection would cost more than the work itself.
+// encoding/json's reflection would cost more than the work itself, and
+// the string scan the parsers share (PlainPrefix).
 package jsonx
 
 import "unicode/utf8"
