@@ -414,13 +414,19 @@ func appendStringField(b []byte, key, v string) []byte {
 // jsonx.AppendString (which the custom properties keep using, so their
 // bytes stay what they were), except that encoding/json writes \b and \f
 // in their short forms. Both are ASCII, so splitting s at them changes
-// nothing else.
+// nothing else. A string written without any escape (its length plus the
+// quotes) holds neither, so most strings are not searched for them.
 func appendWireString(b []byte, s string) []byte {
+	n := len(b)
+	b = jsonx.AppendString(b, s)
+	if len(b)-n == len(s)+2 {
+		return b
+	}
 	i := strings.IndexAny(s, "\b\f")
 	if i < 0 {
-		return jsonx.AppendString(b, s)
+		return b
 	}
-	b = append(b, '"')
+	b = append(b[:n], '"')
 	for ; i >= 0; i = strings.IndexAny(s, "\b\f") {
 		b = appendStringBody(b, s[:i])
 		if s[i] == '\b' {
