@@ -86,3 +86,12 @@ func BenchmarkPlainPrefix(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkAppendString appends a 45-byte URL.
+func BenchmarkAppendString(b *testing.B) {
+	s := "https://shop.example.com/products/p-1234?ref=x"
+	var buf []byte
+	for b.Loop() {
+		buf = AppendString(buf[:0], s)
+	}
+}

@@ -38,3 +38,16 @@ func special(w uint64) bool {
 	bs := w ^ (ones * '\\')
 	return ((q-ones)&^q|(bs-ones)&^bs|(w-ones*0x20)&^w)&highs != 0
 }
+
+// specialOrHigh is special, or a byte of w is not ASCII (AppendString
+// decodes those).
+func specialOrHigh(w uint64) bool {
+	return special(w) || w&highs != 0
+}
+
+// load64 reads s's first 8 bytes little-endian (one load once compiled).
+func load64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
