@@ -195,9 +195,9 @@ func appendEventAttrs(b []byte, e *wireEventAttrs) ([]byte, error) {
 	return append(b, "}}}"...), nil
 }
 
-// appendProfileHead opens a profile resource: {"type":…,"id":…,"attributes":{
-// with its attributes left open; each attribute after it starts with a
-// comma, so the first one written trims it (see appendStringField).
+// appendProfileHead opens a profile resource, {"type":…,"id":…,"attributes":{,
+// leaving its attributes open for the caller (appendKey writes no comma
+// after an opening brace).
 func appendProfileHead(b []byte, typ, id string) []byte {
 	b = append(b, `{"type":`...)
 	b = appendWireString(b, typ)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,8 +14,8 @@ import (
 const benchCorpusEvents = 10000
 
 // benchCorpus is the first events of the bench harness's corpus as one
-// JSON array (30% identify, 60% track, 10% orders), built once.
-var benchCorpus = sync.OnceValue(func() []byte { return corpus.Array(benchCorpusEvents) })
+// JSON array (30% identify, 60% track, 10% orders).
+func benchCorpus() []byte { return corpus.Array(benchCorpusEvents) }
 
 // BenchmarkTransformStream is `relay transform` without the process: read,
 // parse, map, render and write 10,000 corpus events per op, what
