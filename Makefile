@@ -61,6 +61,8 @@ FUZZ_TARGETS += internal/klaviyo:FuzzTransformStream
 FUZZ_TARGETS += internal/spec:FuzzDecodeValid
 FUZZ_TARGETS += internal/deletion:FuzzMatcher
 FUZZ_TARGETS += internal/webhook:FuzzParseSettings
+FUZZ_TARGETS += internal/spec:FuzzParseElement
+FUZZ_TARGETS += internal/jsonx:FuzzPlainPrefix
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

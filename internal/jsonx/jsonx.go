@@ -1,6 +1,7 @@
 // Package jsonx holds the append-style JSON encoding the hot paths share
 // (the mapping's property encoder, the gateway's queue payloads), where
-// encoding/json's reflection would cost more than the work itself.
+// encoding/json's reflection would cost more than the work itself, and
+// the string scan the parsers share (PlainPrefix).
 package jsonx
 
 import "unicode/utf8"
@@ -14,6 +15,13 @@ func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Runs of plain ASCII 8 bytes at a time (most of an event's strings).
+		for i+8 <= len(s) && !specialOrHigh(load64(s[i:])) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {

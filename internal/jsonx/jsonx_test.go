@@ -38,3 +38,60 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+// plainPrefixBytes is PlainPrefix a byte at a time.
+func plainPrefixBytes(b []byte) int {
+	for i, c := range b {
+		if c == '"' || c == '\\' || c < 0x20 {
+			return i
+		}
+	}
+	return len(b)
+}
+
+func TestPlainPrefix(t *testing.T) {
+	for in, want := range map[string]int{
+		"": 0, "abc": 3, `abcdefgh"`: 8, `abcdefghijklmno\p`: 15, "é\u2028\xff\x7f0123456789": 17,
+		"0123456\x1f": 7, "\x00": 0, "01234567890123456789": 20, `0"23456789`: 1, "\x20\x21\x5b\x5d": 4,
+	} {
+		if got := PlainPrefix([]byte(in)); got != want {
+			t.Errorf("PlainPrefix(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+// FuzzPlainPrefix holds PlainPrefix to the byte loop.
+func FuzzPlainPrefix(f *testing.F) {
+	f.Add([]byte(`0123456789abcdef"x`))
+	f.Add([]byte("\xff\xfe\x80\x1f\x7f\"\\"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := PlainPrefix(b), plainPrefixBytes(b); got != want {
+			t.Fatalf("PlainPrefix(%q) = %d, want %d", b, got, want)
+		}
+	})
+}
+
+// BenchmarkPlainPrefix scans a 40-byte string body, 8 bytes at a time
+// and a byte at a time.
+func BenchmarkPlainPrefix(b *testing.B) {
+	s := []byte(`https://shop.example.com/products/p-1234"`)
+	b.Run("PlainPrefix", func(b *testing.B) {
+		for b.Loop() {
+			PlainPrefix(s)
+		}
+	})
+	b.Run("bytes", func(b *testing.B) {
+		for b.Loop() {
+			plainPrefixBytes(s)
+		}
+	})
+}
+
+// BenchmarkAppendString appends a 45-byte URL.
+func BenchmarkAppendString(b *testing.B) {
+	s := "https://shop.example.com/products/p-1234?ref=x"
+	var buf []byte
+	for b.Loop() {
+		buf = AppendString(buf[:0], s)
+	}
+}

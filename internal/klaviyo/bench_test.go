@@ -96,3 +96,25 @@ func BenchmarkMapIdentify(b *testing.B) {
 func BenchmarkMapOrderCompleted10(b *testing.B) {
 	benchMap(b, benchEvent(b, benchOrder(10)), DefaultSettings(), 11)
 }
+
+// BenchmarkNormalizePhone is one phone number through phonenumbers, and
+// the same through a stream's phoneCache once the number was seen.
+func BenchmarkNormalizePhone(b *testing.B) {
+	b.Run("uncached", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := normalizePhone("+14155552671", "US"); !ok {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		var c phoneCache
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := c.normalize("+14155552671", "US"); !ok {
+				b.Fatal("invalid")
+			}
+		}
+	})
+}

@@ -65,6 +65,9 @@ type mapper struct {
 	// region caches phoneRegion (it may warn, so it runs once).
 	region     string
 	regionDone bool
+	// phones, when not nil, remembers phone numbers normalised by earlier
+	// events of the same stream.
+	phones *phoneCache
 	// failures are parts of the event that could not be mapped while the
 	// rest was (one product of an order).
 	failures []*MapError
@@ -75,6 +78,12 @@ func (m *mapper) warn(w string) { m.warnings = append(m.warnings, w) }
 // Map maps one normalised event to Klaviyo operations (DESIGN.md §6). It
 // is pure: no I/O, no clock. An error is always a *MapError.
 func Map(ev *spec.Event, s Settings) (Result, error) {
+	return mapEvent(ev, s, nil)
+}
+
+// mapEvent is Map with a phone cache shared by the events of a stream
+// (nil: none).
+func mapEvent(ev *spec.Event, s Settings, phones *phoneCache) (Result, error) {
 	if ev == nil {
 		return Result{}, &MapError{Code: CodeMissingField, Message: "no event"}
 	}
@@ -82,7 +91,7 @@ func Map(ev *spec.Event, s Settings) (Result, error) {
 	if !enabled {
 		return Result{Skipped: disabledReason(ev)}, nil
 	}
-	m := &mapper{ev: ev, s: &s, opts: opts}
+	m := &mapper{ev: ev, s: &s, opts: opts, phones: phones}
 	ops, skipped, err := m.dispatch()
 	if err != nil {
 		return Result{}, err

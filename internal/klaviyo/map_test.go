@@ -319,3 +319,25 @@ func TestOrderProductFailure(t *testing.T) {
 		t.Errorf("failures = %+v", res.Failures)
 	}
 }
+
+// TestPhoneCache: a cached answer is normalizePhone's, per region, and the
+// cache stays within its bound.
+func TestPhoneCache(t *testing.T) {
+	var c phoneCache
+	for range 2 {
+		for _, tc := range []struct{ raw, region string }{
+			{"+14155552671", ""}, {"4155552671", "US"}, {"4155552671", ""}, {"020 7946 0018", "GB"}, {"020 7946 0018", "US"}, {"nope", "US"},
+		} {
+			wantE, wantOK := normalizePhone(tc.raw, tc.region)
+			if e, ok := c.normalize(tc.raw, tc.region); e != wantE || ok != wantOK {
+				t.Errorf("normalize(%q, %q) = %q, %v; want %q, %v", tc.raw, tc.region, e, ok, wantE, wantOK)
+			}
+		}
+	}
+	for i := range phoneCacheMax + 10 {
+		c.normalize(fmt.Sprintf("+1415555%04d", i), "")
+	}
+	if len(c.m) > phoneCacheMax {
+		t.Errorf("cache holds %d numbers, over its bound %d", len(c.m), phoneCacheMax)
+	}
+}

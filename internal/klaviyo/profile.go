@@ -172,7 +172,7 @@ func (m *mapper) phoneFrom(a *ProfileAttributes, t map[string]any, field string,
 		return nil
 	}
 	region := m.phoneRegion()
-	e164, ok := normalizePhone(raw, region)
+	e164, ok := m.phones.normalize(raw, region)
 	if ok {
 		a.PhoneNumber = e164
 		return nil
@@ -224,6 +224,44 @@ func (m *mapper) phoneRegion() string {
 	}
 	m.region, m.regionDone = region, true
 	return region
+}
+
+// phoneCache remembers normalizePhone's answers within one stream of
+// events (`relay transform` on a file): a file repeats its users' numbers,
+// and phonenumbers' parsing and validation (regular expressions over the
+// region's metadata) cost more than the rest of an identify's mapping
+// (BenchmarkNormalizePhone). The answer depends only on the raw string and
+// the region, so a cached one is the same answer. Bounded: it is emptied
+// when full, so memory stays constant however many distinct numbers pass.
+type phoneCache struct {
+	m map[phoneKey]phoneAnswer
+}
+
+type phoneKey struct{ raw, region string }
+
+type phoneAnswer struct {
+	e164 string
+	ok   bool
+}
+
+// phoneCacheMax bounds the cache (~100 bytes an entry).
+const phoneCacheMax = 8192
+
+// normalize is normalizePhone, remembered; a nil cache remembers nothing.
+func (c *phoneCache) normalize(raw, region string) (string, bool) {
+	if c == nil {
+		return normalizePhone(raw, region)
+	}
+	k := phoneKey{raw, region}
+	if a, ok := c.m[k]; ok {
+		return a.e164, a.ok
+	}
+	e164, ok := normalizePhone(raw, region)
+	if c.m == nil || len(c.m) >= phoneCacheMax {
+		c.m = make(map[phoneKey]phoneAnswer)
+	}
+	c.m[k] = phoneAnswer{e164, ok}
+	return e164, ok
 }
 
 // normalizePhone returns the E.164 form of a valid phone number. Numbers

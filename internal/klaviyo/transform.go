@@ -71,12 +71,17 @@ func TransformOutput(body []byte, opts spec.Options, s Settings) (out []byte, co
 
 // TransformEvent maps one parsed item.
 func TransformEvent(it *spec.Item, s Settings) Outcome {
+	return transformEvent(it, s, nil)
+}
+
+// transformEvent is TransformEvent with a stream's phone cache.
+func transformEvent(it *spec.Item, s Settings, phones *phoneCache) Outcome {
 	o := Outcome{MessageID: it.Event.MessageID}
 	if it.Err != nil {
 		o.Error = &OutcomeError{Code: it.Err.Code, Message: it.Err.Message}
 		return o
 	}
-	res, err := Map(&it.Event, s)
+	res, err := mapEvent(&it.Event, s, phones)
 	if err != nil {
 		o.Error = &OutcomeError{Code: "mapping_error", Message: err.Error()}
 		if me, ok := err.(*MapError); ok {

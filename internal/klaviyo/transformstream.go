@@ -72,9 +72,10 @@ type streamTransformer struct {
 	w     *bufio.Writer
 	stats StreamStats
 
-	body  []byte      // "[" + element + "]" of an array's element
 	items []spec.Item // reused by spec.Parse
 	enc   outcomeEncoder
+	// phones is shared by the stream's events (see phoneCache).
+	phones phoneCache
 }
 
 func newStreamTransformer(out io.Writer, opts StreamOptions, s Settings) *streamTransformer {
@@ -108,17 +109,16 @@ func (t *streamTransformer) run(rd *eventstream.Reader) error {
 // value parses one value of the stream and writes an outcome for each
 // event in it.
 func (t *streamTransformer) value(rd *eventstream.Reader, v []byte) error {
-	body := v
+	parse := spec.Parse
 	if rd.Form() == eventstream.FormArray {
-		// Parsed as a one-element array, an element means what it means
-		// inside a request's array: an object is an event (a "batch" key
-		// in it is not an envelope), anything else is that event's error.
-		t.body = append(append(append(t.body[:0], '['), v...), ']')
-		body = t.body
+		// An element means what it means inside a request's array: an
+		// object is an event (a "batch" key in it is not an envelope),
+		// anything else is that event's error.
+		parse = spec.ParseElement
 	} else if v[0] != '{' {
 		return t.inputErr(rd, v, fmt.Sprintf("%s where an event (or a batch envelope) should be; one JSON object a line, or one JSON array", valueKind(v[0])))
 	}
-	batch, err := spec.Parse(body, spec.Options{ReceivedAt: t.opts.ReceivedAt, MaxEventBytes: t.opts.MaxEventBytes, Items: t.items})
+	batch, err := parse(v, spec.Options{ReceivedAt: t.opts.ReceivedAt, MaxEventBytes: t.opts.MaxEventBytes, Items: t.items})
 	if err != nil {
 		return t.inputErr(rd, v, parseProblem(v, err))
 	}
@@ -132,7 +132,7 @@ func (t *streamTransformer) value(rd *eventstream.Reader, v []byte) error {
 		if it.Err == nil && !recv.IsZero() {
 			received(&it.Event, recv)
 		}
-		o := TransformEvent(it, t.s)
+		o := transformEvent(it, t.s, &t.phones)
 		if err := t.write(&o); err != nil {
 			return err
 		}
@@ -243,8 +243,17 @@ func (t *streamTransformer) end() error {
 }
 
 // outcomeEncoder encodes outcomes into one reused buffer, HTML characters
-// unescaped, without the encoder's trailing newline.
+// unescaped, without the encoder's trailing newline: with outcomeAppender
+// (the indented form is json.Indent of its output, which is what
+// json.Encoder does when it indents), or with encoding/json for an outcome
+// the appender gives up on, so that its error is encoding/json's.
 type outcomeEncoder struct {
+	app            outcomeAppender
+	compact        []byte
+	indented       bytes.Buffer
+	pretty         bool
+	prefix, indent string
+
 	buf bytes.Buffer
 	enc *json.Encoder
 }
@@ -254,13 +263,33 @@ func (e *outcomeEncoder) init(pretty, ndjson bool) {
 	e.enc.SetEscapeHTML(false)
 	switch {
 	case pretty && ndjson:
-		e.enc.SetIndent("", "  ")
+		e.prefix, e.indent = "", "  "
 	case pretty:
-		e.enc.SetIndent("  ", "  ") // inside the array's indentation
+		e.prefix, e.indent = "  ", "  " // inside the array's indentation
+	}
+	e.pretty = pretty
+	if pretty {
+		e.enc.SetIndent(e.prefix, e.indent)
 	}
 }
 
 func (e *outcomeEncoder) encode(o *Outcome) ([]byte, error) {
+	var err error
+	e.compact, err = e.app.appendOutcome(e.compact[:0], o)
+	if err != nil {
+		return e.encodeStd(o)
+	}
+	if !e.pretty {
+		return e.compact, nil
+	}
+	e.indented.Reset()
+	if err := json.Indent(&e.indented, e.compact, e.prefix, e.indent); err != nil {
+		return e.encodeStd(o)
+	}
+	return e.indented.Bytes(), nil
+}
+
+func (e *outcomeEncoder) encodeStd(o *Outcome) ([]byte, error) {
 	e.buf.Reset()
 	if err := e.enc.Encode(o); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -62,4 +63,31 @@ func BenchmarkParseParallel(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkParseElement parses one event as an element of a streamed
+// array: ParseElement, and Parse of the event wrapped in brackets (what
+// `relay transform` did before).
+func BenchmarkParseElement(b *testing.B) {
+	body := trackBatch(1)
+	raw := body[len(`{"batch":[`):bytes.LastIndexByte(body, ']')]
+	opts := Options{ReceivedAt: time.Date(2026, 11, 23, 0, 0, 30, 0, time.UTC)}
+	b.Run("ParseElement", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := ParseElement(raw, opts); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Parse-wrapped", func(b *testing.B) {
+		var buf []byte
+		b.ReportAllocs()
+		for b.Loop() {
+			buf = append(append(append(buf[:0], '['), raw...), ']')
+			if _, err := Parse(buf, opts); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -3,6 +3,7 @@ package spec
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // FuzzParse checks Parse's promises on any input: it never panics; it
@@ -98,4 +100,31 @@ func checkItem(t *testing.T, i int, it Item) {
 	_ = ev.UserTraits()
 	_ = ev.Key()
 	_, _ = ev.Destination("Klaviyo")
+}
+
+// FuzzParseElement holds ParseElement(raw) to Parse("[" + raw + "]"): the
+// same batch, items and errors, on any input.
+func FuzzParseElement(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"track","event":"E","userId":"u","properties":{"a":[1,{"b":null}]},"context":{"traits":{"email":"a@b.co"}}}`,
+		`{"batch":[{"type":"track","event":"E"}],"writeKey":"k"}`, ` {"type":"page"} `, `1`, `null`, `"s"`, `[]`, ``, `{`, `{}`, `1,2`,
+		`{"type":"identify","messageId":"m","traits":{"name":"\u00e9\b"},"timestamp":"2026-01-01T00:00:00Z"}`,
+	} {
+		f.Add([]byte(s), 0, int64(0), false)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, maxBytes int, recvNanos int64, encode bool) {
+		var recv time.Time
+		if recvNanos != 0 {
+			recv = time.Unix(0, recvNanos)
+		}
+		opts := Options{ReceivedAt: recv, MaxEventBytes: maxBytes, Encode: encode}
+		got, gotErr := ParseElement(raw, opts)
+		want, wantErr := Parse(append(append([]byte("["), raw...), ']'), opts)
+		if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+			t.Fatalf("ParseElement error %v; Parse of the array: %v", gotErr, wantErr)
+		}
+		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("ParseElement differs from Parse of the array (-want +got):\n%s", diff)
+		}
+	})
 }

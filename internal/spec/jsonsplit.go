@@ -1,5 +1,7 @@
 package spec
 
+import "github.com/relaycdp/relay/internal/jsonx"
+
 // A zero-copy splitter for JSON that has already been validated (Parse
 // calls validJSON, json.Valid's equal, on the whole body first). It finds
 // where each member of an object or element of an array starts and ends,
@@ -12,6 +14,9 @@ package spec
 // skipString returns the index just past the string starting at b[i]=='"'.
 func skipString(b []byte, i int) int {
 	for j := i + 1; j < len(b); j++ {
+		if j += jsonx.PlainPrefix(b[j:]); j >= len(b) {
+			break
+		}
 		switch b[j] {
 		case '\\':
 			j++

@@ -1,5 +1,7 @@
 package spec
 
+import "github.com/relaycdp/relay/internal/jsonx"
+
 // validJSON reports whether b is exactly one JSON value with optional
 // whitespace around it: json.Valid's answer (the same grammar, no UTF-8
 // check inside strings, the same limit of 10,000 nested arrays and
@@ -18,15 +20,6 @@ func validJSON(b []byte) bool {
 const maxNesting = 10000
 
 type validator struct{ b []byte }
-
-// plainString marks the bytes a JSON string holds as they are: not a
-// quote, a backslash or a control character.
-var plainString = func() (t [256]bool) {
-	for c := 0x20; c < 256; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
 
 func (v validator) space(i int) int {
 	for i < len(v.b) {
@@ -74,9 +67,7 @@ func (v validator) literal(i int, lit string) (int, bool) {
 func (v validator) str(i int) (int, bool) {
 	b := v.b
 	for i++; i < len(b); i++ {
-		for i < len(b) && plainString[b[i]] {
-			i++
-		}
+		i += jsonx.PlainPrefix(b[i:])
 		if i >= len(b) {
 			break
 		}
