@@ -530,6 +530,7 @@ func (s Settings) Validate() error {
 		}
 	}
 	errs = append(errs, s.DeviceSettings.validate(s.PublicAPIKey)...)
+	errs = append(errs, s.deviceModeConflicts())
 	return errors.Join(errs...)
 }
 
@@ -545,6 +546,7 @@ func (s Settings) Warnings() []string {
 	for _, k := range s.ignored {
 		w = append(w, ignoredWarning(k))
 	}
+	w = append(w, s.deviceModeWarnings()...)
 	if s.looksLike != "" && s.Compat == CompatRelay {
 		title := compatTitle[s.looksLike]
 		w = append(w, fmt.Sprintf("these settings look like a %s export but name no compat preset: Relay's own defaults apply; add compat: %s to keep %s's defaults", title, s.looksLike, title))
