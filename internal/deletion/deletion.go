@@ -104,7 +104,7 @@ func (w *Worker) Submit(ctx context.Context, ds []store.Deletion) error {
 	for i := range ds {
 		for _, name := range ds[i].Dests {
 			if !w.hasDest(name) {
-				return fmt.Errorf("user %d: destination %q: %w", i, name, ErrUnknownDestination)
+				return fmt.Errorf("destination %q: %w", name, ErrUnknownDestination)
 			}
 		}
 	}
