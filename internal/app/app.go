@@ -22,6 +22,7 @@ import (
 	"github.com/relaycdp/relay/internal/config"
 	"github.com/relaycdp/relay/internal/console"
 	"github.com/relaycdp/relay/internal/cpubudget"
+	"github.com/relaycdp/relay/internal/datadir"
 	"github.com/relaycdp/relay/internal/deletion"
 	"github.com/relaycdp/relay/internal/gateway"
 	"github.com/relaycdp/relay/internal/klaviyo/kapi"
@@ -57,7 +58,8 @@ type App struct {
 	reg     *prometheus.Registry
 	store   store.Store
 	queue   appQueue
-	limiter kapi.Limiter // Klaviyo rate limits kept in the store
+	limiter kapi.Limiter  // Klaviyo rate limits kept in the store
+	lock    *datadir.Lock // the data dir's, nil when nothing is kept there
 	// cpu is shared by ingest parsing (first) and delivery's mapping.
 	cpu     *cpubudget.Budget
 	dests   []*destination
@@ -71,13 +73,17 @@ type App struct {
 	deletion *deletion.Worker
 }
 
+// ErrStart marks a Run that failed before serving (config, data dir
+// lock, store or queue): the error says which and why.
+var ErrStart = errors.New("cannot start")
+
 // Run starts Relay and serves until ctx is cancelled, then shuts down in
 // order: stop accepting HTTP, stop delivery (finishing in-flight batches),
 // close the queue and the store.
 func Run(ctx context.Context, opts Options) error {
 	a, err := build(ctx, opts)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrStart, err)
 	}
 	defer a.close()
 	return a.serve(ctx, opts)
@@ -120,7 +126,7 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	a.store, a.queue, a.limiter = b.store, b.queue, b.limiter
+	a.store, a.queue, a.limiter, a.lock = b.store, b.queue, b.limiter, b.lock
 	a.cpu = cpubudget.Default()
 	if opts.Cores > 0 {
 		a.cpu = cpubudget.ForCores(opts.Cores)
@@ -150,6 +156,8 @@ func (a *App) openGateway() error {
 		MaxRequestBytes: int64(a.cfg.Limits.MaxRequestBytes),
 		MaxEventBytes:   a.cfg.Limits.MaxEventBytes,
 		MaxQueueDepth:   a.cfg.Limits.MaxQueueDepth,
+		// Bodies in flight: bounds ingest's memory (issue 14).
+		MaxBodyBytesInFlight: a.cfg.Limits.MaxBodyBytesInFlight,
 	}, gateway.Deps{
 		Queue:      a.queue,
 		Sources:    keyResolver{a.store},
@@ -196,6 +204,17 @@ func (a *App) serve(ctx context.Context, opts Options) error {
 		a.demo.banner(opts.Out, addr, a.admin)
 	} else if a.cfg.Admin.Token == "" {
 		fmt.Fprintf(opts.Out, "Console: http://%s/admin/  (admin token for this run: %s)\n", consoleAddr(addr, admin), a.admin)
+	}
+	if a.lock != nil {
+		// `relay replay` finds the admin API here while this process runs:
+		// on adminAddr's listener when there is one.
+		adminAt := addr
+		if admin != nil {
+			adminAt = admin.addr()
+		}
+		if err := a.lock.SetAdminURL(localAdminURL(adminAt)); err != nil {
+			a.log.Warn("record admin URL in the lock file", slog.Any("err", err))
+		}
 	}
 	if opts.Ready != nil {
 		opts.Ready(addr)
@@ -260,6 +279,9 @@ func (a *App) close() {
 		if err := a.store.Close(); err != nil {
 			a.log.Error("close store", slog.Any("err", err))
 		}
+	}
+	if err := a.lock.Close(); err != nil {
+		a.log.Error("release data dir", slog.Any("err", err))
 	}
 }
 

@@ -97,6 +97,9 @@ type Limits struct {
 	MaxRequestBytes int   `yaml:"maxRequestBytes"`
 	MaxEventBytes   int   `yaml:"maxEventBytes"`
 	MaxQueueDepth   int64 `yaml:"maxQueueDepth"`
+	// MaxBodyBytesInFlight bounds the request bytes all ingest requests
+	// hold at once (0: the gateway's default, 48 MB); past it, 429.
+	MaxBodyBytesInFlight int64 `yaml:"maxBodyBytesInFlight"`
 }
 
 // Delivery tunes the delivery workers.

@@ -51,6 +51,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("limits.maxEventBytes: must be positive")
 	case c.Limits.MaxRequestBytes < c.Limits.MaxEventBytes:
 		return fmt.Errorf("limits.maxRequestBytes: must be at least limits.maxEventBytes")
+	case c.Limits.MaxBodyBytesInFlight != 0 && c.Limits.MaxBodyBytesInFlight < int64(c.Limits.MaxRequestBytes):
+		return fmt.Errorf("limits.maxBodyBytesInFlight: must be at least limits.maxRequestBytes (or 0 for the default)")
 	case c.Queue == "jetstream" && c.NATS.AckWait <= 0:
 		return fmt.Errorf("nats.ackWait: must be positive")
 	case c.Delivery.MaxRetryAge < time.Minute:

@@ -10,8 +10,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -31,10 +33,14 @@ const (
 	csrfHeader = "X-CSRF-Token"
 	// maxFormBytes caps console form bodies (pasted events and settings).
 	maxFormBytes = 1 << 20
-	// Failed logins: at most loginFailures per loginWindow, then 429.
+	// Failed admin authentications (login form or Bearer): at most
+	// loginFailures per loginWindow from one client address, then 429.
 	loginFailures = 10
 	loginWindow   = time.Minute
 	maxSessions   = 1000
+	// maxThrottled bounds the addresses remembered; past it the oldest
+	// failures are forgotten first.
+	maxThrottled = 10000
 )
 
 type session struct {
@@ -46,15 +52,16 @@ type session struct {
 // out, which is acceptable for an admin console. Keys are SHA-256 of the
 // cookie value, so the map holds nothing a memory dump could replay.
 type sessions struct {
-	mu       sync.Mutex
-	ttl      time.Duration
-	now      func() time.Time
-	byID     map[[32]byte]*session
-	failures []time.Time
+	mu   sync.Mutex
+	ttl  time.Duration
+	now  func() time.Time
+	byID map[[32]byte]*session
+	// failures are the recent failed attempts per client address.
+	failures map[string][]time.Time
 }
 
 func newSessions(ttl time.Duration, now func() time.Time) *sessions {
-	return &sessions{ttl: ttl, now: now, byID: map[[32]byte]*session{}}
+	return &sessions{ttl: ttl, now: now, byID: map[[32]byte]*session{}, failures: map[string][]time.Time{}}
 }
 
 func randomToken() (string, error) {
@@ -116,25 +123,82 @@ func (s *sessions) delete(id string) {
 	delete(s.byID, sha256.Sum256([]byte(id)))
 }
 
-// allowAttempt reports whether another login attempt is allowed now.
-func (s *sessions) allowAttempt() bool {
+// allowAttempt reports whether addr may try the token now, and if not,
+// how long until it may. Only failures count, per address: junk from one
+// address never locks out the admin at another.
+func (s *sessions) allowAttempt(addr string) (bool, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cut := s.now().Add(-loginWindow)
-	kept := s.failures[:0]
-	for _, t := range s.failures {
+	now := s.now()
+	kept := recent(s.failures[addr], now)
+	if len(kept) == 0 {
+		delete(s.failures, addr)
+		return true, 0
+	}
+	s.failures[addr] = kept
+	if len(kept) < loginFailures {
+		return true, 0
+	}
+	return false, kept[0].Add(loginWindow).Sub(now)
+}
+
+func recent(ts []time.Time, now time.Time) []time.Time {
+	cut := now.Add(-loginWindow)
+	kept := ts[:0]
+	for _, t := range ts {
 		if t.After(cut) {
 			kept = append(kept, t)
 		}
 	}
-	s.failures = kept
-	return len(s.failures) < loginFailures
+	return kept
 }
 
-func (s *sessions) failed() {
+func (s *sessions) failed(addr string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.failures = append(s.failures, s.now())
+	now := s.now()
+	if _, ok := s.failures[addr]; !ok && len(s.failures) >= maxThrottled {
+		for a, ts := range s.failures {
+			if len(recent(ts, now)) == 0 || len(s.failures) >= maxThrottled {
+				delete(s.failures, a)
+			}
+		}
+	}
+	s.failures[addr] = append(s.failures[addr], now)
+}
+
+// succeeded forgets addr's failures: the admin typing the token wrong a
+// few times is not throttled later.
+func (s *sessions) succeeded(addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.failures, addr)
+}
+
+// clientAddr is the address failures are counted by: the peer's IP.
+func clientAddr(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
+// checkToken proves got for the request's address, counting failures and
+// logging them without the guess. ok false means the answer was written.
+func (c *Console) checkToken(w http.ResponseWriter, r *http.Request, got, via string) (ok bool, throttled bool) {
+	addr := clientAddr(r)
+	if allowed, wait := c.sessions.allowAttempt(addr); !allowed {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(wait.Round(time.Second)/time.Second))))
+		return false, true
+	}
+	if !c.tokenOK(got) {
+		c.sessions.failed(addr)
+		c.log.Warn("admin authentication failed", slog.String("via", via), slog.String("remote", addr),
+			slog.String("path", r.URL.Path))
+		return false, false
+	}
+	c.sessions.succeeded(addr)
+	return true, false
 }
 
 // tokenOK compares in constant time; hashing first also hides the length.
@@ -170,7 +234,12 @@ func (c *Console) requireAuth(next http.HandlerFunc) http.Handler {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		}
 		if tok, ok := bearerToken(r); ok {
-			if !c.tokenOK(tok) {
+			valid, throttled := c.checkToken(w, r, tok, "bearer")
+			if throttled {
+				http.Error(w, "too many failed admin authentications from this address; retry after the Retry-After delay", http.StatusTooManyRequests)
+				return
+			}
+			if !valid {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="relay admin"`)
 				http.Error(w, "invalid admin token", http.StatusUnauthorized)
 				return
@@ -271,14 +340,13 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cross-origin request refused", http.StatusForbidden)
 		return
 	}
-	if !c.sessions.allowAttempt() {
-		data.Error = "Too many failed attempts. Wait a minute and try again."
+	ok, throttled := c.checkToken(w, r, r.PostFormValue("token"), "login")
+	if throttled {
+		data.Error = "Too many failed attempts from this address. Wait a minute and try again."
 		c.render(w, r, http.StatusTooManyRequests, "login", data)
 		return
 	}
-	if !c.tokenOK(r.PostFormValue("token")) {
-		c.sessions.failed()
-		c.log.Warn("console login failed", slog.String("remote", r.RemoteAddr))
+	if !ok {
 		data.Error = "That is not the admin token."
 		c.render(w, r, http.StatusUnauthorized, "login", data)
 		return

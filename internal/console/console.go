@@ -229,6 +229,7 @@ func (c *Console) Handler() http.Handler {
 	auth("POST "+p+"/destinations/{dest}/transformation/try", c.transformationTry)
 	auth("GET "+p+"/audit", c.auditPage)
 	auth("GET "+p+"/audit/export", c.auditExport)
+	auth("POST "+p+"/api/replay", c.apiReplay)
 	// Anything else under the prefix is a 404, but only for a logged-in
 	// user: without the token not even the page structure is revealed.
 	auth(p+"/", func(w http.ResponseWriter, r *http.Request) {

@@ -191,3 +191,25 @@ func skipUnlessRequired(t testing.TB, format string, args ...any) {
 	}
 	t.Skipf(format, args...)
 }
+
+// A claim right after Enqueue returned sees the message: the server
+// acknowledges a publish before it tells the consumer, so a pull that does
+// not wait could miss it (the cause of OrderingModel's rare "claim
+// returned []" under load).
+func TestJetStreamClaimSeesOwnEnqueue(t *testing.T) {
+	q := openJetStream(t, t.TempDir(), queue.JetStreamOptions{})
+	defer q.Close()
+	ctx := context.Background()
+	for i := range 500 {
+		if err := q.Enqueue(ctx, []queue.Message{queuetest.Msg("d", "", i)}); err != nil {
+			t.Fatal(err)
+		}
+		jobs, err := q.Claim(ctx, "d", 1, time.Hour)
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("claim %d right after its enqueue: %d jobs, %v", i, len(jobs), err)
+		}
+		if err := q.Succeed(ctx, []int64{jobs[0].ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -41,6 +41,8 @@ type badRequest struct {
 	want     int
 	// parallel sends the request this many times at once (memory bound).
 	parallel int
+	// orBusy also accepts 429: the bodies in flight are bounded in bytes.
+	orBusy bool
 }
 
 func strBody(s string) func() io.Reader { return func() io.Reader { return strings.NewReader(s) } }
@@ -119,7 +121,7 @@ func badInputCorpus() []badRequest {
 		{name: "unknown write key", path: "/v1/track", auth: "WK_nobody", body: strBody(one), want: 401},
 		{name: "no write key", path: "/v1/track", auth: "-", body: strBody(one), want: 401},
 		{name: "unknown path", path: "/v1/nothing", body: strBody(one), want: 404},
-		{name: "4 MB bodies at once", path: "/v1/track", body: strBody(event("bad-huge-par", `"properties":{"s":"`+huge[:4000<<10-200]+`"}`)), want: 400, parallel: 16},
+		{name: "4 MB bodies at once", path: "/v1/track", body: strBody(event("bad-huge-par", `"properties":{"s":"`+huge[:4000<<10-200]+`"}`)), want: 400, parallel: 16, orBusy: true},
 	}
 }
 
@@ -168,7 +170,7 @@ func TestBadInputCorpus(t *testing.T) {
 				status, msg, err := rawPost(r, tc)
 				if err != nil {
 					errs <- err.Error()
-				} else if status != tc.want {
+				} else if status != tc.want && !(tc.orBusy && status == http.StatusTooManyRequests) {
 					errs <- fmt.Sprintf("got %d, want %d: %s", status, tc.want, msg)
 				}
 			}()
