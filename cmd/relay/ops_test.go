@@ -304,3 +304,17 @@ func TestDockerfile(t *testing.T) {
 		t.Error("final stage runs as root")
 	}
 }
+
+// relay -h / --help / help is a request for the usage, not an unknown
+// command: usage on stdout, exit 0.
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "--help", "help"} {
+		code, out, errs := runCmd(arg)
+		if code != 0 || !strings.Contains(out, "usage: relay <command>") || errs != "" {
+			t.Errorf("relay %s: exit %d, stdout %q, stderr %q", arg, code, out, errs)
+		}
+	}
+	if code, _, errs := runCmd("--nope"); code == 0 || !strings.Contains(errs, `unknown command "--nope"`) {
+		t.Errorf("relay --nope: exit %d, stderr %q", code, errs)
+	}
+}
