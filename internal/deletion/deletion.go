@@ -278,7 +278,8 @@ func (w *Worker) forget(ctx context.Context, d store.Deletion, m matcher) (strin
 	if err != nil {
 		return "", outcome{err: err}
 	}
-	return fmt.Sprintf("%d delivery log rows, %d dead letters removed", got.LogRows, got.DeadLetters), outcome{}
+	return fmt.Sprintf("%d delivery log rows, %d dead letters removed; %d audit entries kept without the user's identifiers",
+		got.LogRows, got.DeadLetters, got.AuditEntries), outcome{}
 }
 
 // askKlaviyo creates one deletion job per identifier: email and phone
