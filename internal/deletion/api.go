@@ -23,10 +23,12 @@ import (
 // /regulations/{id}) and Relay's own (POST and GET /admin/api/deletions),
 // all behind a Bearer token: the admin token or the deletion key.
 type API struct {
-	w      *Worker
-	store  Store
-	tokens [][sha256.Size]byte
-	log    *slog.Logger
+	w        *Worker
+	store    Store
+	tokens   [][sha256.Size]byte
+	log      *slog.Logger
+	failures failures
+	now      func() time.Time
 }
 
 // MaxUsers bounds the users of one call (Segment's Public API takes up to
@@ -38,7 +40,7 @@ const maxBody = 2 << 20
 // NewAPI builds the API; empty tokens are ignored (a deletion key need not
 // be configured).
 func NewAPI(w *Worker, s Store, log *slog.Logger, tokens ...string) *API {
-	a := &API{w: w, store: s, log: log.With(slog.String("component", "deletion-api"))}
+	a := &API{w: w, store: s, log: log.With(slog.String("component", "deletion-api")), now: time.Now}
 	for _, t := range tokens {
 		if t != "" {
 			a.tokens = append(a.tokens, sha256.Sum256([]byte(t)))
@@ -66,11 +68,20 @@ func (a *API) authed(h func(http.ResponseWriter, *http.Request)) http.Handler {
 		if !ok {
 			tok, _, ok = r.BasicAuth()
 		}
+		addr := clientAddr(r)
+		if allowed, wait := a.failures.allow(addr, a.now()); !allowed {
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(wait.Round(time.Second)/time.Second))))
+			writeError(w, http.StatusTooManyRequests, "authorization: too many failed attempts from this address; retry after the Retry-After delay")
+			return
+		}
 		if !ok || !a.valid(strings.TrimSpace(tok)) {
+			a.failures.failed(addr, a.now())
+			a.log.Warn("deletion API authentication failed", slog.String("remote", addr), slog.String("path", r.URL.Path))
 			w.Header().Set("WWW-Authenticate", `Bearer realm="relay deletion"`)
 			writeError(w, http.StatusUnauthorized, "authorization: send the admin token or the deletion key as \"Authorization: Bearer <token>\"")
 			return
 		}
+		a.failures.succeeded(addr)
 		h(w, r)
 	})
 }
