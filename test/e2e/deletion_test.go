@@ -17,8 +17,8 @@ import (
 )
 
 const (
-	adminToken  = "adm_e2e_token"
-	deletionKey = "dk_e2e_key"
+	adminToken  = "adm_e2e_token_0123456789"
+	deletionKey = "dk_e2e_key_0123456789"
 )
 
 // deliveryEndpoints are every endpoint delivery sends events and profiles to.
