@@ -141,7 +141,7 @@ func (a *API) rudderstack(w http.ResponseWriter, r *http.Request) {
 		}
 		ds[i] = store.Deletion{Subject: subj, Origin: "rudderstack", Dests: body.DestinationIDs}
 	}
-	if !a.submit(w, r, ds, "destinationIds") {
+	if !a.submit(w, r, ds, "destinationIds", func(i int) string { return fmt.Sprintf("users[%d].", i) }) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{
@@ -200,7 +200,7 @@ func (a *API) segment(w http.ResponseWriter, r *http.Request) {
 		}
 		ds[i] = store.Deletion{Subject: subj, Origin: "segment", LocalOnly: local}
 	}
-	if !a.submit(w, r, ds, "destinations") {
+	if !a.submit(w, r, ds, "destinations", func(i int) string { return fmt.Sprintf("subjectIds[%d].", i) }) {
 		return
 	}
 	data := map[string]any{"regulateId": idOf(ds[0].ID), "regulateIds": idsOf(ds)}
@@ -249,7 +249,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 		origin = "cli"
 	}
 	ds := []store.Deletion{{Subject: subj, Origin: origin, Dests: body.Destinations, LocalOnly: body.LocalOnly}}
-	if !a.submit(w, r, ds, "destinations") {
+	if !a.submit(w, r, ds, "destinations", func(int) string { return "" }) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"deletion": view(ds[0])})
@@ -301,14 +301,18 @@ func (a *API) lookup(w http.ResponseWriter, r *http.Request) (store.Deletion, bo
 }
 
 // submit stores the requests; it answers the error itself.
-// destField is the body's field that names destinations.
-func (a *API) submit(w http.ResponseWriter, r *http.Request, ds []store.Deletion, destField string) bool {
+// destField is the body's field that names destinations; itemField
+// names request i's place in the body ("users[1]." or "").
+func (a *API) submit(w http.ResponseWriter, r *http.Request, ds []store.Deletion, destField string, itemField func(int) string) bool {
 	err := a.w.Submit(r.Context(), ds)
+	var se *SubjectError
 	switch {
 	case err == nil:
 		return true
 	case errors.Is(err, ErrUnknownDestination):
 		writeError(w, 400, destField+": "+err.Error()+": destinations are named as in relay.yaml")
+	case errors.As(err, &se):
+		writeError(w, 400, itemField(se.Index)+se.Error())
 	case errors.Is(err, store.ErrInvalid):
 		writeError(w, 400, err.Error())
 	default:

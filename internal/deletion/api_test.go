@@ -102,6 +102,9 @@ func TestAPIRejects(t *testing.T) {
 		{"segment ids not a list", "POST", "/regulations", "adm_token", `{"regulationType":"DELETE_ONLY","subjectType":"USER_ID","subjectIds":"u"}`, 400, "subjectIds: want a list, got a string"},
 		{"segment id a number", "POST", "/regulations", "adm_token", `{"regulationType":"DELETE_ONLY","subjectType":"USER_ID","subjectIds":[5]}`, 400, "subjectIds: want a string, got a number"},
 		{"segment empty id says userId", "POST", "/regulations", "adm_token", `{"regulationType":"DELETE_ONLY","subjectType":"USER_ID","subjectIds":[""]}`, 400, "subjectIds[0]: empty; want a userId"},
+		// Checked when asked, not found failing later in the worker.
+		{"phone invalid for the destination", "POST", "/v2/regulations", "adm_token", `{"regulationType":"suppress_with_delete","users":[{"userId":"u"},{"phone":"030"}]}`, 400, `users[1].phone: "030" is not a valid phone number for destination klaviyo`},
+		{"admin phone invalid", "POST", "/admin/api/deletions", "adm_token", `{"phone":"12"}`, 400, `phone: "12" is not a valid phone number for destination klaviyo`},
 		{"segment suppress only", "POST", "/regulations", "adm_token", `{"regulationType":"SUPPRESS_ONLY","subjectType":"USER_ID","subjectIds":["u"]}`, 400, "does not suppress"},
 		{"segment object id", "POST", "/regulations", "adm_token", `{"regulationType":"DELETE_ONLY","subjectType":"OBJECT_ID","subjectIds":["u"]}`, 400, "subjectType"},
 		{"segment empty id", "POST", "/regulations", "adm_token", `{"regulationType":"DELETE_ONLY","subjectType":"USER_ID","subjectIds":[" "]}`, 400, "subjectIds[0]"},
