@@ -134,7 +134,7 @@ func (s Settings) deviceModeWarnings() []string {
 // RudderStack's useNativeSDK is its device-mode switch; Relay's is
 // deviceMode, so the warning says where to go instead.
 func ignoredWarning(key string) string {
-	if strings.EqualFold(key, "useNativeSDK") || strings.EqualFold(key, "useNativeSDKToSend") {
+	if strings.EqualFold(key, "useNativeSDK") || strings.EqualFold(key, "useNativeSDKToSend") || strings.EqualFold(key, "connectionMode") {
 		return fmt.Sprintf("setting %s is ignored by Relay; device mode is set with deviceMode (off, on or both), see docs/DEVICE-MODE.md", key)
 	}
 	return fmt.Sprintf("setting %s is ignored by Relay", key)

@@ -212,6 +212,11 @@ var settingNames = map[string]settingDef{
 	"usenativesdk":       {"useNativeSDK", kindIgnored},
 	"usenativesdktosend": {"useNativeSDKToSend", kindIgnored},
 	"consentmanagement":  {"consentManagement", kindIgnored},
+	// Present in every RudderStack destination config (consent
+	// management, per-platform connection mode).
+	"onetrustcookiecategories": {"oneTrustCookieCategories", kindIgnored},
+	"ketchconsentpurposes":     {"ketchConsentPurposes", kindIgnored},
+	"connectionmode":           {"connectionMode", kindIgnored},
 }
 
 // SettingsError is a settings problem: which setting, and why. It never
