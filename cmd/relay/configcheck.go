@@ -46,6 +46,9 @@ func checkConfig(path string, env func(string) (string, bool)) (config.Config, e
 	if err != nil {
 		return cfg, err
 	}
+	if err := config.CheckAdminToken(cfg.Admin.Token); err != nil {
+		return cfg, err
+	}
 	for _, d := range cfg.Destinations {
 		raw, err := json.Marshal(d.Settings)
 		if err != nil {

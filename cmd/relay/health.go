@@ -22,7 +22,7 @@ func runHealth(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if v, ok := os.LookupEnv("RELAY_ADDR"); ok && v != "" {
 		defAddr = v
 	}
-	addr := fs.String("addr", defAddr, "address relay serve listens on (default $RELAY_ADDR, else 127.0.0.1:8080)")
+	addr := fs.String("addr", defAddr, "address relay serve listens on (the default is $RELAY_ADDR when set)")
 	ready := fs.Bool("ready", false, "check /ready (queue, store, destinations) instead of /health")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
 	if err := fs.Parse(args); err != nil {

@@ -51,6 +51,8 @@ destinations:
 		{"bad settings", []string{"config", "check", "--config", write("settings.yaml",
 			"sources: [{name: web}]\ndestinations: [{name: k, type: klaviyo, settings: {listMode: sometimes}}]\n")}, 1, "", "destinations k.settings"},
 		{"unset variable", []string{"config", "check", "--config", write("env.yaml", "admin: {token: ${RELAY_TEST_UNSET_XYZ}}\n")}, 1, "", "admin.token (line 1): environment variable not set: RELAY_TEST_UNSET_XYZ"},
+		// relay serve refuses it at start, so the check must too.
+		{"short admin token", []string{"config", "check", "--config", write("short.yaml", "admin: {token: change-me}\n")}, 1, "", "admin.token: must be at least 16 characters, got 9"},
 		{"missing file", []string{"config", "check", "--config", filepath.Join(dir, "nope.yaml")}, 1, "", "no such file"},
 		{"no subcommand", []string{"config"}, 2, "", "usage: relay config check"},
 		{"stray argument", []string{"config", "check", "--config", good, "extra"}, 2, "", `unexpected argument "extra"`},
@@ -300,5 +302,19 @@ func TestDockerfile(t *testing.T) {
 	}
 	if has(final, "USER ", "root") && !has(final, "USER ", "nonroot") {
 		t.Error("final stage runs as root")
+	}
+}
+
+// relay -h / --help / help is a request for the usage, not an unknown
+// command: usage on stdout, exit 0.
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "--help", "help"} {
+		code, out, errs := runCmd(arg)
+		if code != 0 || !strings.Contains(out, "usage: relay <command>") || errs != "" {
+			t.Errorf("relay %s: exit %d, stdout %q, stderr %q", arg, code, out, errs)
+		}
+	}
+	if code, _, errs := runCmd("--nope"); code == 0 || !strings.Contains(errs, `unknown command "--nope"`) {
+		t.Errorf("relay --nope: exit %d, stderr %q", code, errs)
 	}
 }

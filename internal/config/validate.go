@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Validate checks the whole config once at start; the error names the
@@ -129,6 +130,19 @@ func (c Config) validateDestinations() error {
 				return fmt.Errorf("%s.endpoint: %q is not an http(s) URL", path, d.Endpoint)
 			}
 		}
+	}
+	return nil
+}
+
+// MinAdminTokenLen is the shortest admin token relay serve accepts
+// (internal/app refuses a shorter one at start).
+const MinAdminTokenLen = 16
+
+// CheckAdminToken refuses a configured admin token too short to resist
+// guessing; empty (a random token per run) is fine.
+func CheckAdminToken(token string) error {
+	if n := utf8.RuneCountInString(token); token != "" && n < MinAdminTokenLen {
+		return fmt.Errorf("admin.token: must be at least %d characters, got %d; generate one with `openssl rand -hex 16`", MinAdminTokenLen, n)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"html"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -464,6 +465,9 @@ func TestReplayDeadLetter(t *testing.T) {
 	if loc := resp.Header.Get("Location"); loc != "/admin/deadletters?none=1" || len(tc.q.msgs) != 1 {
 		t.Errorf("second replay: %q, %d messages", loc, len(tc.q.msgs))
 	}
+	if resp, body := s.post("/admin/deadletters/replay", s.form("id", "99"), nil); resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "No dead letter 99") {
+		t.Errorf("unknown id: %d %s", resp.StatusCode, body)
+	}
 
 	t.Run("enqueue failure marks nothing", func(t *testing.T) {
 		tc := newTestConsole(t)
@@ -783,5 +787,34 @@ func TestWebhookDestinationPages(t *testing.T) {
 	_, body = s.post("/admin/tester/transform", s.form("dest", "hook", "event", `{"type":"track","event":"E","userId":"u","messageId":"w-1"}`), nil)
 	if !strings.Contains(body, "POST /v2") || !strings.Contains(body, "X-Sig") || strings.Contains(body, testHookSecret) {
 		t.Errorf("tester: %s", body)
+	}
+}
+
+// POST /admin/api/replay (what relay replay calls beside a running
+// server): an id that names no dead letter is the caller's mistake, a 404
+// that says so, not a 500.
+func TestAPIReplayUnknownID(t *testing.T) {
+	tc := newTestConsole(t)
+	for _, tt := range []struct {
+		body   string
+		status int
+		want   string
+	}{
+		{`{"id":99}`, http.StatusNotFound, "id: no dead letter 99"},
+		{`{"id":5}`, http.StatusOK, `"replayed":1`},
+		{`{"id":5}`, http.StatusOK, `"replayed":0`},
+	} {
+		req, _ := http.NewRequest("POST", tc.srv.URL+"/admin/api/replay", strings.NewReader(tt.body))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || !strings.Contains(string(b), tt.want) {
+			t.Errorf("%s: %d %s, want %d containing %q", tt.body, resp.StatusCode, b, tt.status, tt.want)
+		}
 	}
 }

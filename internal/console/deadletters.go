@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -70,6 +71,11 @@ func (c *Console) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case id > 0:
 		n, err := c.deps.DeadLetters.TakeForReplay(r.Context(), store.ReplaySelector{ID: id}, c.enqueueReplays)
+		if errors.Is(err, store.ErrNotFound) {
+			// A stale page: the dead letter went with a user deletion.
+			c.renderError(w, r, http.StatusNotFound, fmt.Sprintf("No dead letter %d (a user deletion may have removed it); nothing was replayed.", id))
+			return
+		}
 		if err != nil {
 			c.renderError(w, r, http.StatusInternalServerError, "Replay failed, nothing was replayed: "+err.Error())
 			return
@@ -144,6 +150,10 @@ func (c *Console) apiReplay(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 		n, err = c.replayAll(r.Context(), store.ReplaySelector{Dest: rq.Dest, Since: rq.Since})
+	}
+	if errors.Is(err, store.ErrNotFound) && rq.ID > 0 {
+		writeJSON(w, http.StatusNotFound, map[string]any{"replayed": 0, "error": fmt.Sprintf("id: no dead letter %d", rq.ID)})
+		return
 	}
 	if err != nil {
 		c.log.Warn("replay failed", slog.Int("replayed", n), slog.Any("err", err))

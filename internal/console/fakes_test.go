@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -109,6 +110,11 @@ func (f *fakeStore) TakeForReplay(ctx context.Context, sel store.ReplaySelector,
 	defer f.mu.Unlock()
 	var idx []int
 	var take []store.DeadLetter
+	// As the real stores: an id that names no dead letter is ErrNotFound
+	// (one already replayed is not).
+	if sel.ID != 0 && !slices.ContainsFunc(f.dead, func(d store.DeadLetter) bool { return d.ID == sel.ID }) {
+		return 0, fmt.Errorf("take dead letters for replay: dead letter %d: %w", sel.ID, store.ErrNotFound)
+	}
 	for i, d := range f.dead {
 		if d.ReplayedAt.IsZero() && (d.ID == sel.ID || (sel.ID == 0 && d.Dest == sel.Dest)) {
 			idx, take = append(idx, i), append(take, d)

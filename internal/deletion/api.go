@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -157,7 +158,7 @@ func (a *API) rudderstack(w http.ResponseWriter, r *http.Request) {
 		}
 		ds[i] = store.Deletion{Subject: subj, Origin: "rudderstack", Dests: body.DestinationIDs}
 	}
-	if !a.submit(w, r, ds) {
+	if !a.submit(w, r, ds, "destinationIds", func(i int) string { return fmt.Sprintf("users[%d].", i) }) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{
@@ -206,13 +207,17 @@ func (a *API) segment(w http.ResponseWriter, r *http.Request) {
 	ds := make([]store.Deletion, len(body.SubjectIDs))
 	for i, id := range body.SubjectIDs {
 		subj := store.DeletionSubject{UserID: strings.TrimSpace(id)}
+		if subj.UserID == "" {
+			writeError(w, 400, fmt.Sprintf("subjectIds[%d]: empty; want a userId", i))
+			return
+		}
 		if msg := checkSubject(subj); msg != "" {
 			writeError(w, 400, fmt.Sprintf("subjectIds[%d]: %s", i, msg))
 			return
 		}
 		ds[i] = store.Deletion{Subject: subj, Origin: "segment", LocalOnly: local}
 	}
-	if !a.submit(w, r, ds) {
+	if !a.submit(w, r, ds, "destinations", func(i int) string { return fmt.Sprintf("subjectIds[%d].", i) }) {
 		return
 	}
 	data := map[string]any{"regulateId": idOf(ds[0].ID), "regulateIds": idsOf(ds)}
@@ -261,7 +266,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 		origin = "cli"
 	}
 	ds := []store.Deletion{{Subject: subj, Origin: origin, Dests: body.Destinations, LocalOnly: body.LocalOnly}}
-	if !a.submit(w, r, ds) {
+	if !a.submit(w, r, ds, "destinations", func(int) string { return "" }) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"deletion": view(ds[0])})
@@ -313,13 +318,18 @@ func (a *API) lookup(w http.ResponseWriter, r *http.Request) (store.Deletion, bo
 }
 
 // submit stores the requests; it answers the error itself.
-func (a *API) submit(w http.ResponseWriter, r *http.Request, ds []store.Deletion) bool {
+// destField is the body's field that names destinations; itemField
+// names request i's place in the body ("users[1]." or "").
+func (a *API) submit(w http.ResponseWriter, r *http.Request, ds []store.Deletion, destField string, itemField func(int) string) bool {
 	err := a.w.Submit(r.Context(), ds)
+	var se *SubjectError
 	switch {
 	case err == nil:
 		return true
 	case errors.Is(err, ErrUnknownDestination):
-		writeError(w, 400, err.Error()+": destinations are named as in relay.yaml")
+		writeError(w, 400, destField+": "+err.Error()+": destinations are named as in relay.yaml")
+	case errors.As(err, &se):
+		writeError(w, 400, itemField(se.Index)+se.Error())
 	case errors.Is(err, store.ErrInvalid):
 		writeError(w, 400, err.Error())
 	default:
@@ -401,7 +411,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any, strict bool) bool {
 		case errors.Is(err, io.EOF):
 			writeError(w, 400, "body: empty; a JSON object is required")
 		default:
-			writeError(w, 400, "body: "+err.Error())
+			writeError(w, 400, decodeMessage(err))
 		}
 		return false
 	}
@@ -410,6 +420,46 @@ func decode(w http.ResponseWriter, r *http.Request, v any, strict bool) bool {
 		return false
 	}
 	return true
+}
+
+// decodeMessage names the field a JSON type error is at, in JSON's words
+// (the Go types behind it mean nothing to a caller).
+func decodeMessage(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			field = "body"
+		}
+		return fmt.Sprintf("%s: want %s, got %s", field, jsonKind(te.Type.Kind()), article(te.Value))
+	case errors.As(err, &se):
+		return fmt.Sprintf("body: not JSON at byte %d: %v", se.Offset, se)
+	}
+	return "body: " + err.Error()
+}
+
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Struct, reflect.Map:
+		return "a JSON object"
+	case reflect.Bool:
+		return "true or false"
+	}
+	return "a number"
+}
+
+// article puts "a"/"an" before a JSON value kind (array, object, ...).
+func article(v string) string {
+	if v != "" && strings.ContainsRune("aeiou", rune(v[0])) {
+		return "an " + v
+	}
+	return "a " + v
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

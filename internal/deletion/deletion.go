@@ -104,8 +104,11 @@ func (w *Worker) Submit(ctx context.Context, ds []store.Deletion) error {
 	for i := range ds {
 		for _, name := range ds[i].Dests {
 			if !w.hasDest(name) {
-				return fmt.Errorf("user %d: destination %q: %w", i, name, ErrUnknownDestination)
+				return fmt.Errorf("destination %q: %w", name, ErrUnknownDestination)
 			}
+		}
+		if err := w.checkPhone(i, ds[i]); err != nil {
+			return err
 		}
 	}
 	if err := w.store.CreateDeletions(ctx, ds); err != nil {
@@ -114,6 +117,36 @@ func (w *Worker) Submit(ctx context.Context, ds []store.Deletion) error {
 	select {
 	case w.wake <- struct{}{}:
 	default:
+	}
+	return nil
+}
+
+// SubjectError is a request's identifier that cannot be used: Index is
+// the request's position in the Submit call.
+type SubjectError struct {
+	Index  int
+	Field  string
+	Reason string
+}
+
+func (e *SubjectError) Error() string { return e.Field + ": " + e.Reason }
+
+// checkPhone refuses, when it is asked, a phone number that a destination
+// asked to delete it could not read: the request would only fail in the
+// worker, after it was accepted.
+func (w *Worker) checkPhone(i int, d store.Deletion) error {
+	if d.Subject.Phone == "" || d.LocalOnly {
+		return nil
+	}
+	for _, dest := range w.cfg.Destinations {
+		if dest.Account == nil || (len(d.Dests) > 0 && !slices.Contains(d.Dests, dest.Name)) {
+			continue
+		}
+		_, region := dest.Account()
+		if _, ok := e164(d.Subject.Phone, region); !ok {
+			return &SubjectError{Index: i, Field: "phone", Reason: fmt.Sprintf("%q is not a valid phone number for destination %s (E.164, or national in its defaultPhoneCountry %q)",
+				d.Subject.Phone, dest.Name, region)}
+		}
 	}
 	return nil
 }
@@ -278,7 +311,8 @@ func (w *Worker) forget(ctx context.Context, d store.Deletion, m matcher) (strin
 	if err != nil {
 		return "", outcome{err: err}
 	}
-	return fmt.Sprintf("%d delivery log rows, %d dead letters removed", got.LogRows, got.DeadLetters), outcome{}
+	return fmt.Sprintf("%d delivery log rows, %d dead letters removed; %d audit entries kept without the user's identifiers",
+		got.LogRows, got.DeadLetters, got.AuditEntries), outcome{}
 }
 
 // askKlaviyo creates one deletion job per identifier: email and phone

@@ -109,7 +109,7 @@ func TestSegmentSettings(t *testing.T) {
 			}
 			want := map[string]any{"publicKey": publicKey, "deviceMode": mode, "enforceEmailAsPrimary": false,
 				"onsiteScriptUrl":                 "https://static.klaviyo.com/onsite/js/klaviyo.js?company_id=" + publicKey,
-				"sendPlacedOrderAsOrderCompleted": false, "sendPageAsTrack": true}
+				"sendPlacedOrderAsOrderCompleted": false, "sendPageAsTrack": true, "userIdProperty": "id"}
 			if diff := cmp.Diff(want, p.Settings); diff != "" {
 				t.Errorf("plugin settings (-want +got):\n%s", diff)
 			}

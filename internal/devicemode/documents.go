@@ -21,6 +21,7 @@ type clientSettings struct {
 	OnsiteScriptURL                 string `json:"onsiteScriptUrl"`
 	DeviceMode                      string `json:"deviceMode"`
 	EnforceEmailAsPrimary           bool   `json:"enforceEmailAsPrimary"`
+	UserIDProperty                  string `json:"userIdProperty"`
 	SendPlacedOrderAsOrderCompleted bool   `json:"sendPlacedOrderAsOrderCompleted"`
 	SendPageAsTrack                 bool   `json:"sendPageAsTrack"`
 }
@@ -31,6 +32,7 @@ func clientOf(s *klaviyo.Settings) clientSettings {
 		OnsiteScriptURL:                 s.OnsiteScript(s.PublicAPIKey),
 		DeviceMode:                      s.EffectiveDeviceMode(),
 		EnforceEmailAsPrimary:           s.EnforceEmailAsPrimary,
+		UserIDProperty:                  s.UserIDProperty,
 		SendPlacedOrderAsOrderCompleted: s.SendPlacedOrderAsOrderCompleted,
 		SendPageAsTrack:                 s.SendPageAsTrack,
 	}
@@ -135,6 +137,7 @@ func rudderConfig(cs clientSettings) map[string]any {
 		"onsiteScriptUrl":                 cs.OnsiteScriptURL,
 		"deviceMode":                      cs.DeviceMode,
 		"enforceEmailAsPrimary":           cs.EnforceEmailAsPrimary,
+		"userIdProperty":                  cs.UserIDProperty,
 		"sendPlacedOrderAsOrderCompleted": cs.SendPlacedOrderAsOrderCompleted,
 		"sendPageAsTrack":                 cs.SendPageAsTrack,
 		"connectionMode":                  "device",

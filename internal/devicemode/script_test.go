@@ -52,6 +52,14 @@ func TestIntegrationScript(t *testing.T) {
 				{"track", "Order Completed", map[string]any{"order_id": "o1", "revenue": 30.0, "$value": 30.0, "$event_id": "o1"}},
 				{"track", "Viewed Home Page", map[string]any{"url": "http://shop.test/", "$event_id": "m3"}},
 			}},
+		// As server-side (docs/KLAVIYO.md userIdProperty): the rudderstack
+		// preset's _id holds the userId, and a trait of that name is kept.
+		{"enforceEmailAsPrimary with userIdProperty _id", "klaviyo",
+			with(map[string]any{"enforceEmailAsPrimary": true, "userIdProperty": "_id"}),
+			[]map[string]any{identify, {"type": "identify", "userId": "u3", "traits": map[string]any{"email": "c@example.com", "id": "t-id", "_id": "t-_id"}}}, [][]any{
+				{"identify", map[string]any{"_id": "u1", "$email": "a@example.com", "$first_name": "Ann", "plan": "pro"}},
+				{"identify", map[string]any{"_id": "t-_id", "id": "t-id", "$email": "c@example.com"}},
+			}},
 		{"legacy _learnq", "learnq", base, []map[string]any{identify, order}, [][]any{
 			{"identify", map[string]any{"$id": "u1", "$email": "a@example.com", "$first_name": "Ann", "plan": "pro"}},
 			{"track", "Placed Order", map[string]any{"order_id": "o1", "revenue": 30.0, "$value": 30.0, "$event_id": "o1"}},

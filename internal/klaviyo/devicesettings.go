@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/relaycdp/relay/internal/privacy"
 )
 
 // DeviceSettings say whether browsers talk to Klaviyo themselves (device
@@ -88,11 +90,51 @@ func (d DeviceSettings) validate(publicKey string) []error {
 	return errs
 }
 
+// browserBypass is why a privacy policy and device mode exclude each
+// other: the browser's identify, track and page go to Klaviyo without
+// passing through Relay's pre-sink stage.
+const browserBypass = "browsers send identify, track and page to Klaviyo directly, where Relay's "
+
+// deviceModeConflicts refuses device mode beside a privacy policy that
+// can drop anything: the policy would hold for server-side delivery only,
+// and a hipaa user turning device mode on would send the browser's
+// unfiltered traits, properties, IP and user agent to Klaviyo.
+func (s Settings) deviceModeConflicts() error {
+	if s.EffectiveDeviceMode() == DeviceModeOff {
+		return nil
+	}
+	if p, err := privacy.Compile(s.Config); err == nil && p.Active() {
+		return &SettingsError{Setting: "deviceMode", Reason: browserBypass +
+			"privacy policy (privacyMode " + p.Mode() + ", allowlists, dropIp, ...) cannot apply: set deviceMode off, or remove the policy"}
+	}
+	return nil
+}
+
+// deviceModeWarnings say that a transformation or filter covers only the
+// events Relay delivers, not those browsers send in device mode.
+func (s Settings) deviceModeWarnings() []string {
+	if s.EffectiveDeviceMode() == DeviceModeOff {
+		return nil
+	}
+	var which []string
+	if s.Transformation != "" {
+		which = append(which, "transformation")
+	}
+	if s.Filter != nil {
+		which = append(which, "filter")
+	}
+	if len(which) == 0 {
+		return nil
+	}
+	return []string{"the " + strings.Join(which, " and ") + " do not apply to the events browsers send to Klaviyo in device mode (deviceMode " +
+		s.EffectiveDeviceMode() + "); only to what Relay delivers"}
+}
+
 // ignoredWarning is the warning for an accepted setting without effect.
 // RudderStack's useNativeSDK is its device-mode switch; Relay's is
 // deviceMode, so the warning says where to go instead.
 func ignoredWarning(key string) string {
-	if strings.EqualFold(key, "useNativeSDK") || strings.EqualFold(key, "useNativeSDKToSend") {
+	if strings.EqualFold(key, "useNativeSDK") || strings.EqualFold(key, "useNativeSDKToSend") || strings.EqualFold(key, "connectionMode") {
 		return fmt.Sprintf("setting %s is ignored by Relay; device mode is set with deviceMode (off, on or both), see docs/DEVICE-MODE.md", key)
 	}
 	return fmt.Sprintf("setting %s is ignored by Relay", key)

@@ -20,6 +20,11 @@ func TestDeviceSettings(t *testing.T) {
 		{"on needs the public key", `{"deviceMode":"on"}`, "", "", "deviceMode: device mode needs publicApiKey"},
 		{"mode not a string", `{"deviceMode":true}`, "", "", "deviceMode: want a string, got a boolean"},
 		{"relative script URL", `{"onsiteScriptUrl":"/k.js"}`, "", "", "onsiteScriptUrl: want an absolute http(s) URL"},
+		// Browsers send to Klaviyo directly: a privacy policy could not
+		// touch those events (docs/PRIVACY.md, docs/DEVICE-MODE.md).
+		{"hipaa refuses device mode", `{"deviceMode":"on","publicApiKey":"PK1","privacyMode":"hipaa"}`, "", "", "deviceMode: browsers send identify, track and page to Klaviyo directly"},
+		{"a policy alone refuses device mode", `{"deviceMode":"both","publicApiKey":"PK1","dropIp":true}`, "", "", "deviceMode: browsers send identify, track and page to Klaviyo directly"},
+		{"hipaa with device mode off", `{"deviceMode":"off","publicApiKey":"PK1","privacyMode":"hipaa"}`, DeviceModeOff, "https://static.klaviyo.com/onsite/js/klaviyo.js?company_id=PK1", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,6 +59,20 @@ func TestUseNativeSDKWarningPointsToDeviceMode(t *testing.T) {
 	}
 	w := s.Warnings()
 	if len(w) != 1 || !strings.Contains(w[0], "useNativeSDK is ignored") || !strings.Contains(w[0], "deviceMode") {
+		t.Errorf("warnings = %q", w)
+	}
+}
+
+func TestDeviceModeWarnsTransformationSkipsBrowserEvents(t *testing.T) {
+	s, err := ParseSettings([]byte(`{"deviceMode":"on","publicApiKey":"PK1","filter":{"remove":["secret"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	w := strings.Join(s.Warnings(), "\n")
+	if !strings.Contains(w, "filter") || !strings.Contains(w, "do not apply to the events browsers send to Klaviyo") {
 		t.Errorf("warnings = %q", w)
 	}
 }

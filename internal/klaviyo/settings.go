@@ -212,6 +212,11 @@ var settingNames = map[string]settingDef{
 	"usenativesdk":       {"useNativeSDK", kindIgnored},
 	"usenativesdktosend": {"useNativeSDKToSend", kindIgnored},
 	"consentmanagement":  {"consentManagement", kindIgnored},
+	// Present in every RudderStack destination config (consent
+	// management, per-platform connection mode).
+	"onetrustcookiecategories": {"oneTrustCookieCategories", kindIgnored},
+	"ketchconsentpurposes":     {"ketchConsentPurposes", kindIgnored},
+	"connectionmode":           {"connectionMode", kindIgnored},
 }
 
 // SettingsError is a settings problem: which setting, and why. It never
@@ -530,6 +535,7 @@ func (s Settings) Validate() error {
 		}
 	}
 	errs = append(errs, s.DeviceSettings.validate(s.PublicAPIKey)...)
+	errs = append(errs, s.deviceModeConflicts())
 	return errors.Join(errs...)
 }
 
@@ -545,6 +551,7 @@ func (s Settings) Warnings() []string {
 	for _, k := range s.ignored {
 		w = append(w, ignoredWarning(k))
 	}
+	w = append(w, s.deviceModeWarnings()...)
 	if s.looksLike != "" && s.Compat == CompatRelay {
 		title := compatTitle[s.looksLike]
 		w = append(w, fmt.Sprintf("these settings look like a %s export but name no compat preset: Relay's own defaults apply; add compat: %s to keep %s's defaults", title, s.looksLike, title))

@@ -320,3 +320,31 @@ func TestImportSettings(t *testing.T) {
 		t.Error("invalid import accepted")
 	}
 }
+
+// Every RudderStack destination config carries the consent-management and
+// connection-mode keys (rudder-integrations-config checks their presence),
+// so a pasted RudderStack export has them: accepted and ignored, with a
+// warning, never "unknown setting".
+func TestRudderStackExportCommonKeys(t *testing.T) {
+	doc := `{"compat":"rudderstack","publicApiKey":"PUB1","privateApiKey":"pk_x","listId":"L1",
+	  "connectionMode":{"web":"cloud"},
+	  "oneTrustCookieCategories":{"web":[{"oneTrustCookieCategory":""}]},
+	  "ketchConsentPurposes":{"web":[{"purpose":""}]},
+	  "consentManagement":{"web":[{"provider":"oneTrust","consents":[{"consent":""}],"resolutionStrategy":""}]}}`
+	s, err := ParseSettings([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	w := strings.Join(s.Warnings(), "\n")
+	for _, k := range []string{"connectionMode", "oneTrustCookieCategories", "ketchConsentPurposes", "consentManagement"} {
+		if !strings.Contains(w, k) {
+			t.Errorf("no warning names %s: %q", k, w)
+		}
+	}
+	if !strings.Contains(w, "connectionMode is ignored by Relay; device mode is set with deviceMode") {
+		t.Errorf("connectionMode's warning does not point at deviceMode: %q", w)
+	}
+}

@@ -71,6 +71,7 @@ func (m *mapper) identifyList(p *Profile, traits map[string]any) ([]Op, error) {
 	if flag != nil {
 		plan.explicit = true
 	}
+	m.warnTopLevelSubscribe(traits, plan)
 	rm, err := m.removal(tprops, "traits.properties")
 	if err != nil || rm.field != "" {
 		if err == nil && flag != nil {
@@ -96,6 +97,19 @@ func (m *mapper) identifyList(p *Profile, traits map[string]any) ([]Op, error) {
 		return nil, nil
 	}
 	return m.listOps(p, plan)
+}
+
+// warnTopLevelSubscribe: traits.subscribe is a profile property, not the
+// subscribe flag (traits.properties.subscribe, seed 004), so `false` there
+// does not stop the list subscription that listMode subscribe makes. That
+// is what Segment and RudderStack do too, but it reads as the opposite of
+// what happens, so it is said.
+func (m *mapper) warnTopLevelSubscribe(traits map[string]any, plan listPlan) {
+	if b, ok := traits["subscribe"].(bool); !ok || b || plan.flag != nil || plan.listID == "" || m.s.ListMode != ListModeSubscribe {
+		return
+	}
+	m.warn("traits.subscribe is false but is only a profile property: the subscribe flag is traits.properties.subscribe or integrations.Klaviyo.subscribe; list " +
+		plan.listID + " (" + plan.field + ") was subscribed as listMode subscribe does")
 }
 
 // removalAsk is an event's request to end list membership without a

@@ -94,6 +94,9 @@ type DeletionQuery struct {
 type Forgotten struct {
 	LogRows     int64
 	DeadLetters int64
+	// AuditEntries are the audit log entries whose identifiers were
+	// blanked: the entries (keys sent and dropped, never values) stay.
+	AuditEntries int64
 }
 
 // DeletionStore keeps user deletion requests and forgets users.
@@ -114,7 +117,8 @@ type DeletionStore interface {
 	// Subject.Redacted().
 	UpdateDeletion(ctx context.Context, d Deletion) error
 	// ForgetUser deletes the delivery log rows of the subject (by userId,
-	// by email, or whose messageId is in messageIDs) and the dead letters
+	// by email, or whose messageId is in messageIDs), blanks the userId
+	// and email of the same audit log entries, and deletes the dead letters
 	// (pending or replayed) for which match returns true, in one
 	// transaction.
 	ForgetUser(ctx context.Context, s DeletionSubject, messageIDs []string, match func(DeadLetter) bool) (Forgotten, error)

@@ -129,6 +129,12 @@ func (s *Postgres) ForgetUser(ctx context.Context, subj DeletionSubject, message
 			return fmt.Errorf("delivery log: %w", err)
 		}
 		out.LogRows = tag.RowsAffected()
+		tag, err = tx.Exec(ctx, `UPDATE audit_log SET user_id = '', email = '' WHERE ($1 != '' AND user_id = $1) OR ($2 != '' AND email = $2)
+			OR message_id = ANY($3)`, subj.UserID, strings.ToLower(subj.Email), nonNil(messageIDs))
+		if err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
+		out.AuditEntries = tag.RowsAffected()
 		if match == nil {
 			return nil
 		}

@@ -139,6 +139,15 @@ func (s *SQLite) ForgetUser(ctx context.Context, subj DeletionSubject, messageID
 		if out.LogRows, err = res.RowsAffected(); err != nil {
 			return err
 		}
+		res, err = tx.ExecContext(ctx, `UPDATE audit_log SET user_id = '', email = '' WHERE (? != '' AND user_id = ?) OR (? != '' AND email = ?)
+			OR message_id IN (SELECT value FROM json_each(?))`,
+			subj.UserID, subj.UserID, subj.Email, strings.ToLower(subj.Email), string(ids))
+		if err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
+		if out.AuditEntries, err = res.RowsAffected(); err != nil {
+			return err
+		}
 		if match == nil {
 			return nil
 		}

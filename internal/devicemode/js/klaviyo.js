@@ -6,8 +6,8 @@
  * _learnq.push form when only _learnq exists). Two front doors:
  *   - window.relayKlaviyoDevice: an analytics-next remote plugin factory;
  *   - window.Klaviyo_RS.Klaviyo: a RudderStack JS SDK v3 integration.
- * Mapping (seed 001, client side): userId -> $id (or id with
- * enforceEmailAsPrimary), email -> $email, phone/phoneNumber ->
+ * Mapping (seed 001, client side): userId -> $id (or userIdProperty,
+ * default id, with enforceEmailAsPrimary), email -> $email, phone/phoneNumber ->
  * $phone_number, firstName -> $first_name, lastName -> $last_name,
  * title -> $title; revenue -> $value; Order Completed -> Placed Order unless
  * sendPlacedOrderAsOrderCompleted; $event_id is the id Relay's server-side
@@ -75,10 +75,16 @@
     for (var k in t) {
       if (TRAITS[k]) { if (t[k] != null && t[k] !== '' && p[TRAITS[k]] == null) p[TRAITS[k]] = t[k]; } else p[k] = t[k];
     }
-    delete p.userId; delete p.id;
+    delete p.userId;
     userId = str(userId);
-    if (userId) {
-      if (this.s.enforceEmailAsPrimary) p.id = userId; else p.$id = userId;
+    if (this.s.enforceEmailAsPrimary) {
+      // As server-side: the userId goes under userIdProperty (id, or _id
+      // for the rudderstack preset) unless a trait already holds it.
+      var key = this.s.userIdProperty || 'id';
+      if (userId && p[key] == null) p[key] = userId;
+    } else {
+      delete p.id;
+      if (userId) p.$id = userId;
     }
     if (this.s.enforceEmailAsPrimary && p.$email == null && p.$phone_number == null) return;
     if (p.$id == null && p.$email == null && p.$phone_number == null) return;

@@ -117,14 +117,44 @@ func testForgetUser(t *testing.T, s store.Store) {
 	d2 := deadLetter("m6", "k", 1)
 	d2.Payload = []byte(`{"userId":"u2","type":"track"}`)
 	addDead(t, s, &d1, &d2)
+	audit, ok := s.(store.AuditLog)
+	if !ok {
+		t.Fatalf("%T does not implement store.AuditLog", s)
+	}
+	if err := audit.RecordAudit(ctx, []store.AuditEntry{
+		{MessageID: "m1", Dest: "k", UserID: "u1", Email: "u1@example.com", Time: at(0), Sent: []string{"userId"}},
+		{MessageID: "m2", Dest: "k", Email: "gone@example.com", Time: at(1), Sent: []string{"traits.email"}},
+		{MessageID: "m4", Dest: "k", UserID: "u2", Email: "stay@example.com", Time: at(3), Sent: []string{"userId"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
 
 	got, err := s.ForgetUser(ctx, store.DeletionSubject{UserID: "u1", Email: "Gone@Example.com"}, []string{"m3"},
 		func(d store.DeadLetter) bool { return bytes.Contains(d.Payload, []byte(`"u1"`)) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != (store.Forgotten{LogRows: 3, DeadLetters: 1}) {
-		t.Errorf("forgot %+v, want 3 log rows and 1 dead letter", got)
+	if got != (store.Forgotten{LogRows: 3, DeadLetters: 1, AuditEntries: 2}) {
+		t.Errorf("forgot %+v, want 3 log rows, 1 dead letter and 2 audit entries", got)
+	}
+	// The audit log keeps what was sent and dropped, without the user's
+	// identifiers: no search by them finds anything.
+	for _, who := range []string{"u1", "u1@example.com", "gone@example.com"} {
+		if es, err := audit.QueryAudit(ctx, store.AuditQuery{User: who}); err != nil || len(es) != 0 {
+			t.Errorf("audit entries of %s after forgetting: %+v %v", who, es, err)
+		}
+	}
+	all, err := audit.QueryAudit(ctx, store.AuditQuery{})
+	if err != nil || len(all) != 3 {
+		t.Fatalf("audit entries = %d %v, want 3 kept", len(all), err)
+	}
+	for _, e := range all {
+		if e.MessageID != "m4" && (e.UserID != "" || e.Email != "") {
+			t.Errorf("audit entry %s keeps the user's identifiers: %q %q", e.MessageID, e.UserID, e.Email)
+		}
+		if e.MessageID == "m4" && e.UserID != "u2" {
+			t.Errorf("another user's audit entry changed: %+v", e)
+		}
 	}
 	if ids := messageIDs(query(t, s, store.LogQuery{})); len(ids) != 1 || ids[0] != "m4" {
 		t.Errorf("log left: %v", ids)
