@@ -80,8 +80,11 @@ type Deletion struct {
 	LastError string // cut to MaxDetail
 	Steps     []DeletionStep
 	NextAt    time.Time // a pending request is due from then (zero: now)
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	// LeaseUntil: a running request belongs to the node that claimed it
+	// until then (ClaimDeletions); afterwards its node is taken as dead.
+	LeaseUntil time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // DeletionQuery selects deletions, newest first.
@@ -106,15 +109,20 @@ type DeletionStore interface {
 	Deletion(ctx context.Context, id int64) (Deletion, error)
 	ListDeletions(ctx context.Context, q DeletionQuery) ([]Deletion, error)
 	// DueDeletions returns up to limit requests to work on, oldest first:
-	// pending ones whose NextAt has come, and running ones (their worker
-	// died; the steps they finished are marked done).
+	// pending ones whose NextAt has come, and running ones whose lease
+	// ended (their worker died; the steps they finished are marked done).
 	DueDeletions(ctx context.Context, now time.Time, limit int) ([]Deletion, error)
-	// UpdateDeletion saves d's State, Attempts, LastError, Steps and
-	// NextAt. When State is done the subject is replaced by
-	// Subject.Redacted().
+	// ClaimDeletions is DueDeletions for a worker: it also marks them
+	// running with LeaseUntil = now + lease, atomically, so several nodes
+	// sharing the store never work one request at once.
+	ClaimDeletions(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Deletion, error)
+	// UpdateDeletion saves d's State, Attempts, LastError, Steps, NextAt
+	// and (running only) LeaseUntil. When State is done the subject is
+	// replaced by Subject.Redacted().
 	UpdateDeletion(ctx context.Context, d Deletion) error
 	// ForgetUser deletes the delivery log rows of the subject (by userId,
-	// by email, or whose messageId is in messageIDs) and the dead letters
+	// by email, by phone (normalised as LogEntry.Phone), or whose
+	// messageId is in messageIDs) and the dead letters
 	// (pending or replayed) for which match returns true, in one
 	// transaction.
 	ForgetUser(ctx context.Context, s DeletionSubject, messageIDs []string, match func(DeadLetter) bool) (Forgotten, error)
@@ -137,4 +145,12 @@ func deletionLimit(n int) int {
 		return 50
 	}
 	return min(n, 1000)
+}
+
+// leaseOf is the lease_until column of d: only a running request holds one.
+func leaseOf(d Deletion) int64 {
+	if d.State != DeletionRunning {
+		return 0
+	}
+	return toNanos(d.LeaseUntil)
 }
