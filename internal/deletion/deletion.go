@@ -56,7 +56,11 @@ type Config struct {
 	BackoffMax   time.Duration // longest retry delay (default 10 min)
 	InFlightWait time.Duration // wait for events being delivered (default 2 s)
 	CallTimeout  time.Duration // one Klaviyo call, waits for rate limits included (default 2 min)
-	Now          func() time.Time
+	// Lease is how long a claimed request belongs to this worker before
+	// another node may take it as abandoned (default 15 min); it is
+	// renewed at every step.
+	Lease time.Duration
+	Now   func() time.Time
 }
 
 func (c Config) withDefaults() Config {
@@ -70,6 +74,7 @@ func (c Config) withDefaults() Config {
 	def(&c.BackoffMax, 10*time.Minute)
 	def(&c.InFlightWait, 2*time.Second)
 	def(&c.CallTimeout, 2*time.Minute)
+	def(&c.Lease, 15*time.Minute)
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 12
 	}
@@ -80,7 +85,9 @@ func (c Config) withDefaults() Config {
 }
 
 // Worker processes deletion requests. Run it once per process; several
-// processes sharing a store may each run one (every step is idempotent).
+// processes sharing a store may each run one: a request is claimed with a
+// lease (store.ClaimDeletions), so one node works it at a time, and every
+// step is idempotent should a lease run out mid-step.
 type Worker struct {
 	cfg   Config
 	store Store
@@ -143,21 +150,30 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// RunOnce works on every request due now, oldest first.
+// RunOnce works on every request due now, oldest first, claiming one at
+// a time so a lease never runs while the request waits behind others.
 func (w *Worker) RunOnce(ctx context.Context) {
-	due, err := w.store.DueDeletions(ctx, w.cfg.Now(), 100)
-	if err != nil {
-		if ctx.Err() == nil {
-			w.log.Error("load due deletions", slog.Any("err", err))
-		}
-		return
-	}
-	for _, d := range due {
-		if ctx.Err() != nil {
+	for ctx.Err() == nil {
+		due, err := w.store.ClaimDeletions(ctx, w.cfg.Now(), w.cfg.Lease, 1)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Error("claim due deletions", slog.Any("err", err))
+			}
 			return
 		}
-		w.process(ctx, d)
+		if len(due) == 0 {
+			return
+		}
+		w.process(ctx, due[0])
 	}
+}
+
+// save stores d, renewing the lease of a running request.
+func (w *Worker) save(ctx context.Context, d store.Deletion) error {
+	if d.State == store.DeletionRunning {
+		d.LeaseUntil = w.cfg.Now().Add(w.cfg.Lease)
+	}
+	return w.store.UpdateDeletion(ctx, d)
 }
 
 // outcome of one attempt of one step.
@@ -173,7 +189,7 @@ type outcome struct {
 func (w *Worker) process(ctx context.Context, d store.Deletion) {
 	d.State = store.DeletionRunning
 	d.Steps = w.plan(d)
-	if err := w.store.UpdateDeletion(ctx, d); err != nil {
+	if err := w.save(ctx, d); err != nil {
 		w.log.Error("start deletion", slog.Int64("id", d.ID), slog.Any("err", err))
 		return
 	}
@@ -197,13 +213,13 @@ func (w *Worker) process(ctx context.Context, d store.Deletion) {
 			return
 		}
 		d.Steps[i].Done, d.Steps[i].Detail = true, detail
-		if err := w.store.UpdateDeletion(ctx, d); err != nil {
+		if err := w.save(ctx, d); err != nil {
 			w.log.Error("save deletion step", slog.Int64("id", d.ID), slog.Any("err", err))
 			return
 		}
 	}
 	d.State, d.LastError, d.NextAt = store.DeletionDone, "", time.Time{}
-	if err := w.store.UpdateDeletion(ctx, d); err != nil {
+	if err := w.save(ctx, d); err != nil {
 		w.log.Error("finish deletion", slog.Int64("id", d.ID), slog.Any("err", err))
 		return
 	}
@@ -274,7 +290,9 @@ func (w *Worker) dropQueued(ctx context.Context, m matcher) (string, outcome) {
 }
 
 func (w *Worker) forget(ctx context.Context, d store.Deletion, m matcher) (string, outcome) {
-	got, err := w.store.ForgetUser(ctx, d.Subject, nil, func(dl store.DeadLetter) bool { return m.payload(dl.Payload) })
+	subj := d.Subject
+	subj.Phone = m.phone // as delivery logs it (identity.Phone)
+	got, err := w.store.ForgetUser(ctx, subj, nil, func(dl store.DeadLetter) bool { return m.payload(dl.Payload) })
 	if err != nil {
 		return "", outcome{err: err}
 	}
@@ -369,7 +387,7 @@ func (w *Worker) setback(ctx context.Context, d store.Deletion, out outcome) {
 		w.log.Warn("user deletion will retry", slog.Int64("id", d.ID), slog.Int("attempts", d.Attempts),
 			slog.Time("next", d.NextAt), slog.Any("err", out.err))
 	}
-	if err := w.store.UpdateDeletion(ctx, d); err != nil {
+	if err := w.save(ctx, d); err != nil {
 		w.log.Error("save deletion attempt", slog.Int64("id", d.ID), slog.Any("err", err))
 	}
 }

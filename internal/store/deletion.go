@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -83,8 +84,12 @@ type Deletion struct {
 	// LeaseUntil: a running request belongs to the node that claimed it
 	// until then (ClaimDeletions); afterwards its node is taken as dead.
 	LeaseUntil time.Time
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// Suppress, when set at CreateDeletions, is stored with the request in
+	// its transaction, under the regulation id DeletionRegulation(ID)
+	// (SUPPRESS_WITH_DELETE). Not read back.
+	Suppress  *Suppression
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // DeletionQuery selects deletions, newest first.
@@ -128,7 +133,15 @@ type DeletionStore interface {
 	ForgetUser(ctx context.Context, s DeletionSubject, messageIDs []string, match func(DeadLetter) bool) (Forgotten, error)
 }
 
+// DeletionRegulation is the regulation id of a deletion request.
+func DeletionRegulation(id int64) string { return "del_" + strconv.FormatInt(id, 10) }
+
 func checkDeletion(i int, d *Deletion) error {
+	if d.Suppress != nil {
+		if err := checkSuppression(i, d.Suppress); err != nil {
+			return err
+		}
+	}
 	if d.Subject.Empty() {
 		return fmt.Errorf("deletion %d: subject: one of userId, email or phone is required: %w", i, ErrInvalid)
 	}

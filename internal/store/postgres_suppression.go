@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -65,17 +66,9 @@ func (s *Postgres) AddSuppressions(ctx context.Context, ss []Suppression) error 
 	regs := make([]string, len(ss))
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		for i, sp := range ss {
-			err := tx.QueryRow(ctx, `INSERT INTO suppression (regulation, origin, user_id, email, phone, created_at)
-				VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, sp.Regulation, sp.Origin, sp.UserID, sp.Email, sp.Phone, now.UnixNano()).Scan(&ids[i])
-			if err != nil {
+			var err error
+			if ids[i], regs[i], err = pgInsertSuppression(ctx, tx, sp, now); err != nil {
 				return fmt.Errorf("suppression %d: %w", i, err)
-			}
-			regs[i] = sp.Regulation
-			if regs[i] == "" {
-				regs[i] = SuppressionRegulation(ids[i])
-				if _, err := tx.Exec(ctx, `UPDATE suppression SET regulation = $1 WHERE id = $2`, regs[i], ids[i]); err != nil {
-					return fmt.Errorf("suppression %d: %w", i, err)
-				}
 			}
 		}
 		return nil
@@ -140,4 +133,18 @@ func (s *Postgres) SuppressionVersion(ctx context.Context) (SuppressionVersion, 
 		return v, fmt.Errorf("suppression version: %w", err)
 	}
 	return v, nil
+}
+
+// pgInsertSuppression inserts sp, naming it sup_<id> when it has no
+// regulation id.
+func pgInsertSuppression(ctx context.Context, tx pgx.Tx, sp Suppression, now time.Time) (int64, string, error) {
+	var id int64
+	err := tx.QueryRow(ctx, `INSERT INTO suppression (regulation, origin, user_id, email, phone, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, sp.Regulation, sp.Origin, sp.UserID, sp.Email, sp.Phone, now.UnixNano()).Scan(&id)
+	if err != nil || sp.Regulation != "" {
+		return id, sp.Regulation, err
+	}
+	reg := SuppressionRegulation(id)
+	_, err = tx.Exec(ctx, `UPDATE suppression SET regulation = $1 WHERE id = $2`, reg, id)
+	return id, reg, err
 }

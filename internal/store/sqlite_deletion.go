@@ -36,6 +36,13 @@ func (s *SQLite) CreateDeletions(ctx context.Context, ds []Deletion) error {
 			if err != nil {
 				return fmt.Errorf("deletion %d: %w", i, err)
 			}
+			if d.Suppress != nil {
+				sp := *d.Suppress
+				sp.Regulation = DeletionRegulation(ids[i])
+				if _, _, err := sqliteInsertSuppression(ctx, tx, sp, now); err != nil {
+					return fmt.Errorf("deletion %d: suppression: %w", i, err)
+				}
+			}
 		}
 		return nil
 	})

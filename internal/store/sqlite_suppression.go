@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // sqliteSuppressionSQL is migration 5. AUTOINCREMENT keeps a removed
@@ -72,17 +73,9 @@ func (s *SQLite) AddSuppressions(ctx context.Context, ss []Suppression) error {
 	regs := make([]string, len(ss))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for i, sp := range ss {
-			err := tx.QueryRowContext(ctx, `INSERT INTO suppression (regulation, origin, user_id, email, phone, created_at)
-				VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, sp.Regulation, sp.Origin, sp.UserID, sp.Email, sp.Phone, now.UnixNano()).Scan(&ids[i])
-			if err != nil {
+			var err error
+			if ids[i], regs[i], err = sqliteInsertSuppression(ctx, tx, sp, now); err != nil {
 				return fmt.Errorf("suppression %d: %w", i, err)
-			}
-			regs[i] = sp.Regulation
-			if regs[i] == "" {
-				regs[i] = SuppressionRegulation(ids[i])
-				if _, err := tx.ExecContext(ctx, `UPDATE suppression SET regulation = ? WHERE id = ?`, regs[i], ids[i]); err != nil {
-					return fmt.Errorf("suppression %d: %w", i, err)
-				}
 			}
 		}
 		return nil
@@ -162,4 +155,18 @@ func (s *SQLite) SuppressionVersion(ctx context.Context) (SuppressionVersion, er
 		return v, fmt.Errorf("suppression version: %w", err)
 	}
 	return v, nil
+}
+
+// sqliteInsertSuppression inserts sp, naming it sup_<id> when it has no
+// regulation id.
+func sqliteInsertSuppression(ctx context.Context, tx *sql.Tx, sp Suppression, now time.Time) (int64, string, error) {
+	var id int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO suppression (regulation, origin, user_id, email, phone, created_at)
+		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, sp.Regulation, sp.Origin, sp.UserID, sp.Email, sp.Phone, now.UnixNano()).Scan(&id)
+	if err != nil || sp.Regulation != "" {
+		return id, sp.Regulation, err
+	}
+	reg := SuppressionRegulation(id)
+	_, err = tx.ExecContext(ctx, `UPDATE suppression SET regulation = ? WHERE id = ?`, reg, id)
+	return id, reg, err
 }

@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Suppressions", testSuppressions},
 		{"SuppressionInvalid", testSuppressionInvalid},
 		{"SuppressionKey", testSuppressionKey},
+		{"DeletionWithSuppression", testDeletionWithSuppression},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -210,3 +210,28 @@ func testForgetUserByPhone(t *testing.T, s store.Store) {
 		t.Errorf("log left: %v", ids)
 	}
 }
+
+// testDeletionWithSuppression: a SUPPRESS_WITH_DELETE request stores its
+// suppression in its own transaction, named after the request; a rejected
+// call stores neither.
+func testDeletionWithSuppression(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	bad := []store.Deletion{{Subject: store.DeletionSubject{UserID: "u1"}, Suppress: &store.Suppression{UserID: "hu1"}}, {}}
+	if err := s.CreateDeletions(ctx, bad); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("invalid batch: %v", err)
+	}
+	if list, _ := s.ListSuppressions(ctx, store.SuppressionQuery{}); len(list) != 0 {
+		t.Fatalf("a rejected call stored suppressions: %+v", list)
+	}
+	ds := []store.Deletion{
+		{Subject: store.DeletionSubject{UserID: "u1"}, Suppress: &store.Suppression{Origin: "segment", UserID: "hu1"}},
+		{Subject: store.DeletionSubject{UserID: "u2"}},
+	}
+	if err := s.CreateDeletions(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.ListSuppressions(ctx, store.SuppressionQuery{})
+	if err != nil || len(list) != 1 || list[0].Regulation != store.DeletionRegulation(ds[0].ID) || list[0].UserID != "hu1" || list[0].Origin != "segment" {
+		t.Fatalf("suppressions = %+v, %v", list, err)
+	}
+}
