@@ -25,6 +25,7 @@ import (
 // Store is what the worker needs of the store.
 type Store interface {
 	store.DeletionStore
+	store.SuppressionStore
 }
 
 // Queue is what the worker needs of the queue.
@@ -60,7 +61,10 @@ type Config struct {
 	// another node may take it as abandoned (default 15 min); it is
 	// renewed at every step.
 	Lease time.Duration
-	Now   func() time.Time
+	// Suppressions is the suppression list the API adds to and lifts
+	// (nil: suppression requests fail with ErrNoSuppressions).
+	Suppressions *Suppressions
+	Now          func() time.Time
 }
 
 func (c Config) withDefaults() Config {
@@ -193,13 +197,7 @@ func (w *Worker) process(ctx context.Context, d store.Deletion) {
 		w.log.Error("start deletion", slog.Int64("id", d.ID), slog.Any("err", err))
 		return
 	}
-	var regions []string
-	for _, dest := range w.cfg.Destinations {
-		if _, r := dest.Account(); r != "" {
-			regions = append(regions, r)
-		}
-	}
-	m := newMatcher(d.Subject, regions...)
+	m := newMatcher(d.Subject, w.regions()...)
 	for i := range d.Steps {
 		if d.Steps[i].Done {
 			continue

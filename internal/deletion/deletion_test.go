@@ -69,7 +69,11 @@ func newFixture(t *testing.T) *fixture {
 		s.Close()
 	})
 	c := &clock{t: time.Now()}
-	w := New(Config{Now: c.now, Destinations: []Destination{{Name: "klaviyo", Client: client,
+	sup, err := NewSuppressions(ctx, st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := New(Config{Now: c.now, Suppressions: sup, Destinations: []Destination{{Name: "klaviyo", Client: client,
 		Account: func() (string, string) { return simKey, "US" }}}}, st, q, log)
 	return &fixture{t: t, sim: s, store: st, queue: q, worker: w, clock: c}
 }
