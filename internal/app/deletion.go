@@ -2,24 +2,48 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/relaycdp/relay/internal/config"
 	"github.com/relaycdp/relay/internal/deletion"
+	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/store"
 )
 
-// openDeletion builds the user deletion worker over the destinations.
-func (a *App) openDeletion() {
+// openDeletion builds the user deletion worker over the destinations and
+// loads the suppression list, which every destination checks its events
+// against before anything else (app/presink.go).
+func (a *App) openDeletion(ctx context.Context) error {
+	sup, err := deletion.NewSuppressions(ctx, a.store, a.log)
+	if err != nil {
+		return fmt.Errorf("suppression list: %w", err)
+	}
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "relay_suppressed_events_total",
+		Help: "Events not delivered because a suppression regulation covers their user.",
+	}, []string{"destination"})
+	a.reg.MustRegister(dropped)
 	var dests []deletion.Destination
 	for _, d := range a.dests {
+		counter := dropped.WithLabelValues(d.cfg.Name)
+		d.suppressed = func(ev *spec.Event, region string) string {
+			reg := sup.Check(ev, region)
+			if reg != "" {
+				counter.Inc()
+			}
+			return reg
+		}
 		dests = append(dests, deletion.Destination{Name: d.cfg.Name, Client: d.client, Account: func() (string, string) {
 			s := d.settings.Load()
 			return s.PrivateAPIKey, s.DefaultPhoneCountry
 		}})
 	}
-	a.deletion = deletion.New(deletion.Config{Destinations: dests}, a.store, a.queue, a.log)
+	a.deletion = deletion.New(deletion.Config{Destinations: dests, Suppressions: sup}, a.store, a.queue, a.log)
+	return nil
 }
 
 // registerDeletionAPI mounts the deletion API (RudderStack's and Segment's
@@ -36,7 +60,9 @@ type ForgetOptions struct {
 	Subject    store.DeletionSubject
 	Dests      []string
 	LocalOnly  bool
-	Env        func(string) (string, bool)
+	// Suppress also suppresses the user's future events.
+	Suppress bool
+	Env      func(string) (string, bool)
 }
 
 // StoreDeletion stores a deletion request directly in the configured store
@@ -59,10 +85,68 @@ func StoreDeletion(ctx context.Context, o ForgetOptions) (store.Deletion, error)
 	for _, d := range cfg.Destinations {
 		names = append(names, deletion.Destination{Name: d.Name})
 	}
-	w := deletion.New(deletion.Config{Destinations: names}, b.store, b.queue, slog.New(slog.DiscardHandler))
+	w, err := offlineWorker(ctx, cfg, b)
+	if err != nil {
+		return store.Deletion{}, err
+	}
 	ds := []store.Deletion{{Subject: o.Subject, Origin: "cli", Dests: o.Dests, LocalOnly: o.LocalOnly}}
-	if err := w.Submit(ctx, ds); err != nil {
+	submit := w.Submit
+	if o.Suppress {
+		submit = w.SubmitSuppressed
+	}
+	if err := submit(ctx, ds); err != nil {
 		return store.Deletion{}, err
 	}
 	return ds[0], nil
+}
+
+// offlineWorker is a deletion worker over the configured store that only
+// stores requests (relay forget without a running relay serve).
+func offlineWorker(ctx context.Context, cfg config.Config, b *backends) (*deletion.Worker, error) {
+	var names []deletion.Destination
+	for _, d := range cfg.Destinations {
+		names = append(names, deletion.Destination{Name: d.Name})
+	}
+	sup, err := deletion.NewSuppressions(ctx, b.store, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	return deletion.New(deletion.Config{Destinations: names, Suppressions: sup}, b.store, b.queue, slog.New(slog.DiscardHandler)), nil
+}
+
+// StoreSuppression suppresses o.Subject (or, with unsuppress, lifts the
+// suppressions of o.Subject's identifiers and of regulation) directly in
+// the configured store; a running relay serve applies it at its next
+// refresh. It says what it did.
+func StoreSuppression(ctx context.Context, o ForgetOptions, unsuppress bool, regulation string) (string, error) {
+	cfg, err := config.Load(o.ConfigPath, o.Env)
+	if err != nil {
+		return "", err
+	}
+	if o.Data != "" {
+		cfg.Data = o.Data
+	}
+	log := newLogger(cfg.Log, discard{})
+	b, err := openBackends(ctx, cfg, o.Env, log)
+	if err != nil {
+		return "", err
+	}
+	defer b.close(log)
+	w, err := offlineWorker(ctx, cfg, b)
+	if err != nil {
+		return "", err
+	}
+	if unsuppress {
+		var subjects []store.DeletionSubject
+		if !o.Subject.Empty() {
+			subjects = append(subjects, o.Subject)
+		}
+		n, err := w.Unsuppress(ctx, regulation, subjects)
+		return fmt.Sprintf("%d suppression(s) lifted", n), err
+	}
+	ss, err := w.Suppress(ctx, []store.DeletionSubject{o.Subject}, "cli")
+	if err != nil {
+		return "", err
+	}
+	return "suppression " + ss[0].Regulation + " stored", nil
 }

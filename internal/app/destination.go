@@ -19,6 +19,7 @@ import (
 	"github.com/relaycdp/relay/internal/klaviyo"
 	"github.com/relaycdp/relay/internal/klaviyo/kapi"
 	"github.com/relaycdp/relay/internal/presink"
+	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/store"
 	"github.com/relaycdp/relay/internal/usertransform"
 )
@@ -34,6 +35,9 @@ type destination struct {
 	client  *kapi.Client
 	workers []*delivery.Worker
 	stage   *presink.Stage // transformation, filter, privacy policy
+	// suppressed names the regulation suppressing an event's user, or ""
+	// (deletion.Suppressions.Check; set by openDeletion).
+	suppressed func(ev *spec.Event, region string) string
 }
 
 func (a *App) openDestinations(ctx context.Context) error {

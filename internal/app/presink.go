@@ -16,6 +16,11 @@ import (
 // preSink is delivery's Config.PreSink: the destination's transformation,
 // filter and privacy policy (internal/presink).
 func (d *destination) preSink(ctx context.Context, s klaviyo.Settings, source string, ev *spec.Event) (delivery.PreSinkResult, error) {
+	if d.suppressed != nil {
+		if reg := d.suppressed(ev, s.DefaultPhoneCountry); reg != "" {
+			return delivery.PreSinkResult{Skipped: "suppressed by regulation " + reg}, nil
+		}
+	}
 	res, err := d.stage.Run(ctx, s, source, ev)
 	if err != nil {
 		return delivery.PreSinkResult{}, err

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
@@ -64,7 +65,11 @@ type Config struct {
 	// Suppressions is the suppression list the API adds to and lifts
 	// (nil: suppression requests fail with ErrNoSuppressions).
 	Suppressions *Suppressions
-	Now          func() time.Time
+	// SuppressionRefresh is how often Run re-reads the suppression list
+	// when the store's changed (default 2 s): how long another node's
+	// suppression takes to apply here.
+	SuppressionRefresh time.Duration
+	Now                func() time.Time
 }
 
 func (c Config) withDefaults() Config {
@@ -79,6 +84,7 @@ func (c Config) withDefaults() Config {
 	def(&c.InFlightWait, 2*time.Second)
 	def(&c.CallTimeout, 2*time.Minute)
 	def(&c.Lease, 15*time.Minute)
+	def(&c.SuppressionRefresh, 2*time.Second)
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 12
 	}
@@ -141,6 +147,11 @@ func (w *Worker) hasDest(name string) bool {
 // Run works on due requests until ctx ends. Requests left running by a
 // crash are due at once, so a restart resumes them.
 func (w *Worker) Run(ctx context.Context) error {
+	if sp := w.cfg.Suppressions; sp != nil {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() { _ = sp.Run(ctx, w.cfg.SuppressionRefresh) })
+	}
 	t := time.NewTicker(w.cfg.Poll)
 	defer t.Stop()
 	for {
