@@ -2,6 +2,7 @@ package deletion
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
@@ -251,5 +252,29 @@ func TestDeletionResumes(t *testing.T) {
 	got := f.get(d.ID)
 	if got.State != store.DeletionDone || got.Steps[0].Detail != "before the crash" || len(f.sim.State().Profiles) != 0 {
 		t.Errorf("resumed: %+v", got)
+	}
+}
+
+// TestWorkersShareRequests: two workers (two nodes) on one store claim
+// each request once: every request is done and Klaviyo got exactly one
+// deletion job per request.
+func TestWorkersShareRequests(t *testing.T) {
+	f := newFixture(t)
+	other := New(f.worker.cfg, f.store, f.queue, slog.New(slog.DiscardHandler))
+	const n = 6
+	for i := range n {
+		f.submit(store.Deletion{Subject: store.DeletionSubject{Email: fmt.Sprintf("p%d@example.com", i)}})
+	}
+	var wg sync.WaitGroup
+	for _, w := range []*Worker{f.worker, other} {
+		wg.Go(func() { w.RunOnce(context.Background()) })
+	}
+	wg.Wait()
+	ds, _ := f.store.ListDeletions(context.Background(), store.DeletionQuery{State: store.DeletionDone})
+	if len(ds) != n {
+		t.Fatalf("%d of %d requests done", len(ds), n)
+	}
+	if got := f.sim.State().Requests["POST /api/data-privacy-deletion-jobs"]; got != n {
+		t.Errorf("%d deletion jobs for %d requests: a request was worked twice", got, n)
 	}
 }
