@@ -59,8 +59,9 @@ type Config struct {
 	InFlightWait time.Duration // wait for events being delivered (default 2 s)
 	CallTimeout  time.Duration // one Klaviyo call, waits for rate limits included (default 2 min)
 	// Lease is how long a claimed request belongs to this worker before
-	// another node may take it as abandoned (default 15 min); it is
-	// renewed at every step.
+	// another node (or this one, restarted) takes it as abandoned
+	// (default 30 s); a heartbeat renews it every third of that while the
+	// request is worked.
 	Lease time.Duration
 	// Suppressions is the suppression list the API adds to and lifts
 	// (nil: suppression requests fail with ErrNoSuppressions).
@@ -83,7 +84,7 @@ func (c Config) withDefaults() Config {
 	def(&c.BackoffMax, 10*time.Minute)
 	def(&c.InFlightWait, 2*time.Second)
 	def(&c.CallTimeout, 2*time.Minute)
-	def(&c.Lease, 15*time.Minute)
+	def(&c.Lease, 30*time.Second)
 	def(&c.SuppressionRefresh, 2*time.Second)
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 12
@@ -183,6 +184,29 @@ func (w *Worker) RunOnce(ctx context.Context) {
 	}
 }
 
+// heartbeat extends request id's lease every third of it until stop is
+// called, so a long step (Klaviyo's rate limits) keeps the request.
+func (w *Worker) heartbeat(ctx context.Context, id int64) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(w.cfg.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := w.store.ExtendDeletionLease(ctx, id, w.cfg.Now().Add(w.cfg.Lease)); err != nil && ctx.Err() == nil {
+				w.log.Warn("extend deletion lease", slog.Int64("id", id), slog.Any("err", err))
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
 // save stores d, renewing the lease of a running request.
 func (w *Worker) save(ctx context.Context, d store.Deletion) error {
 	if d.State == store.DeletionRunning {
@@ -208,6 +232,8 @@ func (w *Worker) process(ctx context.Context, d store.Deletion) {
 		w.log.Error("start deletion", slog.Int64("id", d.ID), slog.Any("err", err))
 		return
 	}
+	stop := w.heartbeat(ctx, d.ID)
+	defer stop()
 	m := newMatcher(d.Subject, w.regions()...)
 	for i := range d.Steps {
 		if d.Steps[i].Done {

@@ -121,6 +121,9 @@ type DeletionStore interface {
 	// running with LeaseUntil = now + lease, atomically, so several nodes
 	// sharing the store never work one request at once.
 	ClaimDeletions(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Deletion, error)
+	// ExtendDeletionLease moves a running request's lease to until (the
+	// worker's heartbeat during a long step); other states are left alone.
+	ExtendDeletionLease(ctx context.Context, id int64, until time.Time) error
 	// UpdateDeletion saves d's State, Attempts, LastError, Steps, NextAt
 	// and (running only) LeaseUntil. When State is done the subject is
 	// replaced by Subject.Redacted().

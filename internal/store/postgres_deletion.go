@@ -234,3 +234,11 @@ func prefixColumns(p, cols string) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// ExtendDeletionLease implements DeletionStore.
+func (s *Postgres) ExtendDeletionLease(ctx context.Context, id int64, until time.Time) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE deletion SET lease_until = $1 WHERE id = $2 AND state = 'running'`, until.UnixNano(), id); err != nil {
+		return fmt.Errorf("extend the lease of deletion %d: %w", id, err)
+	}
+	return nil
+}

@@ -272,3 +272,15 @@ func (s *SQLite) ClaimDeletions(ctx context.Context, now time.Time, lease time.D
 	slices.SortFunc(out, func(a, b Deletion) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
+
+// ExtendDeletionLease implements DeletionStore.
+func (s *SQLite) ExtendDeletionLease(ctx context.Context, id int64, until time.Time) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE deletion SET lease_until = ? WHERE id = ? AND state = 'running'`, until.UnixNano(), id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("extend the lease of deletion %d: %w", id, err)
+	}
+	return nil
+}

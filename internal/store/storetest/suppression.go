@@ -172,8 +172,15 @@ func testDeletionClaim(t *testing.T, s store.Store) {
 	if err := s.UpdateDeletion(ctx, d); err != nil {
 		t.Fatal(err)
 	}
+	// A heartbeat moves the lease of a running request only.
+	if err := s.ExtendDeletionLease(ctx, ds[1].ID, now.Add(3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := s.Deletion(ctx, ds[1].ID); !g.LeaseUntil.Equal(time.Unix(0, now.Add(3*time.Minute).UnixNano())) {
+		t.Errorf("extended lease = %v", g.LeaseUntil)
+	}
 	later, err := s.ClaimDeletions(ctx, now.Add(2*time.Minute), time.Minute, 100)
-	if err != nil || len(later) != len(ds)-1 || later[0].ID != ds[1].ID {
+	if err != nil || len(later) != len(ds)-2 || later[0].ID != ds[2].ID {
 		t.Fatalf("after the leases ended: %d claimed (first %+v), %v", len(later), later, err)
 	}
 	if got, _ := s.ClaimDeletions(ctx, now.Add(11*time.Minute), time.Minute, 100); len(got) != len(ds) {
