@@ -125,3 +125,49 @@ func TestUserSuppression(t *testing.T) {
 		t.Errorf("the relay log names a suppressed identifier")
 	}
 }
+
+// TestSuppressWithoutServer: with no relay serve running, relay forget
+// --suppress-only stores the suppression, and the next relay serve skips
+// the user's events.
+func TestSuppressWithoutServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	ks := startSim(t, sim.Faults{})
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	addr := freeAddr(t)
+	cfg := relayConfig(t, dir, ks.URL, "")
+	appendFile(t, cfg, fmt.Sprintf("addr: %s\nadmin: {token: %s}\n", addr, adminToken))
+	out, err := exec.Command(relayBin, "forget", "--config", cfg, "--data", data, "--suppress-only", "--email", "Quiet@Example.com").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "suppression sup_1 stored in the store") {
+		t.Fatalf("relay forget --suppress-only: %v\n%s", err, out)
+	}
+	r := startRelay(t, cfg, data, addr)
+	ctx := context.Background()
+	for _, ev := range []string{
+		`{"messageId":"quiet-1","userId":"u-q","event":"Viewed","context":{"traits":{"email":"quiet@example.com"}}}`,
+		`{"messageId":"loud-1","userId":"u-l","event":"Viewed","context":{"traits":{"email":"loud@example.com"}}}`,
+	} {
+		if status, msg, err := r.post(ctx, "/v1/track", ev); err != nil || status != 200 {
+			t.Fatalf("ingest: %d %s %v", status, msg, err)
+		}
+	}
+	waitFor(t, 30*time.Second, "the other user's event delivered", func() (bool, string) {
+		return countPrefix(ks.State().Events, "loud-") == 1, "not yet"
+	})
+	waitFor(t, 10*time.Second, "the suppressed event skipped in the log", func() (bool, string) {
+		req, _ := http.NewRequest("GET", r.url("/admin/log?q=quiet-1"), nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), "suppressed by regulation sup_1"), "not yet"
+	})
+	if n := countPrefix(ks.State().Events, "quiet-"); n != 0 {
+		t.Errorf("the suppressed user's event reached Klaviyo")
+	}
+}
