@@ -278,3 +278,36 @@ func TestWorkersShareRequests(t *testing.T) {
 		t.Errorf("%d deletion jobs for %d requests: a request was worked twice", got, n)
 	}
 }
+
+// TestHeartbeatKeepsLease: while a request is worked its lease moves
+// forward, so no other node claims it however long a step takes.
+func TestHeartbeatKeepsLease(t *testing.T) {
+	f := newFixture(t)
+	f.worker.cfg.Lease = 60 * time.Millisecond
+	d := f.submit(store.Deletion{Subject: store.DeletionSubject{UserID: "u1"}})
+	ctx := context.Background()
+	if got, err := f.store.ClaimDeletions(ctx, f.clock.now(), f.worker.cfg.Lease, 1); err != nil || len(got) != 1 {
+		t.Fatalf("claim: %v %v", got, err)
+	}
+	f.clock.add(time.Hour) // the claim's lease has long run out
+	stop := f.worker.heartbeat(ctx, d.ID)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g, _ := f.store.Deletion(ctx, d.ID)
+		if g.LeaseUntil.After(f.clock.now()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the heartbeat never extended the lease")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got, _ := f.store.ClaimDeletions(ctx, f.clock.now(), time.Minute, 1); len(got) != 0 {
+		t.Errorf("another node claimed a request being worked")
+	}
+	stop()
+	f.clock.add(time.Minute)
+	if got, _ := f.store.ClaimDeletions(ctx, f.clock.now(), time.Minute, 1); len(got) != 1 {
+		t.Errorf("the request is not claimable after its worker stopped")
+	}
+}
