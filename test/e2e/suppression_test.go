@@ -171,3 +171,56 @@ func TestSuppressWithoutServer(t *testing.T) {
 		t.Errorf("the suppressed user's event reached Klaviyo")
 	}
 }
+
+// TestSuppressionAcrossNodes: two relay serve nodes share PostgreSQL and
+// JetStream; a user suppressed through one node has their events skipped
+// whichever node delivers them, once the other node's refresh (2 s) has
+// run.
+func TestSuppressionAcrossNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	scaleOut(t, 3*time.Second)
+	ks := startSim(t, sim.Faults{})
+	dir := t.TempDir()
+	cfg := relayConfig(t, dir, ks.URL, "")
+	appendFile(t, cfg, fmt.Sprintf("admin: {token: %s}\n", adminToken))
+	a := startRelay(t, cfg, filepath.Join(dir, "a"), freeAddr(t))
+	b := startRelay(t, cfg, filepath.Join(dir, "b"), freeAddr(t))
+	if status, body := adminCall(t, a, "POST", "/admin/api/suppressions", adminToken, `{"userId":"u-x"}`); status != 201 {
+		t.Fatalf("suppress on node a: %d %v", status, body)
+	}
+	time.Sleep(3 * time.Second) // node b's refresh interval, the documented window
+	ctx := context.Background()
+	var events []string
+	for i := range 10 {
+		events = append(events, fmt.Sprintf(`{"type":"track","messageId":"x-%d","userId":"u-x","event":"Viewed"}`, i),
+			fmt.Sprintf(`{"type":"track","messageId":"y-%d","userId":"u-y","event":"Viewed"}`, i))
+	}
+	for _, r := range []*relayProc{a, b} {
+		if status, msg, err := r.post(ctx, "/v1/batch", `{"batch":[`+strings.Join(events, ",")+`]}`); err != nil || status != 200 {
+			t.Fatalf("ingest: %d %s %v", status, msg, err)
+		}
+	}
+	waitFor(t, 60*time.Second, "the other user's events delivered", func() (bool, string) {
+		n := countPrefix(ks.State().Events, "y-")
+		return n == 10, fmt.Sprintf("%d of 10", n)
+	})
+	// Every node settles the suppressed events as skipped; give the last
+	// batch the time the marker's took, then none may be in Klaviyo.
+	waitFor(t, 10*time.Second, "the suppressed events skipped", func() (bool, string) {
+		req, _ := http.NewRequest("GET", b.url("/admin/log?status=skipped"), nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		page, _ := io.ReadAll(resp.Body)
+		n := strings.Count(string(page), "suppressed by regulation sup_1")
+		return n >= 10, fmt.Sprintf("%d skipped", n)
+	})
+	if n := countPrefix(ks.State().Events, "x-"); n != 0 {
+		t.Errorf("%d suppressed events reached Klaviyo", n)
+	}
+}
