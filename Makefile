@@ -60,6 +60,7 @@ FUZZ_TARGETS += internal/eventstream:FuzzReader
 FUZZ_TARGETS += internal/klaviyo:FuzzTransformStream
 FUZZ_TARGETS += internal/spec:FuzzDecodeValid
 FUZZ_TARGETS += internal/deletion:FuzzMatcher
+FUZZ_TARGETS += internal/webhook:FuzzParseSettings
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/relaycdp/relay/internal/app"
 	"github.com/relaycdp/relay/internal/cpubudget"
@@ -40,8 +42,16 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		Out:        stdout,
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "relay serve: %v\n", err)
+		fmt.Fprintf(stderr, "relay serve: %s\n", oneLine(err))
+		if errors.Is(err, app.ErrStart) {
+			return 2
+		}
 		return 1
 	}
 	return 0
+}
+
+// oneLine keeps an error (a driver's may span lines) on one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
 }

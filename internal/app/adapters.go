@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+	"unicode/utf8"
 
 	"github.com/relaycdp/relay/internal/config"
 	"github.com/relaycdp/relay/internal/gateway"
@@ -96,8 +98,15 @@ func seedSources(srcs []config.Source) []store.Source {
 }
 
 // adminToken is the configured console token, or a random one for this run.
+// minAdminTokenLen is the shortest admin token relay serve accepts.
+const minAdminTokenLen = 16
+
 func adminToken(configured string) (string, error) {
 	if configured != "" {
+		// Throttling slows guessing; only length makes it hopeless.
+		if n := utf8.RuneCountInString(configured); n < minAdminTokenLen {
+			return "", fmt.Errorf("admin.token: must be at least %d characters, got %d; generate one with `openssl rand -hex 16`", minAdminTokenLen, n)
+		}
 		return configured, nil
 	}
 	b := make([]byte, 16)
@@ -105,4 +114,17 @@ func adminToken(configured string) (string, error) {
 		return "", fmt.Errorf("generate admin token: %w", err)
 	}
 	return "adm_" + hex.EncodeToString(b), nil
+}
+
+// localAdminURL is where a process on this machine reaches the console
+// served on addr (a wildcard listen address means loopback works).
+func localAdminURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr + "/admin"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/admin"
 }

@@ -19,12 +19,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/relaycdp/relay/internal/authlimit"
 	"github.com/relaycdp/relay/internal/config"
 	"github.com/relaycdp/relay/internal/console"
 	"github.com/relaycdp/relay/internal/cpubudget"
+	"github.com/relaycdp/relay/internal/datadir"
 	"github.com/relaycdp/relay/internal/deletion"
+	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/gateway"
-	"github.com/relaycdp/relay/internal/klaviyo/kapi"
+	"github.com/relaycdp/relay/internal/ratelimit"
 	"github.com/relaycdp/relay/internal/readiness"
 	"github.com/relaycdp/relay/internal/store"
 )
@@ -57,19 +60,29 @@ type App struct {
 	reg     *prometheus.Registry
 	store   store.Store
 	queue   appQueue
-	limiter kapi.Limiter // Klaviyo rate limits kept in the store
+	limiter ratelimit.Limiter // destinations' rate limits kept in the store
+	// types are the destination types relay knows (types.go).
+	types *destination.Registry
+	lock  *datadir.Lock // the data dir's, nil when nothing is kept there
 	// cpu is shared by ingest parsing (first) and delivery's mapping.
 	cpu     *cpubudget.Budget
-	dests   []*destination
+	dests   []*dest
 	gateway *gateway.Gateway
 	demo    *demo
 	console *console.Console // nil until handler() built it
 	admin   string           // console token
+	// authLimit throttles failed admin authentications per address on
+	// the console and the deletion API alike.
+	authLimit *authlimit.Limiter
 
 	ready *readiness.Checker // GET /ready and the console's overview
 	// deletion forgets users (deletion API, relay forget).
 	deletion *deletion.Worker
 }
+
+// ErrStart marks a Run that failed before serving (config, data dir
+// lock, store or queue): the error says which and why.
+var ErrStart = errors.New("cannot start")
 
 // Run starts Relay and serves until ctx is cancelled, then shuts down in
 // order: stop accepting HTTP, stop delivery (finishing in-flight batches),
@@ -77,7 +90,7 @@ type App struct {
 func Run(ctx context.Context, opts Options) error {
 	a, err := build(ctx, opts)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrStart, err)
 	}
 	defer a.close()
 	return a.serve(ctx, opts)
@@ -106,7 +119,14 @@ func build(ctx context.Context, opts Options) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: newLogger(cfg.Log, os.Stderr), reg: prometheus.NewRegistry()}
+	types, err := Types()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTypes(cfg, types); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: newLogger(cfg.Log, os.Stderr), reg: prometheus.NewRegistry(), types: types}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := a.open(ctx, opts); err != nil {
 		a.close()
@@ -120,7 +140,7 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	a.store, a.queue, a.limiter = b.store, b.queue, b.limiter
+	a.store, a.queue, a.limiter, a.lock = b.store, b.queue, b.limiter, b.lock
 	a.cpu = cpubudget.Default()
 	if opts.Cores > 0 {
 		a.cpu = cpubudget.ForCores(opts.Cores)
@@ -136,6 +156,7 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	if a.admin, err = adminToken(a.cfg.Admin.Token); err != nil {
 		return err
 	}
+	a.authLimit = authlimit.New(nil)
 	if err := a.openDestinations(ctx); err != nil {
 		return err
 	}
@@ -152,6 +173,8 @@ func (a *App) openGateway() error {
 		MaxRequestBytes: int64(a.cfg.Limits.MaxRequestBytes),
 		MaxEventBytes:   a.cfg.Limits.MaxEventBytes,
 		MaxQueueDepth:   a.cfg.Limits.MaxQueueDepth,
+		// Bodies in flight: bounds ingest's memory (issue 14).
+		MaxBodyBytesInFlight: a.cfg.Limits.MaxBodyBytesInFlight,
 	}, gateway.Deps{
 		Queue:      a.queue,
 		Sources:    keyResolver{a.store},
@@ -198,6 +221,17 @@ func (a *App) serve(ctx context.Context, opts Options) error {
 		a.demo.banner(opts.Out, addr, a.admin)
 	} else if a.cfg.Admin.Token == "" {
 		fmt.Fprintf(opts.Out, "Console: http://%s/admin/  (admin token for this run: %s)\n", consoleAddr(addr, admin), a.admin)
+	}
+	if a.lock != nil {
+		// `relay replay` finds the admin API here while this process runs:
+		// on adminAddr's listener when there is one.
+		adminAt := addr
+		if admin != nil {
+			adminAt = admin.addr()
+		}
+		if err := a.lock.SetAdminURL(localAdminURL(adminAt)); err != nil {
+			a.log.Warn("record admin URL in the lock file", slog.Any("err", err))
+		}
 	}
 	if opts.Ready != nil {
 		opts.Ready(addr)
@@ -262,6 +296,9 @@ func (a *App) close() {
 		if err := a.store.Close(); err != nil {
 			a.log.Error("close store", slog.Any("err", err))
 		}
+	}
+	if err := a.lock.Close(); err != nil {
+		a.log.Error("release data dir", slog.Any("err", err))
 	}
 }
 

@@ -9,8 +9,9 @@ import (
 	"path/filepath"
 
 	"github.com/relaycdp/relay/internal/config"
-	"github.com/relaycdp/relay/internal/klaviyo/kapi"
+	"github.com/relaycdp/relay/internal/datadir"
 	"github.com/relaycdp/relay/internal/queue"
+	"github.com/relaycdp/relay/internal/ratelimit"
 	"github.com/relaycdp/relay/internal/store"
 )
 
@@ -27,7 +28,9 @@ type appQueue interface {
 type backends struct {
 	store   store.Store
 	queue   appQueue
-	limiter kapi.Limiter
+	limiter ratelimit.Limiter
+	// lock is the data dir's, held while SQLite files in it are open.
+	lock *datadir.Lock
 }
 
 // openBackends opens cfg's store and queue: the embedded SQLite files in
@@ -39,16 +42,21 @@ func openBackends(ctx context.Context, cfg config.Config, env func(string) (stri
 		env = os.LookupEnv
 	}
 	b := &backends{}
-	if cfg.Queue == "sqlite" || cfg.Store == "sqlite" {
-		if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
-			return nil, fmt.Errorf("create data dir: %w", err)
+	if usesDataDir(cfg) {
+		// Two processes on one queue.db would reset each other's executing
+		// jobs; the lock refuses the second before it opens anything.
+		l, err := datadir.Acquire(cfg.Data)
+		if err != nil {
+			return nil, err
 		}
+		b.lock = l
 	}
 	switch cfg.Store {
 	case "sqlite":
 		s, err := store.OpenSQLite(ctx, filepath.Join(cfg.Data, "state.db"), log)
 		if err != nil {
-			return nil, err
+			b.close(log)
+			return nil, fmt.Errorf("store %s: %w", filepath.Join(cfg.Data, "state.db"), err)
 		}
 		// The limits live in the store so a Retry-After, and the part of
 		// a window already spent, outlive a restart.
@@ -56,33 +64,49 @@ func openBackends(ctx context.Context, cfg config.Config, env func(string) (stri
 	case "postgres":
 		s, err := store.OpenPostgres(ctx, cfg.Postgres.DSN, log)
 		if err != nil {
+			b.close(log)
 			return nil, fmt.Errorf("postgres.dsn: %w", err)
 		}
 		b.store, b.limiter = s, s.RateLimiter()
 	default:
+		b.close(log)
 		return nil, fmt.Errorf("store: %q is not one of sqlite, postgres", cfg.Store)
 	}
-	var err error
-	switch cfg.Queue {
-	case "sqlite":
-		b.queue, err = queue.OpenSQLite(ctx, filepath.Join(cfg.Data, "queue.db"), queue.SQLiteOptions{}, log)
-	case "jetstream":
-		opts := queue.JetStreamOptions{Prefix: cfg.NATS.Prefix, AckWait: cfg.NATS.AckWait}
-		b.queue, err = queue.OpenJetStream(ctx, cfg.NATS.URL, opts, log)
-		if err != nil {
-			err = fmt.Errorf("nats.url: %w", err)
-		}
-	default:
-		err = fmt.Errorf("queue: %q is not one of sqlite, jetstream", cfg.Queue)
-	}
+	q, err := openQueue(ctx, cfg, log)
 	if err != nil {
 		b.close(log)
 		return nil, err
 	}
+	b.queue = q
 	return b, nil
 }
 
-// close closes what is open, the queue first.
+// openQueue opens cfg's queue. Each branch returns its own concrete
+// value only on success: a nil *SQLite stored in appQueue would be a
+// non-nil interface, and closing it would panic and hide err.
+func openQueue(ctx context.Context, cfg config.Config, log *slog.Logger) (appQueue, error) {
+	switch cfg.Queue {
+	case "sqlite":
+		q, err := queue.OpenSQLite(ctx, filepath.Join(cfg.Data, "queue.db"), queue.SQLiteOptions{}, log)
+		if err != nil {
+			return nil, fmt.Errorf("queue %s: %w", filepath.Join(cfg.Data, "queue.db"), err)
+		}
+		return q, nil
+	case "jetstream":
+		opts := queue.JetStreamOptions{Prefix: cfg.NATS.Prefix, AckWait: cfg.NATS.AckWait}
+		q, err := queue.OpenJetStream(ctx, cfg.NATS.URL, opts, log)
+		if err != nil {
+			return nil, fmt.Errorf("nats.url: %w", err)
+		}
+		return q, nil
+	}
+	return nil, fmt.Errorf("queue: %q is not one of sqlite, jetstream", cfg.Queue)
+}
+
+// usesDataDir reports whether cfg keeps files in cfg.Data.
+func usesDataDir(cfg config.Config) bool { return cfg.Queue == "sqlite" || cfg.Store == "sqlite" }
+
+// close closes what is open, the queue first, and releases the data dir.
 func (b *backends) close(log *slog.Logger) {
 	var errs []error
 	if b.queue != nil {
@@ -94,6 +118,9 @@ func (b *backends) close(log *slog.Logger) {
 		if err := b.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))
 		}
+	}
+	if err := b.lock.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("release data dir: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		log.Error("close backends", slog.Any("err", err))

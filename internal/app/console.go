@@ -7,8 +7,8 @@ import (
 	"net/http"
 
 	"github.com/relaycdp/relay/internal/console"
+	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/forwarded"
-	"github.com/relaycdp/relay/internal/store"
 )
 
 // consoleHandler builds the admin console from the app's parts, to be
@@ -20,7 +20,7 @@ func (a *App) consoleHandler() http.Handler {
 	}
 	// Validate checked the CIDRs; an error cannot happen here.
 	proxies, _ := forwarded.Parse("trustedProxies", a.cfg.TrustedProxies)
-	c, err := console.New(console.Config{Token: a.admin, Secure: proxies.Secure}, console.Deps{
+	c, err := console.New(console.Config{Token: a.admin, Secure: proxies.Secure, Limiter: a.authLimit}, console.Deps{
 		Log:             a.store,
 		DeadLetters:     a.store,
 		Sources:         a.store,
@@ -46,15 +46,13 @@ func (a *App) consoleHandler() http.Handler {
 	return c.Handler()
 }
 
-// destPinger is the console's "test connection": one cheap authenticated
-// read with the destination's own client (its endpoint and rate limits).
+// destPinger is the console's "test connection": one harmless call by the
+// destination's own instance (its endpoint, client and rate limits).
 type destPinger struct{ a *App }
 
-func (p destPinger) Ping(ctx context.Context, dest, apiKey string) error {
-	for _, d := range p.a.dests {
-		if d.cfg.Name == dest {
-			return d.client.Ping(ctx, apiKey)
-		}
+func (p destPinger) Ping(ctx context.Context, name string, s destination.Settings) (bool, string) {
+	if d := p.a.dest(name); d != nil {
+		return d.instance.Ping(ctx, s)
 	}
-	return fmt.Errorf("destination %q: %w", dest, store.ErrNotFound)
+	return false, fmt.Sprintf("No destination named %q.", name)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/relaycdp/relay/internal/sim"
 	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/store"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // TestConsoleMounted checks the wiring without a browser: relay serve
@@ -173,7 +174,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	step("new settings apply to the next ingested events", func(t *testing.T) {
 		env.ingest(t, env.writeKey, "track", `{"messageId":"browser-signup-1","userId":"ada-1","event":"Signed Up","context":{"traits":{"email":"Ada@Example.com"}}}`, http.StatusOK)
 		env.ingest(t, env.writeKey, "page", `{"messageId":"browser-page-1","userId":"ada-1","name":"Pricing","context":{"traits":{"email":"ada@example.com"}}}`, http.StatusOK)
-		consoleEventually(t, 20*time.Second, func() (bool, string) {
+		testutil.EventuallyWhy(t, 20*time.Second, "console", func() (bool, string) {
 			m := env.simMetrics(t)
 			return m["Account Created"] > 0 && m["Viewed Pricing Page"] > 0, fmt.Sprintf("simulator metrics %v", m)
 		})
@@ -183,7 +184,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.run(t, chromedp.Navigate(admin+"/log"), chromedp.WaitVisible(chromedp.CSS("#q")),
 			chromedp.SendKeys(chromedp.CSS("#q"), "browser-signup-1"), chromedp.Click(chromedp.CSS("#log-search-submit")))
 		b.waitURL(t, "q=browser-signup-1")
-		consoleEventually(t, 15*time.Second, func() (bool, string) {
+		testutil.EventuallyWhy(t, 15*time.Second, "console", func() (bool, string) {
 			st := b.textIf(t, `tr[data-message-id="browser-signup-1"] .log-status`)
 			if st != "delivered" {
 				b.run(t, chromedp.Reload())
@@ -235,7 +236,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("output has no Placed Order: %s", output)
 		}
 		b.run(t, chromedp.Click(chromedp.CSS("#send-event")))
-		consoleEventually(t, 20*time.Second, func() (bool, string) {
+		testutil.EventuallyWhy(t, 20*time.Second, "console", func() (bool, string) {
 			st := b.textIf(t, ".delivery-status")
 			return st == "delivered", "status " + st
 		})
@@ -249,7 +250,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		env.ingest(t, env.writeKey, "track", `{"messageId":"browser-dead-1","userId":"no-email-user","event":"Trial Started"}`, http.StatusOK)
 		b.run(t, chromedp.Navigate(admin+"/deadletters"))
 		row := `tr[data-message-id="browser-dead-1"]`
-		consoleEventually(t, 20*time.Second, func() (bool, string) {
+		testutil.EventuallyWhy(t, 20*time.Second, "console", func() (bool, string) {
 			found := b.exists(t, row)
 			if !found {
 				b.run(t, chromedp.Reload())
@@ -270,12 +271,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		if txt := b.text(t, "main > .notice"); !strings.Contains(txt, "Replayed 1") {
 			t.Errorf("after replay: %q", txt)
 		}
-		consoleEventually(t, 20*time.Second, func() (bool, string) {
+		testutil.EventuallyWhy(t, 20*time.Second, "console", func() (bool, string) {
 			m := env.simMetrics(t)
 			return m["Trial Started"] > 0, fmt.Sprintf("simulator metrics %v", m)
 		})
 		b.run(t, chromedp.Navigate(admin+"/log?q=browser-dead-1"))
-		consoleEventually(t, 15*time.Second, func() (bool, string) {
+		testutil.EventuallyWhy(t, 15*time.Second, "console", func() (bool, string) {
 			st := b.textIf(t, `tr[data-message-id="browser-dead-1"] .log-status`)
 			if st != "delivered" {
 				b.run(t, chromedp.Reload())
@@ -576,11 +577,11 @@ func (b *consoleBrowser) exists(t *testing.T, sel string) bool {
 // click started a navigation), then until that page is loaded.
 func (b *consoleBrowser) waitURL(t *testing.T, part string) {
 	t.Helper()
-	consoleEventually(t, 10*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "console", func() (bool, string) {
 		loc := b.location(t)
 		return strings.Contains(loc, part), "at " + loc
 	})
-	consoleEventually(t, 10*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "console", func() (bool, string) {
 		return consoleGet(t, b, chromedp.Evaluate[string](`document.readyState`)) == "complete", "page not loaded"
 	})
 }
@@ -642,22 +643,6 @@ func consoleScreenshotDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// consoleEventually polls cond until it holds or timeout passes.
-func consoleEventually(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %s: %s", timeout, why)
-		}
-		time.Sleep(150 * time.Millisecond)
-	}
 }
 
 // skipUnlessRequired skips a test whose service (or browser) is missing,

@@ -10,13 +10,16 @@ import (
 
 	"github.com/relaycdp/relay/internal/config"
 	"github.com/relaycdp/relay/internal/deletion"
+	"github.com/relaycdp/relay/internal/destination"
+	"github.com/relaycdp/relay/internal/klaviyo"
+	"github.com/relaycdp/relay/internal/klaviyo/kapi"
 	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/store"
 )
 
 // openDeletion builds the user deletion worker over the destinations and
 // loads the suppression list, which every destination checks its events
-// against before anything else (app/presink.go).
+// against before anything else (suppressionStage).
 func (a *App) openDeletion(ctx context.Context) error {
 	sup, err := deletion.NewSuppressions(ctx, a.store, a.log)
 	if err != nil {
@@ -37,10 +40,15 @@ func (a *App) openDeletion(ctx context.Context) error {
 			}
 			return reg
 		}
-		dests = append(dests, deletion.Destination{Name: d.cfg.Name, Client: d.client, Account: func() (string, string) {
-			s := d.settings.Load()
-			return s.PrivateAPIKey, s.DefaultPhoneCountry
-		}})
+		// Destinations that can delete a profile (Klaviyo's) take part.
+		k, ok := d.instance.(interface {
+			Client() *kapi.Client
+			Account() (apiKey, phoneRegion string)
+		})
+		if !ok {
+			continue
+		}
+		dests = append(dests, deletion.Destination{Name: d.cfg.Name, Client: k.Client(), Account: k.Account})
 	}
 	a.deletion = deletion.New(deletion.Config{Destinations: dests, Suppressions: sup}, a.store, a.queue, a.log)
 	return nil
@@ -49,7 +57,7 @@ func (a *App) openDeletion(ctx context.Context) error {
 // registerDeletionAPI mounts the deletion API (RudderStack's and Segment's
 // regulation endpoints, /admin/api/deletions) on mux.
 func (a *App) registerDeletionAPI(mux *http.ServeMux) {
-	deletion.NewAPI(a.deletion, a.store, a.log, a.admin, a.cfg.Admin.DeletionKey).Register(mux)
+	deletion.NewAPI(a.deletion, a.store, a.authLimit, a.log, a.admin, a.cfg.Admin.DeletionKey).Register(mux)
 }
 
 // ForgetOptions are `relay forget`'s when no relay serve answers: the
@@ -149,4 +157,28 @@ func StoreSuppression(ctx context.Context, o ForgetOptions, unsuppress bool, reg
 		return "", err
 	}
 	return "suppression " + ss[0].Regulation + " stored", nil
+}
+
+// suppressionStage is every destination's first pre-sink stage: a
+// suppressed user's event is settled as skipped, naming the regulation,
+// and never reaches the sink.
+func (d *dest) suppressionStage() destination.Stage {
+	return destination.StageFunc(func(_ context.Context, job *destination.Job) *destination.Result {
+		if d.suppressed == nil {
+			return nil
+		}
+		if reg := d.suppressed(job.Event, d.phoneRegion()); reg != "" {
+			return &destination.Result{Outcome: destination.Skipped, Detail: "suppressed by regulation " + reg}
+		}
+		return nil
+	})
+}
+
+// phoneRegion reads national phone numbers: Klaviyo's defaultPhoneCountry,
+// else none.
+func (d *dest) phoneRegion() string {
+	if s, ok := d.current().(klaviyo.Settings); ok {
+		return s.DefaultPhoneCountry
+	}
+	return ""
 }

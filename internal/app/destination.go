@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -16,72 +17,102 @@ import (
 
 	"github.com/relaycdp/relay/internal/config"
 	"github.com/relaycdp/relay/internal/delivery"
-	"github.com/relaycdp/relay/internal/klaviyo"
-	"github.com/relaycdp/relay/internal/klaviyo/kapi"
+	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/presink"
 	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/store"
 	"github.com/relaycdp/relay/internal/usertransform"
 )
 
-// destination is one configured Klaviyo destination: its live settings,
-// its client and its delivery workers.
-type destination struct {
+// dest is one configured destination: its type, live settings, instance
+// (sink and connection test) and delivery workers.
+type dest struct {
 	cfg      config.Destination
-	settings atomic.Pointer[klaviyo.Settings]
+	typ      *destination.Type
+	settings atomic.Pointer[settingsBox]
 	// applied is the stored settings version in force (0 before the first
 	// save), so a refresh only re-parses what another node changed.
-	applied atomic.Int64
-	client  *kapi.Client
-	workers []*delivery.Worker
-	stage   *presink.Stage // transformation, filter, privacy policy
+	applied  atomic.Int64
+	instance destination.Instance
+	workers  []*delivery.Worker
+	stage    *presink.Stage // transformation, filter, privacy policy
 	// suppressed names the regulation suppressing an event's user, or ""
-	// (deletion.Suppressions.Check; set by openDeletion).
+	// (deletion.Suppressions.Check; set by openDeletion before delivery
+	// starts).
 	suppressed func(ev *spec.Event, region string) string
+}
+
+// settingsBox holds settings behind an atomic pointer (an interface value
+// cannot be stored in one directly).
+type settingsBox struct{ s destination.Settings }
+
+func (d *dest) current() destination.Settings { return d.settings.Load().s }
+
+// checkTypes fails on a destination whose type no package registered.
+func checkTypes(cfg config.Config, types *destination.Registry) error {
+	for i, dc := range cfg.Destinations {
+		if _, ok := types.Lookup(dc.Type); !ok {
+			return fmt.Errorf("destinations[%d].type: %q is not a known destination type (%s)", i, dc.Type, strings.Join(types.Names(), ", "))
+		}
+	}
+	return nil
 }
 
 func (a *App) openDestinations(ctx context.Context) error {
 	metrics := delivery.NewMetrics(a.reg)
 	for _, dc := range a.cfg.Destinations {
-		d := &destination{cfg: dc}
-		s, err := a.loadSettings(ctx, dc)
+		typ, _ := a.types.Lookup(dc.Type) // checked at start
+		d := &dest{cfg: dc, typ: typ}
+		s, err := a.loadSettings(ctx, d)
 		if err != nil {
 			return err
-		}
-		// A missing key is said at start, not discovered through retries.
-		if why := s.MissingKey(); why != "" {
-			a.log.Warn("destination key missing", slog.String("dest", dc.Name), slog.String("problem", why))
 		}
 		for _, w := range s.Warnings() {
 			a.log.Warn("destination settings", slog.String("dest", dc.Name), slog.String("warning", w))
 		}
-		d.settings.Store(&s)
+		d.settings.Store(&settingsBox{s})
 		if ds, err := a.store.DestSettings(ctx, dc.Name); err == nil {
 			d.applied.Store(ds.Version)
 		}
-		reg := prometheus.WrapRegistererWith(prometheus.Labels{"destination": dc.Name}, a.reg)
-		d.client, err = kapi.New(kapi.Config{BaseURL: dc.Endpoint, Revision: s.Revision, Limiter: a.limiter}, a.log.With(slog.String("dest", dc.Name)), reg)
+		log := a.log.With(slog.String("dest", dc.Name))
+		d.instance, err = typ.Open(destination.Env{
+			Name:     dc.Name,
+			Endpoint: dc.Endpoint,
+			Settings: d.current,
+			Log:      log,
+			Metrics:  prometheus.WrapRegistererWith(prometheus.Labels{"destination": dc.Name}, a.reg),
+			Limiter:  a.limiter,
+			CPU:      a.cpu,
+		})
 		if err != nil {
-			return fmt.Errorf("destinations %s: klaviyo client: %w", dc.Name, err)
+			return fmt.Errorf("destinations %s: %w", dc.Name, err)
+		}
+		// A missing key is said at start, not discovered through retries.
+		if why := waitingOf(d.instance)(); why != "" {
+			a.log.Warn("destination cannot send yet", slog.String("dest", dc.Name), slog.String("problem", why))
 		}
 		d.stage = presink.New(dc.Name, usertransform.Limits{VMs: max(a.cfg.Delivery.Workers, 1)})
 		for range a.cfg.Delivery.Workers {
 			d.workers = append(d.workers, delivery.New(delivery.Config{
 				Dest:        dc.Name,
-				Settings:    func() klaviyo.Settings { return *d.settings.Load() },
+				Title:       typ.Title,
+				Sink:        d.instance,
 				BatchWait:   a.cfg.Delivery.BatchWait,
 				MaxRetryAge: a.cfg.Delivery.MaxRetryAge,
 				CPU:         a.cpu,
-				PreSink:     d.preSink,
+				Stages:      append([]destination.Stage{d.suppressionStage()}, stagesOf(d.instance)...),
+				PhoneRegion: d.phoneRegion,
+				Waiting:     waitingOf(d.instance),
+				PreSink:     d.preSinkFor(),
 				Audit:       a.audit(),
-			}, a.queue, d.client, a.store, a.log, metrics))
+			}, a.queue, a.store, a.log, metrics))
 		}
 		a.dests = append(a.dests, d)
 	}
 	return nil
 }
 
-func (d *destination) start(ctx context.Context, g *errgroup.Group) {
+func (d *dest) start(ctx context.Context, g *errgroup.Group) {
 	for _, w := range d.workers {
 		g.Go(func() error { return w.Run(ctx) })
 	}
@@ -91,10 +122,11 @@ func (d *destination) start(ctx context.Context, g *errgroup.Group) {
 // settings are applied when they changed since they were last applied (so
 // editing relay.yaml and restarting works); otherwise the stored ones,
 // which the console may have edited since, stay.
-func (a *App) loadSettings(ctx context.Context, dc config.Destination) (klaviyo.Settings, error) {
+func (a *App) loadSettings(ctx context.Context, d *dest) (destination.Settings, error) {
+	dc := d.cfg
 	fileJSON, err := json.Marshal(dc.Settings)
 	if err != nil {
-		return klaviyo.Settings{}, fmt.Errorf("destinations %s.settings: %w", dc.Name, err)
+		return nil, fmt.Errorf("destinations %s.settings: %w", dc.Name, err)
 	}
 	if dc.Settings == nil {
 		fileJSON = []byte("{}")
@@ -104,7 +136,7 @@ func (a *App) loadSettings(ctx context.Context, dc config.Destination) (klaviyo.
 	seen, err := a.store.DestSettings(ctx, marker)
 	fileChanged := errors.Is(err, store.ErrNotFound) || (err == nil && string(seen.Settings) != `"`+hex.EncodeToString(sum[:])+`"`)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return klaviyo.Settings{}, fmt.Errorf("load settings of %s: %w", dc.Name, err)
+		return nil, fmt.Errorf("load settings of %s: %w", dc.Name, err)
 	}
 	raw := fileJSON
 	if !fileChanged {
@@ -113,11 +145,8 @@ func (a *App) loadSettings(ctx context.Context, dc config.Destination) (klaviyo.
 			raw = stored.Settings
 		}
 	}
-	s, err := klaviyo.ParseSettings(raw)
+	s, err := d.typ.Parse(raw)
 	if err != nil {
-		return s, fmt.Errorf("destinations %s.settings: %w", dc.Name, err)
-	}
-	if err := s.Validate(); err != nil {
 		return s, fmt.Errorf("destinations %s.settings: %w", dc.Name, err)
 	}
 	if fileChanged {
@@ -134,40 +163,47 @@ func (a *App) loadSettings(ctx context.Context, dc config.Destination) (klaviyo.
 
 // ApplySettings validates and saves a destination's settings (from the
 // console) and makes the next delivery batch use them.
-func (a *App) ApplySettings(ctx context.Context, dest string, raw json.RawMessage, ifVersion int64) (store.DestSettings, error) {
-	var d *destination
-	for _, x := range a.dests {
-		if x.cfg.Name == dest {
-			d = x
-		}
-	}
+func (a *App) ApplySettings(ctx context.Context, name string, raw json.RawMessage, ifVersion int64) (store.DestSettings, error) {
+	d := a.dest(name)
 	if d == nil {
-		return store.DestSettings{}, fmt.Errorf("destination %q: %w", dest, store.ErrNotFound)
+		return store.DestSettings{}, fmt.Errorf("destination %q: %w", name, store.ErrNotFound)
 	}
-	s, err := klaviyo.ParseSettings(raw)
+	s, err := d.typ.Parse(raw)
 	if err != nil {
 		return store.DestSettings{}, err
 	}
-	if err := s.Validate(); err != nil {
-		return store.DestSettings{}, err
-	}
-	saved, err := a.store.PutDestSettings(ctx, dest, raw, ifVersion)
+	saved, err := a.store.PutDestSettings(ctx, name, raw, ifVersion)
 	if err != nil {
 		return saved, err
 	}
-	d.settings.Store(&s)
+	d.settings.Store(&settingsBox{s})
 	d.applied.Store(saved.Version)
 	return saved, nil
 }
 
 // Settings returns a destination's live settings.
-func (a *App) Settings(dest string) (klaviyo.Settings, bool) {
+func (a *App) Settings(name string) (destination.Settings, bool) {
+	if d := a.dest(name); d != nil {
+		return d.current(), true
+	}
+	return nil, false
+}
+
+// DestType returns a destination's type.
+func (a *App) DestType(name string) (*destination.Type, bool) {
+	if d := a.dest(name); d != nil {
+		return d.typ, true
+	}
+	return nil, false
+}
+
+func (a *App) dest(name string) *dest {
 	for _, d := range a.dests {
-		if d.cfg.Name == dest {
-			return *d.settings.Load(), true
+		if d.cfg.Name == name {
+			return d
 		}
 	}
-	return klaviyo.Settings{}, false
+	return nil
 }
 
 // refreshSettings picks up settings saved by other nodes (through their
@@ -187,16 +223,13 @@ func (a *App) refreshSettings(ctx context.Context, every time.Duration) error {
 			if err != nil || ds.Version == d.applied.Load() {
 				continue
 			}
-			s, err := klaviyo.ParseSettings(ds.Settings)
-			if err == nil {
-				err = s.Validate()
-			}
+			s, err := d.typ.Parse(ds.Settings)
 			if err != nil {
 				a.log.Error("stored settings are invalid; keeping the current ones", slog.String("dest", d.cfg.Name), slog.Any("err", err))
 				d.applied.Store(ds.Version)
 				continue
 			}
-			d.settings.Store(&s)
+			d.settings.Store(&settingsBox{s})
 			d.applied.Store(ds.Version)
 			a.log.Info("settings changed", slog.String("dest", d.cfg.Name), slog.Int64("version", ds.Version))
 		}

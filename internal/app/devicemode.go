@@ -23,7 +23,9 @@ func (r deviceResolver) Resolve(ctx context.Context, writeKey string) ([]klaviyo
 	var out []klaviyo.Settings
 	for _, name := range r.routes.Destinations(source) {
 		if s, ok := r.a.Settings(name); ok {
-			out = append(out, s)
+			if ks, ok := s.(klaviyo.Settings); ok {
+				out = append(out, ks)
+			}
 		}
 	}
 	return out, true, nil

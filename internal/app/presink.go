@@ -8,24 +8,43 @@ import (
 
 	"github.com/relaycdp/relay/internal/console"
 	"github.com/relaycdp/relay/internal/delivery"
+	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/klaviyo"
 	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/store"
 )
 
-// preSink is delivery's Config.PreSink: the destination's transformation,
-// filter and privacy policy (internal/presink).
-func (d *destination) preSink(ctx context.Context, s klaviyo.Settings, source string, ev *spec.Event) (delivery.PreSinkResult, error) {
-	if d.suppressed != nil {
-		if reg := d.suppressed(ev, s.DefaultPhoneCountry); reg != "" {
-			return delivery.PreSinkResult{Skipped: "suppressed by regulation " + reg}, nil
+// preSinkFor is delivery's Config.PreSink for destinations whose
+// settings carry a transformation, filter and privacy policy (Klaviyo's,
+// internal/presink); nil for the others.
+func (d *dest) preSinkFor() func(context.Context, string, *spec.Event) (delivery.PreSinkResult, error) {
+	if _, ok := d.current().(klaviyo.Settings); !ok {
+		return nil
+	}
+	return func(ctx context.Context, source string, ev *spec.Event) (delivery.PreSinkResult, error) {
+		s, _ := d.current().(klaviyo.Settings)
+		res, err := d.stage.Run(ctx, s, source, ev)
+		if err != nil {
+			return delivery.PreSinkResult{}, err
 		}
+		return delivery.PreSinkResult{Events: res.Events, Skipped: res.Skipped, Sent: res.Sent, Dropped: res.Dropped, Audit: res.Active}, nil
 	}
-	res, err := d.stage.Run(ctx, s, source, ev)
-	if err != nil {
-		return delivery.PreSinkResult{}, err
+}
+
+// stagesOf is the instance's own pre-sink stages, when it has any.
+func stagesOf(in destination.Instance) []destination.Stage {
+	if s, ok := in.(interface{ Stages() []destination.Stage }); ok {
+		return s.Stages()
 	}
-	return delivery.PreSinkResult{Events: res.Events, Skipped: res.Skipped, Sent: res.Sent, Dropped: res.Dropped, Audit: res.Active}, nil
+	return nil
+}
+
+// waitingOf is the instance's reason it cannot send yet ("" when it can).
+func waitingOf(in destination.Instance) func() string {
+	if w, ok := in.(interface{ Waiting() string }); ok {
+		return w.Waiting
+	}
+	return func() string { return "" }
 }
 
 // audit is delivery's Config.Audit when the store keeps an audit log.

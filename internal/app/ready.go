@@ -52,8 +52,8 @@ func (a *App) newReadiness() *readiness.Checker {
 			for _, d := range a.dests {
 				ds := readiness.DestState{Name: d.cfg.Name, State: "ok", Queued: st.ByDest[d.cfg.Name]}
 				switch {
-				case d.settings.Load().PrivateAPIKey == "":
-					ds.State, ds.Problem = "unconfigured", "no privateApiKey: deliveries cannot authenticate"
+				case waitingOf(d.instance)() != "":
+					ds.State, ds.Problem = "unconfigured", waitingOf(d.instance)()
 				case statsErr != nil:
 					ds.State, ds.Problem, ds.Queued = "unknown", "queue statistics unavailable", -1
 				}

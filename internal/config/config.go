@@ -67,10 +67,11 @@ type Source struct {
 // Destination is one delivery target.
 type Destination struct {
 	Name string `yaml:"name"`
-	// Type is the destination kind; only "klaviyo" exists.
+	// Type is a registered destination type ("klaviyo", "webhook").
 	Type    string   `yaml:"type"`
 	Sources []string `yaml:"sources"`
-	// Endpoint is Klaviyo's base URL (a simulator's in tests and demos).
+	// Endpoint is the destination's base URL (Klaviyo's API, a
+	// simulator's in tests and demos), when its type uses one.
 	Endpoint string         `yaml:"endpoint"`
 	Settings map[string]any `yaml:"settings"`
 }
@@ -97,6 +98,9 @@ type Limits struct {
 	MaxRequestBytes int   `yaml:"maxRequestBytes"`
 	MaxEventBytes   int   `yaml:"maxEventBytes"`
 	MaxQueueDepth   int64 `yaml:"maxQueueDepth"`
+	// MaxBodyBytesInFlight bounds the request bytes all ingest requests
+	// hold at once (0: the gateway's default, 48 MB); past it, 429.
+	MaxBodyBytesInFlight int64 `yaml:"maxBodyBytesInFlight"`
 }
 
 // Delivery tunes the delivery workers.

@@ -67,7 +67,7 @@ func TestLoadErrors(t *testing.T) {
 		{"dup source", "sources: [{name: a}, {name: a}]", nil, "sources[1].name"},
 		{"dup key", "sources: [{name: a, writeKeys: [k]}, {name: b, writeKeys: [k]}]", nil, "sources[1].writeKeys[0]"},
 		{"unknown dest source", "sources: [{name: a}]\ndestinations: [{name: k, type: klaviyo, sources: [b]}]", nil, "destinations[0].sources[0]"},
-		{"bad dest type", "destinations: [{name: k, type: mailchimp}]", nil, "destinations[0].type"},
+		{"no dest type", "destinations: [{name: k}]", nil, "destinations[0].type"},
 		{"bad endpoint", "destinations: [{name: k, type: klaviyo, endpoint: 'ftp://x'}]", nil, "destinations[0].endpoint"},
 		{"bad level", "log: {level: loud}", nil, "log.level"},
 		{"bad depth env", "", map[string]string{"RELAY_LIMITS_MAX_QUEUE_DEPTH": "lots"}, "RELAY_LIMITS_MAX_QUEUE_DEPTH"},

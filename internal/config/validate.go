@@ -51,6 +51,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("limits.maxEventBytes: must be positive")
 	case c.Limits.MaxRequestBytes < c.Limits.MaxEventBytes:
 		return fmt.Errorf("limits.maxRequestBytes: must be at least limits.maxEventBytes")
+	case c.Limits.MaxBodyBytesInFlight != 0 && c.Limits.MaxBodyBytesInFlight < int64(c.Limits.MaxRequestBytes):
+		return fmt.Errorf("limits.maxBodyBytesInFlight: must be at least limits.maxRequestBytes (or 0 for the default)")
 	case c.Queue == "jetstream" && c.NATS.AckWait <= 0:
 		return fmt.Errorf("nats.ackWait: must be positive")
 	case c.Delivery.MaxRetryAge < time.Minute:
@@ -111,8 +113,10 @@ func (c Config) validateDestinations() error {
 			return fmt.Errorf("%s.name: %q is used twice", path, d.Name)
 		}
 		names[d.Name] = true
-		if d.Type != "klaviyo" {
-			return fmt.Errorf("%s.type: %q is not a known destination type (klaviyo)", path, d.Type)
+		// Which types exist is the destination registry's knowledge
+		// (internal/app/types.go checks them at start).
+		if d.Type == "" {
+			return fmt.Errorf("%s.type: required", path)
 		}
 		for j, s := range d.Sources {
 			if !sources[s] {

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/relaycdp/relay/internal/authlimit"
 )
 
 // Authentication: the admin token, proved once on the login form (then an
@@ -31,9 +33,9 @@ const (
 	csrfHeader = "X-CSRF-Token"
 	// maxFormBytes caps console form bodies (pasted events and settings).
 	maxFormBytes = 1 << 20
-	// Failed logins: at most loginFailures per loginWindow, then 429.
-	loginFailures = 10
-	loginWindow   = time.Minute
+	// Failed admin authentications (login form or Bearer): at most
+	// loginFailures per authlimit.Window from one client address, then 429.
+	loginFailures = authlimit.Failures
 	maxSessions   = 1000
 )
 
@@ -46,11 +48,10 @@ type session struct {
 // out, which is acceptable for an admin console. Keys are SHA-256 of the
 // cookie value, so the map holds nothing a memory dump could replay.
 type sessions struct {
-	mu       sync.Mutex
-	ttl      time.Duration
-	now      func() time.Time
-	byID     map[[32]byte]*session
-	failures []time.Time
+	mu   sync.Mutex
+	ttl  time.Duration
+	now  func() time.Time
+	byID map[[32]byte]*session
 }
 
 func newSessions(ttl time.Duration, now func() time.Time) *sessions {
@@ -116,25 +117,22 @@ func (s *sessions) delete(id string) {
 	delete(s.byID, sha256.Sum256([]byte(id)))
 }
 
-// allowAttempt reports whether another login attempt is allowed now.
-func (s *sessions) allowAttempt() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cut := s.now().Add(-loginWindow)
-	kept := s.failures[:0]
-	for _, t := range s.failures {
-		if t.After(cut) {
-			kept = append(kept, t)
-		}
+// checkToken proves got for the request's address, counting failures and
+// logging them without the guess. ok false means the answer was written.
+func (c *Console) checkToken(w http.ResponseWriter, r *http.Request, got, via string) (ok bool, throttled bool) {
+	addr := authlimit.ClientAddr(r)
+	if allowed, wait := c.limit.Allow(addr); !allowed {
+		w.Header().Set("Retry-After", authlimit.RetryAfter(wait))
+		return false, true
 	}
-	s.failures = kept
-	return len(s.failures) < loginFailures
-}
-
-func (s *sessions) failed() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failures = append(s.failures, s.now())
+	if !c.tokenOK(got) {
+		c.limit.Failed(addr)
+		c.log.Warn("admin authentication failed", slog.String("via", via), slog.String("remote", addr),
+			slog.String("path", r.URL.Path))
+		return false, false
+	}
+	c.limit.Succeeded(addr)
+	return true, false
 }
 
 // tokenOK compares in constant time; hashing first also hides the length.
@@ -170,7 +168,12 @@ func (c *Console) requireAuth(next http.HandlerFunc) http.Handler {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		}
 		if tok, ok := bearerToken(r); ok {
-			if !c.tokenOK(tok) {
+			valid, throttled := c.checkToken(w, r, tok, "bearer")
+			if throttled {
+				http.Error(w, "too many failed admin authentications from this address; retry after the Retry-After delay", http.StatusTooManyRequests)
+				return
+			}
+			if !valid {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="relay admin"`)
 				http.Error(w, "invalid admin token", http.StatusUnauthorized)
 				return
@@ -271,14 +274,13 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cross-origin request refused", http.StatusForbidden)
 		return
 	}
-	if !c.sessions.allowAttempt() {
-		data.Error = "Too many failed attempts. Wait a minute and try again."
+	ok, throttled := c.checkToken(w, r, r.PostFormValue("token"), "login")
+	if throttled {
+		data.Error = "Too many failed attempts from this address. Wait a minute and try again."
 		c.render(w, r, http.StatusTooManyRequests, "login", data)
 		return
 	}
-	if !c.tokenOK(r.PostFormValue("token")) {
-		c.sessions.failed()
-		c.log.Warn("console login failed", slog.String("remote", r.RemoteAddr))
+	if !ok {
 		data.Error = "That is not the admin token."
 		c.render(w, r, http.StatusUnauthorized, "login", data)
 		return

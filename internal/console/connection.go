@@ -2,16 +2,17 @@ package console
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/relaycdp/relay/internal/klaviyo/kapi"
+	"github.com/relaycdp/relay/internal/destination"
+	"github.com/relaycdp/relay/internal/store"
 )
 
-// pingTimeout bounds "test connection" so a hung Klaviyo cannot hang the page.
+// pingTimeout bounds "test connection" so a hung destination cannot hang
+// the page.
 const pingTimeout = 15 * time.Second
 
 type connData struct {
@@ -20,74 +21,96 @@ type connData struct {
 	Message string
 }
 
-// testConnection makes one harmless authenticated read with the key in the
-// form, or the saved key when the field is empty, and says what happened.
+// testConnection asks the destination to make one harmless call with the
+// saved settings, overlaid with what the form holds (a secret typed but
+// not saved yet, a changed URL), and says what happened.
 func (c *Console) testConnection(w http.ResponseWriter, r *http.Request) {
 	dest := r.PathValue("dest")
 	if !c.hasDest(dest) {
 		c.renderError(w, r, http.StatusNotFound, fmt.Sprintf("No destination named %q.", dest))
 		return
 	}
-	d := &connData{}
-	key := strings.TrimSpace(r.PostFormValue("privateApiKey"))
-	which := "the key typed above"
-	if key == "" || r.PostFormValue("privateApiKey.clear") != "" {
-		cur, _, err := c.current(r.Context(), dest)
-		if err != nil {
-			c.renderError(w, r, http.StatusInternalServerError, "Could not read the settings: "+err.Error())
-			return
-		}
-		key, which = cur.PrivateAPIKey, "the saved key"
+	if err := r.ParseForm(); err != nil {
+		c.renderError(w, r, http.StatusBadRequest, "Unreadable form: "+err.Error())
+		return
 	}
-	if key == "" {
-		d.Message = "No private API key is set: enter one above."
+	typ, _ := c.deps.Settings.DestType(dest)
+	cur, _, err := c.current(r.Context(), dest)
+	if err != nil {
+		c.renderError(w, r, http.StatusInternalServerError, "Could not read the settings: "+err.Error())
+		return
+	}
+	d := &connData{}
+	doc, typed := overlayForm(typ, settingsDoc(cur), r.PostForm, false)
+	which := "the saved settings"
+	if typed {
+		which = "the settings typed above"
+	}
+	raw, _ := jsonOf(doc)
+	s, err := typ.Parse(raw)
+	if err != nil {
+		// Another field of the form is still wrong (the save will say
+		// so): test with the secrets typed over the saved settings.
+		doc, _ = overlayForm(typ, settingsDoc(cur), r.PostForm, true)
+		raw, _ = jsonOf(doc)
+		s, err = typ.Parse(raw)
+	}
+	if err != nil {
+		d.Message = "Cannot test: " + redactSecrets(err.Error(), typ, doc, settingsDoc(cur))
 		c.renderPartial(w, r, "settings", "conn", d)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), pingTimeout)
 	defer cancel()
 	start := c.cfg.Now()
-	err := c.deps.Pinger.Ping(ctx, dest, key)
+	ok, msg := c.deps.Pinger.Ping(ctx, dest, s)
 	took := c.cfg.Now().Sub(start).Round(time.Millisecond)
-	d.OK, d.Message = describePing(err, which, took)
-	// The key itself must not come back, even inside an error.
-	d.Message = strings.ReplaceAll(d.Message, key, "[key]")
+	d.OK = ok
+	d.Message = fmt.Sprintf("%s (with %s, after %s)", msg, which, took)
+	// No secret comes back, even inside a destination's error.
+	d.Message = redactSecrets(d.Message, typ, doc, settingsDoc(cur))
 	c.renderPartial(w, r, "settings", "conn", d)
 }
 
-func describePing(err error, which string, took time.Duration) (bool, string) {
-	if err == nil {
-		return true, fmt.Sprintf("Connected: Klaviyo accepted %s (GET /api/profiles answered 200 in %s).", which, took)
+// overlayForm puts the non-empty values the form posted (only the secrets
+// when secretsOnly) over the saved settings document; typed reports
+// whether a secret was typed.
+func overlayForm(typ *destination.Type, doc map[string]any, form map[string][]string, secretsOnly bool) (map[string]any, bool) {
+	if doc == nil {
+		doc = map[string]any{}
 	}
-	var ke *kapi.Error
-	if !errors.As(err, &ke) {
-		return false, fmt.Sprintf("Failed after %s: %v", took, err)
-	}
-	var detail []string
-	for _, e := range ke.Errors {
-		s := e.Code
-		if e.Detail != "" {
-			s = strings.TrimSpace(s + ": " + e.Detail)
-		} else if e.Title != "" {
-			s = strings.TrimSpace(s + ": " + e.Title)
+	typed := false
+	for _, f := range typ.Fields {
+		vs := form[f.Name]
+		if len(vs) == 0 {
+			continue
 		}
-		if s != "" {
-			detail = append(detail, s)
+		v := strings.TrimSpace(vs[0])
+		switch {
+		case len(form[f.Name+".clear"]) > 0:
+			delete(doc, f.Name)
+		case v == "":
+		case f.Kind == destination.KindSecret:
+			doc[f.Name], typed = v, true
+		case secretsOnly:
+		case f.Kind == destination.KindText || f.Kind == destination.KindSelect || f.Kind == destination.KindDuration:
+			doc[f.Name] = v
 		}
 	}
-	var msg string
-	switch {
-	case ke.Status == 401 || ke.Status == 403:
-		msg = fmt.Sprintf("Klaviyo refused %s with %d", which, ke.Status)
-	case ke.Status == 429:
-		msg = "Klaviyo is rate limiting this key (429); the key itself was accepted"
-	case ke.Status != 0:
-		msg = fmt.Sprintf("Klaviyo answered %d", ke.Status)
-	default:
-		msg = fmt.Sprintf("Klaviyo could not be reached: %v", err)
+	return doc, typed
+}
+
+// redactSecrets masks the values of secret fields of the given documents.
+func redactSecrets(text string, typ *destination.Type, docs ...map[string]any) string {
+	for _, f := range typ.Fields {
+		if f.Kind != destination.KindSecret {
+			continue
+		}
+		for _, doc := range docs {
+			if k, _ := doc[f.Name].(string); len(k) >= 4 {
+				text = strings.ReplaceAll(text, k, store.MaskKey(k))
+			}
+		}
 	}
-	if len(detail) > 0 {
-		msg += " (" + strings.Join(detail, "; ") + ")"
-	}
-	return false, msg + fmt.Sprintf(" after %s.", took)
+	return text
 }

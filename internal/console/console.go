@@ -21,7 +21,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/relaycdp/relay/internal/klaviyo"
+	"github.com/relaycdp/relay/internal/authlimit"
+	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/store"
 )
@@ -41,6 +42,10 @@ type Config struct {
 	SessionTTL time.Duration
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
+	// Limiter throttles failed admin authentications per client address;
+	// share one with the other admin paths so guesses count on all.
+	// Default: the console's own, on Now.
+	Limiter *authlimit.Limiter
 	// Secure reports whether the client's connection was HTTPS, which
 	// makes the session cookie Secure: TLS here, or a trusted proxy's
 	// X-Forwarded-Proto (forwarded.Trusted.Secure). Default: TLS only.
@@ -74,7 +79,10 @@ type Sources interface {
 // delivery use the new settings.
 type Settings interface {
 	ApplySettings(ctx context.Context, dest string, raw json.RawMessage, ifVersion int64) (store.DestSettings, error)
-	Settings(dest string) (klaviyo.Settings, bool)
+	Settings(dest string) (destination.Settings, bool)
+	// DestType is the destination's registered type: its settings'
+	// fields, parser and event-tester mapping.
+	DestType(dest string) (*destination.Type, bool)
 }
 
 // StoredSettings reads a destination's saved settings with their version
@@ -90,10 +98,10 @@ type Queue interface {
 	Enqueue(ctx context.Context, msgs []queue.Message) error
 }
 
-// Pinger makes one harmless authenticated call to a destination's Klaviyo
-// with apiKey ("test connection").
+// Pinger makes one harmless call to a destination with settings s ("test
+// connection") and says what happened (destination.Instance.Ping).
 type Pinger interface {
-	Ping(ctx context.Context, dest, apiKey string) error
+	Ping(ctx context.Context, dest string, s destination.Settings) (ok bool, message string)
 }
 
 // Deps are what the console reads and changes. All but Deletions are
@@ -152,6 +160,7 @@ type Console struct {
 	pages    map[string]*pageTemplate
 	static   fs.FS
 	sessions *sessions
+	limit    *authlimit.Limiter
 	keyIDs   *keyIDs
 	samples  *sampler
 }
@@ -187,6 +196,9 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Console, error) {
 		return nil, err
 	}
 	c.sessions = newSessions(cfg.SessionTTL, cfg.Now)
+	if c.limit = cfg.Limiter; c.limit == nil {
+		c.limit = authlimit.New(cfg.Now)
+	}
 	// The counters' baseline, so the first minute shown has a rate.
 	if mv, err := readMetrics(deps.Metrics); err == nil {
 		c.samples.add(sample{At: cfg.Now(), counters: mv.counters})
@@ -229,6 +241,7 @@ func (c *Console) Handler() http.Handler {
 	auth("POST "+p+"/destinations/{dest}/transformation/try", c.transformationTry)
 	auth("GET "+p+"/audit", c.auditPage)
 	auth("GET "+p+"/audit/export", c.auditExport)
+	auth("POST "+p+"/api/replay", c.apiReplay)
 	// Anything else under the prefix is a 404, but only for a logged-in
 	// user: without the token not even the page structure is revealed.
 	auth(p+"/", func(w http.ResponseWriter, r *http.Request) {
@@ -265,19 +278,17 @@ func staticHandler(static fs.FS) http.Handler {
 }
 
 // redact replaces every secret the console knows (the admin token and the
-// destinations' API keys) in s by its masked form. Errors and Klaviyo
-// responses are not supposed to contain them; this makes sure a page
-// never does.
+// destinations' secret settings) in s by its masked form. Errors and
+// destinations' responses are not supposed to contain them; this makes
+// sure a page never does.
 func (c *Console) redact(s string) string {
-	secrets := []string{c.cfg.Token}
-	for _, d := range c.deps.Destinations {
-		if st, ok := c.deps.Settings.Settings(d); ok {
-			secrets = append(secrets, st.PrivateAPIKey, st.PublicAPIKey)
-		}
+	if len(c.cfg.Token) >= 4 {
+		s = strings.ReplaceAll(s, c.cfg.Token, store.MaskKey(c.cfg.Token))
 	}
-	for _, k := range secrets {
-		if len(k) >= 4 && strings.Contains(s, k) {
-			s = strings.ReplaceAll(s, k, store.MaskKey(k))
+	for _, d := range c.deps.Destinations {
+		typ, ok := c.deps.Settings.DestType(d)
+		if st, live := c.deps.Settings.Settings(d); ok && live {
+			s = redactSecrets(s, typ, settingsDoc(st))
 		}
 	}
 	return s

@@ -12,11 +12,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/klaviyo"
-	"github.com/relaycdp/relay/internal/klaviyo/kapi"
+	"github.com/relaycdp/relay/internal/klaviyo/kdest"
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/store"
+	"github.com/relaycdp/relay/internal/testutil"
+	"github.com/relaycdp/relay/internal/webhook"
 )
 
 func TestAuthRequired(t *testing.T) {
@@ -243,14 +246,14 @@ func TestSecretsNeverShown(t *testing.T) {
 	})
 	t.Run("test connection never echoes the key", func(t *testing.T) {
 		typed := "pk_typed_key_abcdefghijklmnop0123"
-		tc.ping.err = &kapi.Error{Status: 401, Errors: []kapi.ErrorObject{{Code: "not_authenticated", Detail: "bad key " + typed}}}
+		tc.ping.fail = "Klaviyo refused the private key with 401 (not_authenticated: bad key " + typed + ")."
 		_, body := s.post("/admin/destinations/klaviyo/test", s.form("privateApiKey", typed), map[string]string{"HX-Request": "true"})
 		if strings.Contains(body, typed) || !strings.Contains(body, "refused") || !strings.Contains(body, "401") {
 			t.Errorf("test connection answer: %s", body)
 		}
-		tc.ping.err = nil
+		tc.ping.fail = ""
 		_, body = s.post("/admin/destinations/klaviyo/test", s.form(), map[string]string{"HX-Request": "true"})
-		if !strings.Contains(body, "Connected") || !strings.Contains(body, "the saved key") {
+		if !strings.Contains(body, "Connected") || !strings.Contains(body, "the saved settings") {
 			t.Errorf("test connection with the saved key: %s", body)
 		}
 		if got := tc.ping.keys; len(got) != 2 || got[0] != typed || got[1] != testPrivate {
@@ -598,7 +601,7 @@ func TestSettingsImportSelectsPreset(t *testing.T) {
 	s := tc.login(t)
 	resp, _ := s.post("/admin/destinations/klaviyo", s.settingsForm("import",
 		`{"publicApiKey":"AbC123","listId":"XUepkK","eventFilteringOption":"disable","apiVersion":"v2"}`), nil)
-	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "preset=rudderstack") {
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "imported=1") {
 		t.Fatalf("import: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	st, err := klaviyo.ParseSettings(tc.st.settings["klaviyo"].Settings)
@@ -609,7 +612,7 @@ func TestSettingsImportSelectsPreset(t *testing.T) {
 		t.Errorf("imported settings = %+v", st.Redacted())
 	}
 	_, body := s.get(resp.Header.Get("Location"))
-	for _, want := range []string{"look like a RudderStack export", `id="compat-preset"`, "listMode: add", "fallbackOnAnonymousId: true"} {
+	for _, want := range []string{"settings were imported", `id="compat-preset"`, "Compatibility preset: RudderStack", "listMode: add", "fallbackOnAnonymousId: true"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("settings page lacks %q", want)
 		}
@@ -642,7 +645,8 @@ func TestSettingsFormPresetChange(t *testing.T) {
 
 func TestSettingErrors(t *testing.T) {
 	s := klaviyo.Settings{ListMode: "x", EcommerceNames: "y", Revision: "z", Compat: klaviyo.CompatRelay, UserIDProperty: "id"}
-	got := settingErrors(s.Validate())
+	_, err := kdest.Type().Parse(mustJSON(t, s))
+	got := destination.SettingsErrors(err)
 	var names []string
 	for _, e := range got {
 		names = append(names, e.Setting)
@@ -650,7 +654,7 @@ func TestSettingErrors(t *testing.T) {
 	if diff := cmp.Diff([]string{"listMode", "ecommerceNames", "revision"}, names); diff != "" {
 		t.Errorf("settings errors (-want +got):\n%s", diff)
 	}
-	raw, errs := formToSettings(map[string][]string{"eventNameMap": {"x"}}, klaviyo.Settings{PrivateAPIKey: "pk_old"})
+	raw, errs := formToSettings(kdest.Type(), map[string][]string{"eventNameMap": {"x"}}, klaviyo.Settings{PrivateAPIKey: "pk_old"})
 	if errs["eventNameMap"] == "" {
 		t.Error("bad name map line gives no field error")
 	}
@@ -718,18 +722,66 @@ func TestRunSampler(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- tc.RunSampler(ctx, time.Millisecond) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, ring := tc.samples.snapshot(); len(ring) > 0 && ring[len(ring)-1].HasGauges {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no sample recorded by the sampler")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, "a sample recorded by the sampler", func() bool {
+		_, ring := tc.samples.snapshot()
+		return len(ring) > 0 && ring[len(ring)-1].HasGauges
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+const testHookSecret = "hook-signing-secret-0123456789abcdef"
+
+// A second destination type gets its form, save, test connection and
+// event tester from its registered Type alone.
+func TestWebhookDestinationPages(t *testing.T) {
+	tc := newTestConsole(t)
+	s := tc.login(t)
+	_, body := s.get("/admin/destinations/hook")
+	for _, want := range []string{"Webhook destination: hook", `id="f-url"`, `value="https://hooks.example/in"`, `type="password" id="f-signingSecret"`,
+		"X-Team =&gt; growth", "Where events are POSTed", `id="f-mode"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("webhook form lacks %q", want)
+		}
+	}
+	if strings.Contains(body, testHookSecret) {
+		t.Fatal("the form shows the signing secret")
+	}
+	// Save: a bad value is named next to its field; a good one keeps the
+	// secret when its box is left empty.
+	form := s.form("version", "1", "url", "ftp://nope", "mode", "batch", "maxBatchSize", "50", "signatureHeader", "X-Sig", "timeout", "5s", "concurrency", "2")
+	_, body = s.post("/admin/destinations/hook", form, nil)
+	if !strings.Contains(body, `id="error-url"`) || !strings.Contains(body, "want an http or https URL") {
+		t.Errorf("bad url not reported at its field")
+	}
+	form.Set("url", "https://hooks.example/v2")
+	resp, _ := s.post("/admin/destinations/hook", form, nil)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("save: %d", resp.StatusCode)
+	}
+	saved, err := webhook.ParseSettings(tc.st.settings["hook"].Settings)
+	if err != nil || saved.URL != "https://hooks.example/v2" || saved.Mode != "batch" || saved.SigningSecret != testHookSecret || saved.Timeout != 5*time.Second {
+		t.Errorf("saved %+v, %v", saved, err)
+	}
+	// Test connection hands the destination the saved settings, and the
+	// tester maps with the webhook's own Test, the secret kept.
+	_, body = s.post("/admin/destinations/hook/test", s.form(), map[string]string{"HX-Request": "true"})
+	if !strings.Contains(body, "Connected") || !strings.Contains(body, "the saved settings") {
+		t.Errorf("test connection: %s", body)
+	}
+	_, body = s.post("/admin/tester/transform", s.form("dest", "hook", "event", `{"type":"track","event":"E","userId":"u","messageId":"w-1"}`), nil)
+	if !strings.Contains(body, "POST /v2") || !strings.Contains(body, "X-Sig") || strings.Contains(body, testHookSecret) {
+		t.Errorf("tester: %s", body)
 	}
 }

@@ -2,10 +2,13 @@ package console
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/relaycdp/relay/internal/delivery"
 	"github.com/relaycdp/relay/internal/store"
@@ -73,18 +76,13 @@ func (c *Console) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
 		}
 		total = n
 	case c.hasDest(dest):
-		for {
-			n, err := c.deps.DeadLetters.TakeForReplay(r.Context(), store.ReplaySelector{Dest: dest, Limit: replayChunk}, c.enqueueReplays)
-			if err != nil {
-				c.renderError(w, r, http.StatusInternalServerError,
-					fmt.Sprintf("Replay stopped after %d dead letter(s): %v", total, err))
-				return
-			}
-			total += n
-			if n < replayChunk {
-				break
-			}
+		n, err := c.replayAll(r.Context(), store.ReplaySelector{Dest: dest})
+		if err != nil {
+			c.renderError(w, r, http.StatusInternalServerError,
+				fmt.Sprintf("Replay stopped after %d dead letter(s): %v", n, err))
+			return
 		}
+		total = n
 	default:
 		c.renderError(w, r, http.StatusBadRequest, "Say which dead letter (id) or destination (dest) to replay.")
 		return
@@ -94,6 +92,71 @@ func (c *Console) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
 		target = c.cfg.Prefix + "/deadletters?none=1"
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// replayAll re-enqueues every pending dead letter sel selects (a
+// destination, optionally since a time), a chunk per transaction; n
+// counts those re-enqueued before any error.
+func (c *Console) replayAll(ctx context.Context, sel store.ReplaySelector) (int, error) {
+	sel.Limit = replayChunk
+	total := 0
+	for {
+		n, err := c.deps.DeadLetters.TakeForReplay(ctx, sel, c.enqueueReplays)
+		total += n
+		if err != nil || n < replayChunk {
+			return total, err
+		}
+	}
+}
+
+// replayRequest is the body of POST /admin/api/replay, what `relay
+// replay` sends to a running server: one dead letter (id), or every
+// pending one of a destination (dest), optionally created since a time.
+type replayRequest struct {
+	ID    int64     `json:"id"`
+	Dest  string    `json:"dest"`
+	Since time.Time `json:"since"`
+}
+
+// apiReplay is replayDeadLetters for scripts and `relay replay`: JSON in,
+// {"replayed": n} or {"error": "…"} out. The server's own queue takes the
+// messages, so no second process ever opens it.
+func (c *Console) apiReplay(w http.ResponseWriter, r *http.Request) {
+	var rq replayRequest
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rq); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "body: " + err.Error()})
+		return
+	}
+	var (
+		n   int
+		err error
+	)
+	switch {
+	case (rq.ID > 0) == (rq.Dest != ""):
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "give exactly one of id and dest"})
+		return
+	case rq.ID > 0:
+		n, err = c.deps.DeadLetters.TakeForReplay(r.Context(), store.ReplaySelector{ID: rq.ID}, c.enqueueReplays)
+	case !c.hasDest(rq.Dest):
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": fmt.Sprintf("dest: %q is not a configured destination", rq.Dest)})
+		return
+	default:
+		n, err = c.replayAll(r.Context(), store.ReplaySelector{Dest: rq.Dest, Since: rq.Since})
+	}
+	if err != nil {
+		c.log.Warn("replay failed", slog.Int("replayed", n), slog.Any("err", err))
+		writeJSON(w, http.StatusInternalServerError, map[string]any{"replayed": n, "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"replayed": n})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // enqueueReplays turns dead letters back into queue messages. It runs

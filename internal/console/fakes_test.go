@@ -18,9 +18,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/klaviyo"
+	"github.com/relaycdp/relay/internal/klaviyo/kdest"
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/store"
+	"github.com/relaycdp/relay/internal/webhook"
 )
 
 const (
@@ -187,11 +190,8 @@ func (f *fakeStore) DestSettings(_ context.Context, dest string) (store.DestSett
 type fakeApp struct{ st *fakeStore }
 
 func (a fakeApp) ApplySettings(_ context.Context, dest string, raw json.RawMessage, ifVersion int64) (store.DestSettings, error) {
-	s, err := klaviyo.ParseSettings(raw)
-	if err != nil {
-		return store.DestSettings{}, err
-	}
-	if err := s.Validate(); err != nil {
+	typ, _ := a.DestType(dest)
+	if _, err := typ.Parse(raw); err != nil {
 		return store.DestSettings{}, err
 	}
 	a.st.mu.Lock()
@@ -205,15 +205,26 @@ func (a fakeApp) ApplySettings(_ context.Context, dest string, raw json.RawMessa
 	return d, nil
 }
 
-func (a fakeApp) Settings(dest string) (klaviyo.Settings, bool) {
+func (a fakeApp) Settings(dest string) (destination.Settings, bool) {
 	a.st.mu.Lock()
 	defer a.st.mu.Unlock()
 	d, ok := a.st.settings[dest]
-	if !ok {
+	typ, known := a.DestType(dest)
+	if !ok || !known {
 		return klaviyo.DefaultSettings(), false
 	}
-	s, err := klaviyo.ParseSettings(d.Settings)
+	s, err := typ.Parse(d.Settings)
 	return s, err == nil
+}
+
+func (a fakeApp) DestType(dest string) (*destination.Type, bool) {
+	switch dest {
+	case "klaviyo":
+		return kdest.Type(), true
+	case "hook":
+		return webhook.Type(), true
+	}
+	return nil, false
 }
 
 type fakeQueue struct {
@@ -239,14 +250,21 @@ func (q *fakeQueue) Enqueue(_ context.Context, msgs []queue.Message) error {
 type fakePinger struct {
 	mu   sync.Mutex
 	keys []string
-	err  error
+	fail string // the message of a failed ping; "" succeeds
 }
 
-func (p *fakePinger) Ping(_ context.Context, _ string, key string) error {
+func (p *fakePinger) Ping(_ context.Context, _ string, s destination.Settings) (bool, string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	key := ""
+	if ks, ok := s.(klaviyo.Settings); ok {
+		key = ks.PrivateAPIKey
+	}
 	p.keys = append(p.keys, key)
-	return p.err
+	if p.fail != "" {
+		return false, p.fail
+	}
+	return true, "Connected: Klaviyo accepted the private key."
 }
 
 // testConsole is a console over fakes, served by httptest.
@@ -265,7 +283,9 @@ func newTestConsole(t *testing.T) *testConsole {
 	st := &fakeStore{
 		settings: map[string]store.DestSettings{"klaviyo": {Dest: "klaviyo", Version: 1, UpdatedAt: testNow,
 			Settings: json.RawMessage(`{"privateApiKey":"` + testPrivate + `","publicApiKey":"` + testPublic + `","listId":"L1"}`)},
-			"config-hash:klaviyo": {Dest: "config-hash:klaviyo", Version: 1, Settings: json.RawMessage(`"abc"`)}},
+			"config-hash:klaviyo": {Dest: "config-hash:klaviyo", Version: 1, Settings: json.RawMessage(`"abc"`)},
+			"hook": {Dest: "hook", Version: 1, UpdatedAt: testNow,
+				Settings: json.RawMessage(`{"url":"https://hooks.example/in","signingSecret":"` + testHookSecret + `","headers":{"X-Team":"growth"}}`)}},
 		sources: []store.Source{{Name: "web", WriteKeys: []store.WriteKey{{Key: testWK, Seeded: true, CreatedAt: testNow}}}},
 		log: []store.LogEntry{{ID: 1, MessageID: "m-1", Dest: "klaviyo", Source: "web", Type: "track", Event: "Signed Up",
 			UserID: "u-1", Email: "jane@example.com", Status: store.StatusDelivered, Attempts: 1, Detail: "1 Klaviyo operation(s) accepted", Time: testNow}},
@@ -283,7 +303,7 @@ func newTestConsole(t *testing.T) *testConsole {
 	log := slog.New(slog.NewTextHandler(lockedWriter{&logMu, tc.logBuf}, nil))
 	c, err := New(Config{Token: testToken, Now: func() time.Time { return testNow }}, Deps{
 		Log: st, DeadLetters: st, Sources: st, Settings: fakeApp{st}, StoredSettings: st,
-		Queue: tc.q, Pinger: tc.ping, Metrics: reg, Destinations: []string{"klaviyo"}, Audit: st,
+		Queue: tc.q, Pinger: tc.ping, Metrics: reg, Destinations: []string{"klaviyo", "hook"}, Audit: st,
 	}, log)
 	if err != nil {
 		t.Fatal(err)

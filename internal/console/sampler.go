@@ -152,10 +152,10 @@ func readMetrics(g prometheus.Gatherer) (metricsView, error) {
 				case "retrying":
 					v.Retrying += val
 				}
-				if v.Outcomes[l["dest"]] == nil {
-					v.Outcomes[l["dest"]] = map[string]float64{}
+				if v.Outcomes[l["destination"]] == nil {
+					v.Outcomes[l["destination"]] = map[string]float64{}
 				}
-				v.Outcomes[l["dest"]][l["outcome"]] += val
+				v.Outcomes[l["destination"]][l["outcome"]] += val
 			case "relay_klaviyo_requests_total":
 				v.Requests += val
 				r := row(l["destination"], l["endpoint"])

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/relaycdp/relay/internal/klaviyo"
+	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/store"
@@ -40,17 +40,7 @@ type testerData struct {
 	SettingsText string
 }
 
-type outcomeView struct {
-	MessageID string
-	Requests  []string
-	Skipped   string
-	Warnings  []string
-	Error     string
-	// The pre-sink stage's report (tester_privacy.go).
-	Dropped     []string
-	Logs        []string
-	PrivacyMode string
-}
+type outcomeView = destination.TestOutcome
 
 type transformData struct {
 	pageData
@@ -83,82 +73,102 @@ func (c *Console) testerPage(w http.ResponseWriter, r *http.Request) {
 	if !c.hasDest(dest) && len(c.deps.Destinations) > 0 {
 		dest = c.deps.Destinations[0]
 	}
-	s, _ := c.deps.Settings.Settings(dest)
 	d := &testerData{pageData: pageData{Title: "Event tester", Nav: "tester"}, Dest: dest}
-	d.Samples = samples(c.cfg.Now(), s.ListID)
+	s, _ := c.deps.Settings.Settings(dest)
+	doc := settingsDoc(s)
+	listID, _ := doc["listId"].(string)
+	d.Samples = samples(c.cfg.Now(), listID)
 	d.Event = d.Samples[1].JSON
-	d.SettingsText = settingsForTest(s)
+	if typ, ok := c.deps.Settings.DestType(dest); ok {
+		d.SettingsText = settingsForTest(typ, doc)
+	}
 	c.render(w, r, http.StatusOK, "tester", d)
 }
 
-// settingsForTest renders settings as editable JSON without the API keys
+// settingsForTest renders settings as editable JSON without the secrets
 // (the test fills in the destination's own when they are left out).
-func settingsForTest(s klaviyo.Settings) string {
-	s.PrivateAPIKey, s.PublicAPIKey = "", ""
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
+func settingsForTest(typ *destination.Type, doc map[string]any) string {
+	for _, f := range typ.Fields {
+		if f.Kind == destination.KindSecret {
+			delete(doc, f.Name)
+		}
+	}
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil || doc == nil {
 		return "{}"
 	}
 	return string(b)
 }
 
+func jsonOf(doc map[string]any) ([]byte, error) {
+	if doc == nil {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(doc)
+}
+
 func (c *Console) testerTransform(w http.ResponseWriter, r *http.Request) {
 	d := &transformData{}
 	dest := r.PostFormValue("dest")
+	typ, ok := c.deps.Settings.DestType(dest)
+	if !ok {
+		d.InputError = fmt.Sprintf("No destination named %q.", dest)
+		c.renderPartial(w, r, "tester", "result", d)
+		return
+	}
 	live, _ := c.deps.Settings.Settings(dest)
-	s := live
+	liveDoc := settingsDoc(live)
+	doc := liveDoc
 	if text := strings.TrimSpace(r.PostFormValue("settings")); text != "" {
-		var err error
-		if s, err = klaviyo.ParseSettings([]byte(text)); err != nil {
+		edited, err := destination.DecodeDocument(typ.Name, []byte(text))
+		if err != nil {
 			d.SettingsError = err.Error()
 		}
+		// Secrets left out are the destination's own.
+		for _, f := range typ.Fields {
+			if v, ok := liveDoc[f.Name]; ok && f.Kind == destination.KindSecret && !hasSetting(edited, f) {
+				edited[f.Name] = v
+			}
+		}
+		doc = edited
 	}
+	var s destination.Settings
 	if d.SettingsError == "" {
-		if s.PrivateAPIKey == "" {
-			s.PrivateAPIKey = live.PrivateAPIKey
-		}
-		if s.PublicAPIKey == "" {
-			s.PublicAPIKey = live.PublicAPIKey
-		}
-		if err := s.Validate(); err != nil {
+		raw, _ := jsonOf(doc)
+		var err error
+		if s, err = typ.Parse(raw); err != nil {
 			d.SettingsError = err.Error()
 		}
 	}
 	if d.SettingsError != "" {
-		d.SettingsError = redactKeys(d.SettingsError, s, live)
+		d.SettingsError = redactSecrets(d.SettingsError, typ, doc, liveDoc)
 		c.renderPartial(w, r, "tester", "result", d)
 		return
 	}
 	d.SettingsWarnings = s.Warnings()
-	staged, err := transformStaged(r.Context(), []byte(r.PostFormValue("event")), spec.Options{MaxEventBytes: maxEventBytes}, dest, s)
+	res, err := typ.Test([]byte(r.PostFormValue("event")), spec.Options{MaxEventBytes: maxEventBytes}, s)
 	if err != nil {
 		d.InputError = "Unreadable input: " + err.Error()
 		c.renderPartial(w, r, "tester", "result", d)
 		return
 	}
-	outs, views := flatten(staged)
-	out, err := klaviyo.MarshalOutcomes(outs)
-	if err != nil {
-		d.InputError = err.Error()
-		c.renderPartial(w, r, "tester", "result", d)
-		return
+	d.Output = redactSecrets(string(res.Output), typ, doc, liveDoc)
+	for _, o := range res.Events {
+		d.Outcomes = append(d.Outcomes, outcomeView(o))
 	}
-	d.Output = redactKeys(string(out), s, live)
-	d.Outcomes = views
 	c.renderPartial(w, r, "tester", "result", d)
 }
 
-// redactKeys masks the API keys of the settings used: /client/ requests
-// carry the public key as company_id, and no key is shown on a page.
-func redactKeys(text string, ss ...klaviyo.Settings) string {
-	for _, s := range ss {
-		for _, k := range []string{s.PrivateAPIKey, s.PublicAPIKey} {
-			if len(k) >= 4 {
-				text = strings.ReplaceAll(text, k, store.MaskKey(k))
+// hasSetting reports whether doc sets f under its name or an alias.
+func hasSetting(doc map[string]any, f destination.Field) bool {
+	for k := range doc {
+		for _, n := range append([]string{f.Name}, f.Aliases...) {
+			if strings.EqualFold(k, n) {
+				return true
 			}
 		}
 	}
-	return text
+	return false
 }
 
 // testerSend enqueues the events to the destination's real queue, exactly

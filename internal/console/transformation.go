@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/relaycdp/relay/internal/klaviyo"
 	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/store"
 )
@@ -56,8 +55,11 @@ func (c *Console) transformationPage(w http.ResponseWriter, r *http.Request) {
 		c.renderError(w, r, http.StatusInternalServerError, "Could not read the settings: "+err.Error())
 		return
 	}
+	doc := settingsDoc(cur)
+	source, _ := doc["transformation"].(string)
+	listID, _ := doc["listId"].(string)
 	d := &transformationData{pageData: pageData{Title: "Transformation: " + dest, Nav: "dest:" + dest}, Dest: dest,
-		Version: saved.Version, Source: cur.Transformation, Event: samples(c.cfg.Now(), cur.ListID)[1].JSON}
+		Version: saved.Version, Source: source, Event: samples(c.cfg.Now(), listID)[1].JSON}
 	if n := r.URL.Query().Get("saved"); n != "" {
 		d.Notice = "Saved as version " + n + "."
 	}
@@ -84,32 +86,28 @@ func (c *Console) transformationTry(w http.ResponseWriter, r *http.Request) {
 		c.renderPartial(w, r, "tester", "result", d)
 		return
 	}
-	live := s
-	s.Transformation = strings.TrimSpace(r.PostFormValue("source"))
-	if err := s.Validate(); err != nil {
-		d.SettingsError = redactKeys(err.Error(), s, live)
+	typ, _ := c.deps.Settings.DestType(dest)
+	live := settingsDoc(s)
+	doc := settingsDoc(s)
+	if doc == nil {
+		doc = map[string]any{}
+	}
+	doc["transformation"] = strings.TrimSpace(r.PostFormValue("source"))
+	raw, _ := jsonOf(doc)
+	edited, err := typ.Parse(raw)
+	if err != nil {
+		d.SettingsError = redactSecrets(err.Error(), typ, doc, live)
 		c.renderPartial(w, r, "tester", "result", d)
 		return
 	}
-	staged, err := transformStaged(r.Context(), []byte(r.PostFormValue("event")), spec.Options{MaxEventBytes: maxEventBytes}, dest, s)
+	res, err := typ.Test([]byte(r.PostFormValue("event")), spec.Options{MaxEventBytes: maxEventBytes}, edited)
 	if err != nil {
 		d.InputError = "Unreadable input: " + err.Error()
 		c.renderPartial(w, r, "tester", "result", d)
 		return
 	}
-	var transformed []spec.Event
-	for _, st := range staged {
-		transformed = append(transformed, st.events...)
-	}
-	if b, err := json.MarshalIndent(transformed, "", "  "); err == nil {
-		d.Transformed = string(b)
-	}
-	outs, views := flatten(staged)
-	out, err := klaviyo.MarshalOutcomes(outs)
-	if err != nil {
-		d.InputError = err.Error()
-	}
-	d.Output, d.Outcomes = redactKeys(string(out), s, live), views
+	d.Transformed = string(res.Transformed)
+	d.Output, d.Outcomes = redactSecrets(string(res.Output), typ, doc, live), res.Events
 	c.renderPartial(w, r, "tester", "result", d)
 }
 
@@ -158,7 +156,8 @@ func (c *Console) transformationSave(w http.ResponseWriter, r *http.Request) {
 			msg = "Not saved: someone saved the settings in between; reload the page."
 		}
 		cur, _ := c.deps.Settings.Settings(dest)
-		d := &transformationData{pageData: pageData{Title: "Transformation: " + dest, Nav: "dest:" + dest, Error: redactKeys(msg, cur)},
+		typ, _ := c.deps.Settings.DestType(dest)
+		d := &transformationData{pageData: pageData{Title: "Transformation: " + dest, Nav: "dest:" + dest, Error: redactSecrets(msg, typ, settingsDoc(cur))},
 			Dest: dest, Version: version, Source: source, Event: r.PostFormValue("event")}
 		c.render(w, r, http.StatusOK, "transformation", d)
 		return

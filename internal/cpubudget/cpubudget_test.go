@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // A freed slot goes to a foreground waiter even if a background one has
@@ -25,14 +27,14 @@ func TestForegroundFirst(t *testing.T) {
 			b.Release()
 		}
 	})
-	waitFor(t, func() bool { return waiting(b) == 1 })
+	testutil.Eventually(t, 5*time.Second, "condition", func() bool { return waiting(b) == 1 })
 	wg.Go(func() {
 		if err := b.Foreground(ctx); err == nil {
 			order <- "foreground"
 			b.Release()
 		}
 	})
-	waitFor(t, func() bool { return waiting(b) == 2 })
+	testutil.Eventually(t, 5*time.Second, "condition", func() bool { return waiting(b) == 2 })
 	b.Release()
 	wg.Wait()
 	if first := <-order; first != "foreground" {
@@ -52,7 +54,7 @@ func TestBackgroundYieldsToWaiters(t *testing.T) {
 		_ = b.Foreground(ctx)
 		close(done)
 	}()
-	waitFor(t, func() bool { return waiting(b) == 1 })
+	testutil.Eventually(t, 5*time.Second, "condition", func() bool { return waiting(b) == 1 })
 	b.Release() // to the waiting foreground
 	<-done
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
@@ -72,7 +74,7 @@ func TestCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- b.Background(ctx) }()
-	waitFor(t, func() bool { return waiting(b) == 1 })
+	testutil.Eventually(t, 5*time.Second, "condition", func() bool { return waiting(b) == 1 })
 	cancel()
 	if err := <-errc; err == nil {
 		t.Fatal("canceled acquire succeeded")
@@ -96,17 +98,6 @@ func waiting(b *Budget) int {
 	return len(b.fg) + len(b.bg)
 }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // Under a foreground load that never lets up, a background waiter is
 // still served within backgroundEvery grants.
 func TestBackgroundIsNotStarved(t *testing.T) {
@@ -118,7 +109,7 @@ func TestBackgroundIsNotStarved(t *testing.T) {
 		_ = b.Background(ctx)
 		close(bgDone)
 	}()
-	waitFor(t, func() bool { return waiting(b) == 1 })
+	testutil.Eventually(t, 5*time.Second, "condition", func() bool { return waiting(b) == 1 })
 	grants := 0
 	for {
 		// A foreground taker is always waiting when the slot frees.
@@ -127,7 +118,7 @@ func TestBackgroundIsNotStarved(t *testing.T) {
 			_ = b.Foreground(ctx)
 			close(fgDone)
 		}()
-		waitFor(t, func() bool { return waiting(b) >= 2 || isClosed(bgDone) })
+		testutil.Eventually(t, 5*time.Second, "condition", func() bool { return waiting(b) >= 2 || isClosed(bgDone) })
 		b.Release()
 		select {
 		case <-bgDone:

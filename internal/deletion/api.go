@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relaycdp/relay/internal/authlimit"
 	"github.com/relaycdp/relay/internal/store"
 )
 
@@ -25,6 +26,7 @@ type API struct {
 	w      *Worker
 	store  Store
 	tokens [][sha256.Size]byte
+	limit  *authlimit.Limiter
 	log    *slog.Logger
 }
 
@@ -35,9 +37,14 @@ const MaxUsers = 5000
 const maxBody = 2 << 20
 
 // NewAPI builds the API; empty tokens are ignored (a deletion key need not
-// be configured).
-func NewAPI(w *Worker, s Store, log *slog.Logger, tokens ...string) *API {
-	a := &API{w: w, store: s, log: log.With(slog.String("component", "deletion-api"))}
+// be configured). limit throttles failed authentications per client
+// address; pass the one the console uses, so guesses count on both (nil:
+// the API's own).
+func NewAPI(w *Worker, s Store, limit *authlimit.Limiter, log *slog.Logger, tokens ...string) *API {
+	if limit == nil {
+		limit = authlimit.New(nil)
+	}
+	a := &API{w: w, store: s, limit: limit, log: log.With(slog.String("component", "deletion-api"))}
 	for _, t := range tokens {
 		if t != "" {
 			a.tokens = append(a.tokens, sha256.Sum256([]byte(t)))
@@ -64,19 +71,40 @@ func (a *API) Register(mux *http.ServeMux) {
 
 // authed checks "Authorization: Bearer <token>" (or Basic with the token
 // as user name, as RudderStack's older API took its workspace token).
+// Wrong tokens count against the client address as on the console: past
+// authlimit.Failures a minute, 429 with Retry-After.
 func (a *API) authed(h func(http.ResponseWriter, *http.Request)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok {
 			tok, _, ok = r.BasicAuth()
 		}
-		if !ok || !a.valid(strings.TrimSpace(tok)) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="relay deletion"`)
-			writeError(w, http.StatusUnauthorized, "authorization: send the admin token or the deletion key as \"Authorization: Bearer <token>\"")
+		if !ok {
+			// No credentials is not a guess: nothing to count.
+			a.unauthorized(w)
 			return
 		}
+		addr := authlimit.ClientAddr(r)
+		if allowed, wait := a.limit.Allow(addr); !allowed {
+			w.Header().Set("Retry-After", authlimit.RetryAfter(wait))
+			writeError(w, http.StatusTooManyRequests, "too many failed authentications from this address; retry after the Retry-After delay")
+			return
+		}
+		if !a.valid(strings.TrimSpace(tok)) {
+			a.limit.Failed(addr)
+			a.log.Warn("admin authentication failed", slog.String("via", "deletion-api"), slog.String("remote", addr),
+				slog.String("path", r.URL.Path))
+			a.unauthorized(w)
+			return
+		}
+		a.limit.Succeeded(addr)
 		h(w, r)
 	})
+}
+
+func (a *API) unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="relay deletion"`)
+	writeError(w, http.StatusUnauthorized, "authorization: send the admin token or the deletion key as \"Authorization: Bearer <token>\"")
 }
 
 func (a *API) valid(tok string) bool {

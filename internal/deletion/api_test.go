@@ -15,7 +15,7 @@ import (
 func newAPIServer(t *testing.T) (*fixture, *httptest.Server) {
 	f := newFixture(t)
 	mux := http.NewServeMux()
-	NewAPI(f.worker, f.store, slog.New(slog.DiscardHandler), "adm_token", "", "del_key").Register(mux)
+	NewAPI(f.worker, f.store, nil, slog.New(slog.DiscardHandler), "adm_token", "", "del_key").Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return f, srv

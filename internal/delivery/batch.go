@@ -3,67 +3,38 @@ package delivery
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
-	"github.com/relaycdp/relay/internal/devicemode"
-	"github.com/relaycdp/relay/internal/klaviyo"
+	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/spec"
 )
 
 // item is one claimed job on its way through a batch.
 type item struct {
-	job     queue.Job
-	ev      spec.Event
-	ops     []klaviyo.Op
-	skipped string
-	// partsFailed are parts of the event the mapping could not send while
-	// the rest went (an order's product without an id): delivered, with
-	// each failed part named in the delivery log.
-	partsFailed []*klaviyo.MapError
-	// policy is what the pre-sink stage reported (Config.PreSink).
+	job queue.Job
+	ev  spec.Event
+	// res is the job's outcome: set before the sink when decoding, the
+	// integrations map or a stage settles the job, else the sink's.
+	res *destination.Result
+	// policy is what Config.PreSink reported.
 	policy *PreSinkResult
-	// held: carried to the next batch unsent (holdPartial).
-	held bool
-	// Outcome, written under batch.mu: the first permanent and the first
-	// retryable failure of any of the item's operations, and how many
-	// operations Klaviyo accepted.
-	permanent *failure
-	retry     *failure
-	delivered int
 }
-
-// failure is why an operation did not succeed, as Klaviyo (or Relay) said.
-type failure struct {
-	status  int    // Klaviyo's HTTP status; 0 without a response
-	code    string // Klaviyo's error code, or Relay's (mapping) code
-	pointer string // Klaviyo's source.pointer, when it named one
-	detail  string // a sentence for the log and dead letter
-}
-
-// ref names one operation of one item.
-type ref struct{ item, op int }
 
 // batch is one claim's worth of jobs.
 type batch struct {
-	w        *Worker
-	settings klaviyo.Settings
-	items    []item
-	// followers are exact repeats of an event op, not sent: they share
-	// their leader's outcome (see chunks). Written before sending starts.
-	followers map[ref][]ref
-	// polls follow accepted profile import jobs until Klaviyo says which
-	// items failed; the batch is settled only after they end.
-	polls sync.WaitGroup
-	mu    sync.Mutex
+	w     *Worker
+	items []item
 }
 
+// prepareChunk is how many jobs are decoded per share of the CPU taken
+// (Config.CPU), so a waiting ingest request is never held up long.
+const prepareChunk = 16
+
 func (w *Worker) newBatch(ctx context.Context, jobs []queue.Job) *batch {
-	b := &batch{w: w, settings: w.cfg.Settings(), items: make([]item, len(jobs)), followers: map[ref][]ref{}}
+	b := &batch{w: w, items: make([]item, len(jobs))}
 	for i, j := range jobs {
 		b.items[i].job = j
 	}
@@ -72,7 +43,7 @@ func (w *Worker) newBatch(ctx context.Context, jobs []queue.Job) *batch {
 		// still prepared: its jobs are leased and must be finished.
 		held := w.cfg.CPU != nil && w.cfg.CPU.Background(ctx) == nil
 		for i := range chunk {
-			b.prepare(ctx, &chunk[i])
+			b.prepare(&chunk[i])
 		}
 		if held {
 			w.cfg.CPU.Release()
@@ -81,52 +52,16 @@ func (w *Worker) newBatch(ctx context.Context, jobs []queue.Job) *batch {
 	return b
 }
 
-// prepareChunk is how many jobs are mapped per share of the CPU taken
-// (Config.CPU): about a millisecond of work, so a waiting ingest request
-// is never held up longer than that.
-const prepareChunk = 16
-
-// prepare decodes and maps one job. Problems here are permanent: the same
-// event with the same settings maps the same way every time, so they are
-// dead-lettered (and can be replayed after a settings fix).
-func (b *batch) prepare(ctx context.Context, it *item) {
+// prepare decodes one job and settles it when the event's integrations
+// turn this destination off. Problems here are permanent: the same stored
+// event decodes the same way every time.
+func (b *batch) prepare(it *item) {
 	if err := json.Unmarshal(it.job.Payload, &it.ev); err != nil {
-		it.permanent = &failure{code: "bad_payload", detail: fmt.Sprintf("stored event is not valid JSON: %v", err)}
+		it.res = &destination.Result{Outcome: destination.Dead, Code: "bad_payload", Detail: fmt.Sprintf("stored event is not valid JSON: %v", err)}
 		return
 	}
 	if reason := b.disabledBy(&it.ev); reason != "" {
-		it.skipped = reason
-		return
-	}
-	if reason := devicemode.SentFromBrowser(&it.ev, b.settings); reason != "" {
-		it.skipped = reason
-		return
-	}
-	events := []spec.Event{it.ev}
-	if b.w.cfg.PreSink != nil {
-		events = b.preSink(ctx, it)
-	}
-	for i := range events {
-		res, err := klaviyo.Map(&events[i], b.settings)
-		if err != nil {
-			f := &failure{code: "mapping_error", detail: err.Error()}
-			var me *klaviyo.MapError
-			if errors.As(err, &me) {
-				f.code = me.Code
-				f.pointer = me.Field
-			}
-			it.permanent, it.ops = f, nil
-			return
-		}
-		if res.Skipped != "" && len(events) == 1 {
-			it.skipped = res.Skipped
-			return
-		}
-		it.ops = append(it.ops, res.Ops...)
-		it.partsFailed = append(it.partsFailed, res.Failures...)
-	}
-	if len(it.ops) == 0 && it.permanent == nil && it.skipped == "" {
-		it.skipped = "maps to no Klaviyo operation"
+		it.res = &destination.Result{Outcome: destination.Skipped, Detail: reason}
 	}
 }
 
@@ -134,7 +69,10 @@ func (b *batch) prepare(ctx context.Context, it *item) {
 // off, or "" when it is on. Both the destination type's name ("Klaviyo",
 // as SDK users write it) and the configured name count.
 func (b *batch) disabledBy(ev *spec.Event) string {
-	for _, name := range []string{"Klaviyo", b.w.cfg.Dest} {
+	for _, name := range []string{b.w.cfg.Title, b.w.cfg.Dest} {
+		if name == "" {
+			continue
+		}
 		if on, _ := ev.Destination(name); !on {
 			return fmt.Sprintf("integrations turn %s off for this event", name)
 		}
@@ -142,92 +80,76 @@ func (b *batch) disabledBy(ev *spec.Event) string {
 	return ""
 }
 
-func (b *batch) fail(r ref, f *failure, retryable bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, r := range append([]ref{r}, b.followers[r]...) {
-		it := &b.items[r.item]
-		switch {
-		case retryable && it.retry == nil:
-			it.retry = f
-		case !retryable && it.permanent == nil:
-			it.permanent = f
-		}
-	}
-}
-
-func (b *batch) succeed(refs []ref) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, r := range refs {
-		b.items[r.item].delivered++
-		for _, f := range b.followers[r] {
-			b.items[f.item].delivered++
-		}
-	}
-}
-
-func (b *batch) op(r ref) klaviyo.Op { return b.items[r.item].ops[r.op] }
-
-func (f *failure) String() string {
-	var s []string
-	if f.status != 0 {
-		s = append(s, fmt.Sprintf("HTTP %d", f.status))
-	}
-	if f.code != "" {
-		s = append(s, f.code)
-	}
-	if f.detail != "" {
-		s = append(s, f.detail)
-	}
-	if f.pointer != "" {
-		s = append(s, "at "+f.pointer)
-	}
-	return strings.Join(s, ": ")
-}
-
-// holdPartial keeps back, for the next batch, the newest event-only jobs
-// that would otherwise ride in this batch's last, partly filled events
-// request. Under load Klaviyo limits requests, not events (150 bulk jobs a
-// minute), so a half-full job wastes half a request of the budget; held
-// jobs fill the next batch's requests instead. Only when the batch has at
-// least one full request's worth of events (a light trickle is never
-// delayed), and never a job held before (the first carried jobs), so no
-// event waits more than one batch.
-func (b *batch) holdPartial(carried int) []queue.Job {
-	total := 0
+// deliver runs the stages and the sink over the jobs not settled yet and
+// returns the jobs the sink held for the next batch. The first carried
+// items were held over from the previous batch.
+func (b *batch) deliver(ctx context.Context, carried int) []queue.Job {
+	var (
+		idx  []int
+		sent destination.Batch
+	)
 	for i := range b.items {
-		if it := &b.items[i]; it.permanent == nil && it.skipped == "" {
-			for _, op := range it.ops {
-				if op.Kind == klaviyo.OpEvent {
-					total++
-				}
-			}
-		}
-	}
-	rest := total % maxEventsPerJob
-	if total < maxEventsPerJob || rest == 0 {
-		return nil
-	}
-	var held []queue.Job
-	for i := len(b.items) - 1; i >= carried && rest > 0; i-- {
 		it := &b.items[i]
-		if it.permanent != nil || it.skipped != "" || len(it.ops) == 0 || len(it.ops) > rest || !eventsOnly(it.ops) {
+		if it.res != nil {
 			continue
 		}
-		it.held = true
-		rest -= len(it.ops)
-		held = append(held, it.job)
+		job := destination.Job{Job: it.job, Event: &it.ev}
+		for _, st := range b.w.cfg.Stages {
+			if it.res = st.Apply(ctx, &job); it.res != nil {
+				break
+			}
+		}
+		if it.res == nil && b.w.cfg.PreSink != nil {
+			b.preSink(ctx, it, &job)
+		}
+		if it.res != nil {
+			continue
+		}
+		if i < carried {
+			sent.Carried++
+		}
+		idx = append(idx, i)
+		sent.Jobs = append(sent.Jobs, job)
 	}
-	slices.Reverse(held) // keep queue order
+	if len(sent.Jobs) == 0 {
+		return nil
+	}
+	results := b.w.cfg.Sink.Deliver(ctx, sent)
+	var held []queue.Job
+	for k, i := range idx {
+		it := &b.items[i]
+		if k >= len(results) {
+			// A sink that returns too few results is a bug; retry rather
+			// than lose or wrongly settle the job.
+			it.res = &destination.Result{Outcome: destination.Retry, Code: "no_result", Detail: "the destination returned no result for this job"}
+			continue
+		}
+		r := results[k]
+		if r.Outcome == destination.Held && i < carried {
+			r = destination.Result{Outcome: destination.Retry, Code: "held_twice", Detail: "the destination held a job a second time"}
+		}
+		it.res = &r
+		if r.Outcome == destination.Held {
+			held = append(held, it.job)
+		}
+	}
 	return held
 }
 
-func eventsOnly(ops []klaviyo.Op) bool {
-	for _, op := range ops {
-		if op.Kind != klaviyo.OpEvent {
-			return false
-		}
+// describe renders a failure as one line: "HTTP 400: code: detail: at pointer".
+func describe(r *destination.Result) string {
+	var s []string
+	if r.Status != 0 {
+		s = append(s, fmt.Sprintf("HTTP %d", r.Status))
 	}
-	return true
+	if r.Code != "" {
+		s = append(s, r.Code)
+	}
+	if r.Detail != "" {
+		s = append(s, r.Detail)
+	}
+	if r.Pointer != "" {
+		s = append(s, "at "+r.Pointer)
+	}
+	return strings.Join(s, ": ")
 }

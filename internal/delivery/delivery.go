@@ -1,14 +1,16 @@
-// Package delivery owns getting queued events to Klaviyo: it claims jobs
-// from the queue, maps each event to Klaviyo operations with the
-// destination's current settings, batches the operations of many events
-// into Klaviyo's bulk endpoints, isolates the items Klaviyo rejects, retries
-// what can succeed later, dead-letters what cannot, and records every
-// event's fate in the delivery log.
+// Package delivery owns the life cycle of a queued event after ingest,
+// for every destination alike: it claims jobs from the queue, decodes
+// them, turns off the ones the event's integrations exclude, runs the
+// per-destination stages, hands the rest to the destination's Sink
+// (internal/destination), keeps the jobs a sink holds for the next batch
+// (still leased), retries what can succeed later (backoff with jitter, no
+// sooner than Retry-After) until MaxRetryAge, dead-letters what cannot,
+// records every event's fate in the delivery log and counts outcomes by
+// destination. What a request looks like is the sink's business.
 //
 // Ordering: the queue never hands out a job while an earlier job of the same
-// key is unfinished, and within one claim a worker sends a key's profile and
-// subscription changes in the order they were received (see rounds.go), so
-// one profile's state changes apply in order.
+// key is unfinished; a sink keeps the order of one key's jobs within a batch
+// when its destination needs it (Klaviyo's does, see internal/klaviyo/kdest).
 package delivery
 
 import (
@@ -17,8 +19,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/relaycdp/relay/internal/klaviyo"
-	"github.com/relaycdp/relay/internal/klaviyo/kapi"
+	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/store"
@@ -32,12 +33,6 @@ type Queue interface {
 	Abort(ctx context.Context, ids []int64, reason string) error
 }
 
-// Sender sends calls to Klaviyo; *kapi.Client is one.
-type Sender interface {
-	Do(ctx context.Context, apiKey string, req klaviyo.Request) (*kapi.Response, error)
-	GetProfileImportJob(ctx context.Context, apiKey, jobID string) (*kapi.ImportJob, error)
-}
-
 // Log records events' fates; the store is one.
 type Log interface {
 	Record(ctx context.Context, entries []store.LogEntry) error
@@ -48,10 +43,31 @@ type Log interface {
 type Config struct {
 	// Dest is the destination's name (the queue's dest column).
 	Dest string
-	// Settings returns the destination's current settings; it is called
-	// once per claimed batch so a change in the console applies to the
-	// next batch.
-	Settings func() klaviyo.Settings
+	// Title is the destination type's name as SDK users write it in an
+	// event's integrations map ("Klaviyo", "Webhook"); the configured
+	// name (Dest) counts too.
+	Title string
+	// Sink delivers the jobs (required).
+	Sink destination.Sink
+	// Stages run on every job before the sink, in order (privacy rules,
+	// transformations, skips); a stage may settle a job itself.
+	Stages []destination.Stage
+	// PreSink, when set, runs on every event after the stages: the
+	// destination's transformation, filter and privacy policy
+	// (internal/presink). An error dead-letters the event; what the
+	// policy dropped goes to the delivery log.
+	PreSink func(ctx context.Context, source string, ev *spec.Event) (PreSinkResult, error)
+	// PhoneRegion, when set, reads national phone numbers for the
+	// delivery log's phone column (Klaviyo's defaultPhoneCountry), as
+	// user deletion reads them.
+	PhoneRegion func() string
+	// Audit, when set, records which keys each delivered event sent and
+	// which the policy dropped (the store's audit log).
+	Audit func(ctx context.Context, entries []store.AuditEntry) error
+	// Waiting, when set and returning a reason, keeps the worker from
+	// claiming: the destination cannot send anything yet (no API key), so
+	// jobs wait in the queue instead of spending their retry age.
+	Waiting func() string
 	// ClaimLimit is how many jobs one claim takes (default 2,000). Claims
 	// run in the queue's single writer, beside ingest's commits, so a
 	// large claim stalls ingest; bulk requests are kept full by holding a
@@ -72,30 +88,11 @@ type Config struct {
 	// RetryBase and RetryMax bound the exponential backoff between
 	// attempts (defaults 1 s and 5 min), with full jitter.
 	RetryBase, RetryMax time.Duration
-	// ImportJobTimeout is how long to wait for a profile bulk import job to
-	// finish so its per-item errors can be attributed (default 2 min).
-	ImportJobTimeout time.Duration
-	// Concurrency is how many Klaviyo requests one batch sends at once
-	// (default 8); the client's rate limiter paces them per endpoint.
-	Concurrency int
-	// PreSink, when set, runs on every event before it is mapped (the
-	// destination's transformation, filter and privacy policy:
-	// internal/presink). An error dead-letters the event.
-	PreSink func(ctx context.Context, s klaviyo.Settings, source string, ev *spec.Event) (PreSinkResult, error)
-	// Audit, when set, records which keys each delivered event sent and
-	// which the policy dropped (the store's audit log).
-	Audit func(ctx context.Context, entries []store.AuditEntry) error
-	// CPU, when set, is the share of the cores mapping takes after
-	// ingest's parsing (internal/cpubudget): delivery is paced by
-	// Klaviyo's rate limits, an SDK request waits on ingest.
-	CPU CPU
-}
-
-// CPU is a share of the cores taken after foreground work;
-// *cpubudget.Budget is one.
-type CPU interface {
-	Background(ctx context.Context) error
-	Release()
+	// CPU, when set, is the share of the cores decoding takes after
+	// ingest's parsing (internal/cpubudget): delivery is paced by the
+	// destination's rate limits, an SDK request waits on ingest. Sinks
+	// get the same share through their destination.Env.
+	CPU destination.CPU
 }
 
 func (c *Config) applyDefaults() {
@@ -117,12 +114,6 @@ func (c *Config) applyDefaults() {
 	if c.RetryMax <= 0 {
 		c.RetryMax = 5 * time.Minute
 	}
-	if c.ImportJobTimeout <= 0 {
-		c.ImportJobTimeout = 2 * time.Minute
-	}
-	if c.Concurrency <= 0 {
-		c.Concurrency = 8
-	}
 }
 
 // Worker delivers one destination's jobs. Several workers may run for one
@@ -130,21 +121,20 @@ func (c *Config) applyDefaults() {
 type Worker struct {
 	cfg     Config
 	q       Queue
-	send    Sender
 	log     Log
 	slog    *slog.Logger
 	metrics *Metrics
 	now     func() time.Time
-	// carry are claimed jobs held over to the next batch to fill its bulk
-	// requests (see batch.holdPartial). They stay leased meanwhile, so
-	// nothing of theirs is lost if the process dies.
+	// carry are claimed jobs the sink held over to the next batch (to fill
+	// its bulk requests, say). They stay leased meanwhile, so nothing of
+	// theirs is lost if the process dies.
 	carry []queue.Job
 }
 
 // New builds a worker. metrics may be nil.
-func New(cfg Config, q Queue, send Sender, l Log, log *slog.Logger, m *Metrics) *Worker {
+func New(cfg Config, q Queue, l Log, log *slog.Logger, m *Metrics) *Worker {
 	cfg.applyDefaults()
-	return &Worker{cfg: cfg, q: q, send: send, log: l, slog: log.With(slog.String("dest", cfg.Dest)), metrics: m, now: time.Now}
+	return &Worker{cfg: cfg, q: q, log: l, slog: log.With(slog.String("dest", cfg.Dest)), metrics: m, now: time.Now}
 }
 
 // Run claims and delivers until ctx is cancelled. Errors of the queue or
@@ -167,10 +157,7 @@ func (w *Worker) Run(ctx context.Context) error {
 // RunOnce claims one batch and delivers it, returning how many jobs it
 // settled.
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
-	if s := w.cfg.Settings(); s.PrivateAPIKey == "" && s.PublicAPIKey == "" {
-		// No key at all: nothing can be sent. The jobs stay queued,
-		// unclaimed (not retried toward maxRetryAge), until a key is
-		// saved; the app and the console say what is missing.
+	if w.cfg.Waiting != nil && w.cfg.Waiting() != "" {
 		return 0, nil
 	}
 	claimed, err := w.claim(ctx, w.cfg.ClaimLimit-len(w.carry))
@@ -184,9 +171,7 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	b := w.newBatch(ctx, jobs)
-	w.carry = b.holdPartial(carried)
-	b.deliver(ctx)
-	b.polls.Wait()
+	w.carry = b.deliver(ctx, carried)
 	// Finish with a context that outlives a shutdown signal: the requests
 	// were sent, so their outcome must be recorded (else the lease expires
 	// and they are sent again — harmless thanks to unique ids, but noisy).

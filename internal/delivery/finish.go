@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/identity"
 	"github.com/relaycdp/relay/internal/store"
 )
@@ -28,35 +29,37 @@ func (b *batch) finish(ctx context.Context) error {
 	)
 	for i := range b.items {
 		it := &b.items[i]
-		if it.held {
+		r := it.res
+		if r == nil {
+			r = &destination.Result{Outcome: destination.Retry, Code: "no_result", Detail: "not delivered"}
+		}
+		if r.Outcome == destination.Held {
 			continue
 		}
 		e := b.logEntry(it, now)
 		switch {
-		case it.permanent != nil:
+		case r.Outcome == destination.Dead:
 			dead = append(dead, it.job.ID)
-			dls = append(dls, b.deadLetter(it, it.permanent))
-			e.Status, e.Detail = store.StatusDead, it.permanent.String()
-		case it.retry != nil && now.Sub(it.job.ReceivedAt) > b.w.cfg.MaxRetryAge:
-			f := *it.retry
-			f.detail = fmt.Sprintf("gave up after %d attempts over %s: %s", it.job.Attempts+1, b.w.cfg.MaxRetryAge, f.detail)
+			dls = append(dls, b.deadLetter(it, r))
+			e.Status, e.Detail = store.StatusDead, describe(r)
+		case r.Outcome == destination.Retry && now.Sub(it.job.ReceivedAt) > b.w.cfg.MaxRetryAge:
+			f := *r
+			f.Detail = fmt.Sprintf("gave up after %d attempts over %s: %s", it.job.Attempts+1, b.w.cfg.MaxRetryAge, f.Detail)
 			dead = append(dead, it.job.ID)
 			dls = append(dls, b.deadLetter(it, &f))
-			e.Status, e.Detail = store.StatusDead, f.String()
-		case it.retry != nil:
-			at := now.Add(b.w.backoff(it.job.Attempts + 1)).Truncate(time.Millisecond)
+			e.Status, e.Detail = store.StatusDead, describe(&f)
+		case r.Outcome == destination.Retry:
+			wait := max(b.w.backoff(it.job.Attempts+1), r.RetryAfter)
+			at := now.Add(wait).Truncate(time.Millisecond)
 			retries[at] = append(retries[at], it.job.ID)
-			reasons[at] = it.retry.String()
-			e.Status, e.Detail = store.StatusRetrying, it.retry.String()
-		case it.skipped != "":
+			reasons[at] = describe(r)
+			e.Status, e.Detail = store.StatusRetrying, describe(r)
+		case r.Outcome == destination.Skipped:
 			done = append(done, it.job.ID)
-			e.Status, e.Detail = store.StatusSkipped, it.skipped
+			e.Status, e.Detail = store.StatusSkipped, r.Detail
 		default:
 			done = append(done, it.job.ID)
-			e.Status, e.Detail = store.StatusDelivered, fmt.Sprintf("%d Klaviyo operation(s) accepted", it.delivered)+policyNote(it.policy)
-			for _, f := range it.partsFailed {
-				e.Detail += "; not sent: " + f.Message
-			}
+			e.Status, e.Detail = store.StatusDelivered, r.Detail+policyNote(it.policy)
 			if it.policy != nil && it.policy.Audit {
 				audit = append(audit, b.auditEntry(it, e))
 			}
@@ -134,21 +137,25 @@ func (b *batch) logEntry(it *item, now time.Time) store.LogEntry {
 	// The phone, normalised as user deletion looks it up, so a user known
 	// only by phone can be removed from the log.
 	if phones := identity.Of(&it.ev).Phones; len(phones) > 0 {
-		e.Phone = identity.Phone(phones[0], b.settings.DefaultPhoneCountry)
+		region := ""
+		if b.w.cfg.PhoneRegion != nil {
+			region = b.w.cfg.PhoneRegion()
+		}
+		e.Phone = identity.Phone(phones[0], region)
 	}
 	return e
 }
 
-func (b *batch) deadLetter(it *item, f *failure) store.DeadLetter {
+func (b *batch) deadLetter(it *item, r *destination.Result) store.DeadLetter {
 	return store.DeadLetter{
 		MessageID: it.job.MessageID,
 		Source:    it.job.Source,
 		Dest:      b.w.cfg.Dest,
 		Payload:   it.job.Payload,
-		Error:     f.String(),
-		Status:    f.status,
-		Code:      f.code,
-		Pointer:   f.pointer,
+		Error:     describe(r),
+		Status:    r.Status,
+		Code:      r.Code,
+		Pointer:   r.Pointer,
 		Attempts:  it.job.Attempts + 1,
 	}
 }

@@ -5,7 +5,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/relaycdp/relay/internal/klaviyo"
 	"github.com/relaycdp/relay/internal/store"
 )
 
@@ -14,7 +13,6 @@ import (
 type Metrics struct {
 	outcomes *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
-	items    *prometheus.HistogramVec
 }
 
 // NewMetrics registers delivery's metrics on reg.
@@ -23,19 +21,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_delivery_events_total",
 			Help: "Events settled by delivery, by destination and outcome (delivered, retrying, dead, skipped).",
-		}, []string{"dest", "outcome"}),
+		}, []string{"destination", "outcome"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "relay_delivery_latency_seconds",
 			Help:    "Time from ingest to an event's delivery.",
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 16),
-		}, []string{"dest"}),
-		items: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "relay_delivery_items_per_request",
-			Help:    "Operations carried by one Klaviyo request, by endpoint: how well bulk endpoints are used.",
-			Buckets: []float64{1, 2, 5, 10, 50, 100, 250, 500, 1000, 5000, 10000},
-		}, []string{"endpoint"}),
+		}, []string{"destination"}),
 	}
-	reg.MustRegister(m.outcomes, m.latency, m.items)
+	reg.MustRegister(m.outcomes, m.latency)
 	return m
 }
 
@@ -47,20 +40,4 @@ func (m *Metrics) outcome(dest string, s store.Status, age time.Duration) {
 	if s == store.StatusDelivered {
 		m.latency.WithLabelValues(dest).Observe(age.Seconds())
 	}
-}
-
-func (m *Metrics) request(req klaviyo.Request, items int, err error) {
-	if m == nil || err != nil {
-		return
-	}
-	m.items.WithLabelValues(req.Method + " " + endpointOf(req.Path)).Observe(float64(items))
-}
-
-// endpointOf keeps metric labels bounded: list ids become {id}.
-func endpointOf(path string) string {
-	const lists = "/api/lists/"
-	if len(path) > len(lists) && path[:len(lists)] == lists {
-		return "/api/lists/{id}/relationships/profiles"
-	}
-	return path
 }

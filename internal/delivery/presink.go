@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/store"
 )
@@ -21,24 +22,25 @@ type PreSinkResult struct {
 	Audit bool
 }
 
-// preSink runs Config.PreSink on the item, recording its outcome on it.
-func (b *batch) preSink(ctx context.Context, it *item) []spec.Event {
-	res, err := b.w.cfg.PreSink(ctx, b.settings, it.job.Source, &it.ev)
+// preSink runs Config.PreSink on the item: the job then carries the
+// events to deliver, or the item is settled (dropped, or dead on error).
+func (b *batch) preSink(ctx context.Context, it *item, job *destination.Job) {
+	res, err := b.w.cfg.PreSink(ctx, it.job.Source, &it.ev)
 	if err != nil {
-		f := &failure{code: "transformation_error", detail: err.Error()}
+		r := &destination.Result{Outcome: destination.Dead, Code: "transformation_error", Detail: err.Error()}
 		var ce interface{ ErrorCode() string }
 		if errors.As(err, &ce) {
-			f.code = ce.ErrorCode()
+			r.Code = ce.ErrorCode()
 		}
-		it.permanent = f
-		return nil
+		it.res = r
+		return
 	}
 	it.policy = &res
 	if res.Skipped != "" {
-		it.skipped = res.Skipped
-		return nil
+		it.res = &destination.Result{Outcome: destination.Skipped, Detail: res.Skipped}
+		return
 	}
-	return res.Events
+	job.Events = res.Events
 }
 
 // policyNote is the delivery log's account of what the policy dropped.

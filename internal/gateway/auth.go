@@ -8,8 +8,9 @@ import (
 
 // Messages of the 401 answers. They never contain the key.
 const (
-	msgMissingKey = "missing write key: send it as the HTTP Basic auth username (base64 of \"KEY:\") or as writeKey in the JSON body"
-	msgInvalidKey = "invalid write key"
+	msgMissingKey     = "missing write key: send it as the HTTP Basic auth username (base64 of \"KEY:\")"
+	msgMissingBodyKey = "missing write key: send it as the HTTP Basic auth username (base64 of \"KEY:\") or as writeKey in the JSON body"
+	msgInvalidKey     = "invalid write key"
 )
 
 // basicKey returns the write key from HTTP Basic auth: the username, with

@@ -1,20 +1,23 @@
 package gateway
 
 import (
-	"bytes"
 	"compress/gzip"
 	"compress/zlib"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // bodyError is a body that cannot be read, with the status to answer.
 type bodyError struct {
-	status int
-	msg    string
+	status     int
+	msg        string
+	retryAfter bool
 }
 
 func (e *bodyError) Error() string { return e.msg }
@@ -36,12 +39,22 @@ func (w wireReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// minReadStep is the least a body's reservation grows by: a client that
+// announces megabytes and sends a trickle holds about this much.
+const minReadStep = 4 << 10
+
 // readBody returns the decompressed body, reading at most limit+1
 // decompressed bytes whatever the body claims, so a gzip bomb costs at most
 // limit bytes of memory. Content-Type is ignored (clients send text/plain and
 // x-www-form-urlencoded JSON, clients.md §1). The body is read into
 // scratch's capacity when it suffices.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64, scratch []byte) ([]byte, error) {
+//
+// Memory follows the bytes that arrived, never Content-Length: before the
+// buffer takes more, res must grow by about half of what was read (at least
+// minReadStep); when the gateway-wide budget has no room, the answer is 429
+// with Retry-After. The caller releases res once it is done with the body
+// and everything parsed from it.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, scratch []byte, res *reservation) ([]byte, error) {
 	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
 	compressed := enc != "" && enc != "identity"
 	// The wire body is capped too (with slack for incompressible data in a
@@ -50,6 +63,10 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, scratch []byt
 	wireLimit := limit
 	if compressed {
 		wireLimit += limit/64 + 1024
+	}
+	if r.ContentLength > wireLimit {
+		// Announced too large: answered before a byte is read.
+		return nil, tooLarge(limit)
 	}
 	var src io.Reader = wireReader{http.MaxBytesReader(w, r.Body, wireLimit)}
 	switch enc {
@@ -69,32 +86,86 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, scratch []byt
 		defer zr.Close()
 		src = zr
 	default:
-		return nil, &bodyError{http.StatusUnsupportedMediaType,
-			fmt.Sprintf("unsupported Content-Encoding %q: send gzip, deflate or an uncompressed body", truncate(enc, 40))}
+		return nil, &bodyError{status: http.StatusUnsupportedMediaType,
+			msg: fmt.Sprintf("unsupported Content-Encoding %q: send gzip, deflate or an uncompressed body", truncate(enc, 40))}
 	}
-
-	buf := bytes.NewBuffer(scratch[:0])
-	// Content-Length is only a hint (it is the compressed size for gzip);
-	// never trust it past the limit.
-	if !compressed && r.ContentLength > 0 {
-		buf.Grow(int(min(r.ContentLength, limit) + bytes.MinRead))
-	}
-	n, err := buf.ReadFrom(io.LimitReader(src, limit+1))
+	buf, err := readReserved(src, limit, scratch[:0], res)
 	if err != nil {
+		if _, ok := errors.AsType[*bodyError](err); ok {
+			return nil, err
+		}
 		if compressed {
 			return nil, decodeError(err, enc, limit)
 		}
 		return nil, readError(err, limit)
 	}
-	if n > limit {
-		return nil, tooLarge(limit)
+	return buf, nil
+}
+
+// readReserved reads src to its end into buf, growing res before the
+// buffer grows, up to limit bytes.
+func readReserved(src io.Reader, limit int64, buf []byte, res *reservation) ([]byte, error) {
+	for {
+		n := int64(len(buf))
+		if n > limit {
+			return nil, tooLarge(limit)
+		}
+		if n == res.n {
+			if !res.grow(min(n+max(minReadStep, n/2), limit+1)) {
+				return nil, errBusy
+			}
+		}
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, int(res.n-n))
+		}
+		m, err := src.Read(buf[len(buf):min(int64(cap(buf)), res.n)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			if int64(len(buf)) > limit {
+				return nil, tooLarge(limit)
+			}
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	return buf.Bytes(), nil
+}
+
+// errBusy is the answer while the bodies in flight use the whole budget.
+var errBusy = &bodyError{status: http.StatusTooManyRequests, retryAfter: true,
+	msg: "too many request bodies are being received at once; retry after the Retry-After delay"}
+
+// reservation is the part of the gateway's in-flight body budget that one
+// request holds.
+type reservation struct {
+	sem *semaphore.Weighted
+	n   int64
+}
+
+// grow makes the reservation to bytes without waiting; false when the
+// budget has no room.
+func (r *reservation) grow(to int64) bool {
+	if to <= r.n {
+		return true
+	}
+	if !r.sem.TryAcquire(to - r.n) {
+		return false
+	}
+	r.n = to
+	return true
+}
+
+func (r *reservation) release() {
+	if r.n > 0 {
+		r.sem.Release(r.n)
+		r.n = 0
+	}
 }
 
 func tooLarge(limit int64) error {
-	return &bodyError{http.StatusRequestEntityTooLarge,
-		fmt.Sprintf("request body is larger than %d bytes (after decompression); send smaller batches", limit)}
+	return &bodyError{status: http.StatusRequestEntityTooLarge,
+		msg: fmt.Sprintf("request body is larger than %d bytes (after decompression); send smaller batches", limit)}
 }
 
 // readError classifies an error from the connection itself.
@@ -102,7 +173,7 @@ func readError(err error, limit int64) error {
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return tooLarge(limit)
 	}
-	return &bodyError{http.StatusRequestTimeout, "could not read the request body from the connection; retry"}
+	return &bodyError{status: http.StatusRequestTimeout, msg: "could not read the request body from the connection; retry"}
 }
 
 // decodeError classifies an error while decompressing: the connection's
@@ -112,9 +183,9 @@ func decodeError(err error, enc string, limit int64) error {
 		return readError(err, limit)
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return &bodyError{http.StatusBadRequest, fmt.Sprintf("%s body is truncated: the compressed stream ended early", enc)}
+		return &bodyError{status: http.StatusBadRequest, msg: fmt.Sprintf("%s body is truncated: the compressed stream ended early", enc)}
 	}
-	return &bodyError{http.StatusBadRequest, fmt.Sprintf("%s body is corrupt: %v", enc, err)}
+	return &bodyError{status: http.StatusBadRequest, msg: fmt.Sprintf("%s body is corrupt: %v", enc, err)}
 }
 
 func truncate(s string, n int) string {

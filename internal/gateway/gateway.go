@@ -15,12 +15,16 @@
 //	400 body unreadable: bad gzip, not JSON, empty batch, more than
 //	    spec.MaxBatchEvents events (spec.ErrMalformed); or the one event of
 //	    a single-event route (/v1/track, …) is over MaxEventBytes
-//	401 missing write key, or unknown/revoked write key ("invalid write key")
+//	401 missing write key, or unknown/revoked write key ("invalid write key");
+//	    the key must come in a header (or ?writeKey= on the beacon route)
+//	    except on analytics.js's routes, and is checked before the body is read
+//	413 also answered before reading when Content-Length is over the limit
 //	404 unknown path; 405 wrong method (ServeMux)
 //	408 the body could not be read from the client (timeout, disconnect)
 //	413 body over MaxRequestBytes (after decompression)
 //	415 unsupported Content-Encoding (gzip, x-gzip, deflate, identity work)
-//	429 queue over MaxQueueDepth, with Retry-After
+//	429 queue over MaxQueueDepth, or the bodies in flight over
+//	    MaxBodyBytesInFlight, with Retry-After
 //	500 unexpected internal error (spec.Parse failing other than ErrMalformed)
 //	503 source lookup or Enqueue failed or timed out, with Retry-After
 //
@@ -45,6 +49,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/relaycdp/relay/internal/cpubudget"
 	"github.com/relaycdp/relay/internal/queue"
@@ -62,6 +67,14 @@ const (
 	DefaultDepthCacheTTL  = time.Second
 	DefaultRetryAfter     = 5 * time.Second
 	DefaultEnqueueTimeout = 15 * time.Second
+	// DefaultMaxBodyBytesInFlight bounds the memory all requests' bodies
+	// take together, counting what parsing builds from them (parseFactor).
+	DefaultMaxBodyBytesInFlight = 48 << 20
+	// MaxBodyKeyBytes caps a body read before its write key is known
+	// (analytics.js's routes, whose write key may be in the body only):
+	// Segment's own limit per batch, so an unauthenticated client cannot
+	// make relay hold megabytes.
+	MaxBodyKeyBytes = 500 << 10
 
 	DefaultReadHeaderTimeout = 5 * time.Second
 	DefaultReadTimeout       = 30 * time.Second
@@ -88,6 +101,12 @@ type Config struct {
 	DepthCacheTTL time.Duration
 	// RetryAfter is sent (in whole seconds, at least 1) with 429 and 503.
 	RetryAfter time.Duration
+	// MaxBodyBytesInFlight bounds the bytes of request bodies received and
+	// not yet answered, over all requests, counting what parsing builds from
+	// them (parseFactor times the body): a request that would go past it
+	// gets 429 with Retry-After. Bytes are counted as they arrive, never
+	// from Content-Length.
+	MaxBodyBytesInFlight int64
 	// EnqueueTimeout bounds how long a request waits for Enqueue (and the
 	// source lookup) before answering 503. Keep it below WriteTimeout.
 	EnqueueTimeout time.Duration
@@ -119,6 +138,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
+	if c.MaxBodyBytesInFlight == 0 {
+		c.MaxBodyBytesInFlight = DefaultMaxBodyBytesInFlight
+	}
 	def(&c.DepthCacheTTL, DefaultDepthCacheTTL)
 	def(&c.RetryAfter, DefaultRetryAfter)
 	def(&c.EnqueueTimeout, DefaultEnqueueTimeout)
@@ -138,6 +160,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("gateway.maxEventBytes: must not be negative, got %d", c.MaxEventBytes)
 	case c.MaxQueueDepth < 0:
 		return fmt.Errorf("gateway.maxQueueDepth: must not be negative, got %d", c.MaxQueueDepth)
+	case c.MaxBodyBytesInFlight < 0:
+		return fmt.Errorf("gateway.maxBodyBytesInFlight: must not be negative, got %d", c.MaxBodyBytesInFlight)
 	case c.MaxHeaderBytes < 0:
 		return fmt.Errorf("gateway.maxHeaderBytes: must not be negative, got %d", c.MaxHeaderBytes)
 	}
@@ -230,6 +254,8 @@ type Gateway struct {
 	depth   *depthGate
 	mux     *http.ServeMux
 	bufs    buffers
+	// inflight is the budget of body bytes (Config.MaxBodyBytesInFlight).
+	inflight *semaphore.Weighted
 }
 
 // New builds a gateway. reg may be nil (metrics are then not registered).
@@ -261,7 +287,7 @@ func New(cfg Config, deps Deps, log *slog.Logger, reg prometheus.Registerer) (*G
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, deps: deps, log: log, metrics: m}
+	g := &Gateway{cfg: cfg, deps: deps, log: log, metrics: m, inflight: semaphore.NewWeighted(cfg.MaxBodyBytesInFlight)}
 	g.bufs.setLimits()
 	if cfg.MaxQueueDepth > 0 {
 		g.depth = &depthGate{src: deps.Depth, max: cfg.MaxQueueDepth, ttl: cfg.DepthCacheTTL, now: deps.Now, log: log,

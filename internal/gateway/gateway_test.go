@@ -20,6 +20,7 @@ import (
 
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/spec"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // oneEvent has every type's required fields, so it is valid on any
@@ -190,15 +191,16 @@ func TestAuth(t *testing.T) {
 		{name: "basic without colon", body: noBodyKey, auth: basic(testKey), wantStatus: 200, wantSource: "web"},
 		{name: "basic password ignored", body: noBodyKey, auth: basic(testKey + ":whatever"), wantStatus: 200, wantSource: "web"},
 		{name: "basic lower-case scheme", body: noBodyKey, auth: "basic " + basic(testKey + ":")[6:], wantStatus: 200, wantSource: "web"},
-		{name: "body only", body: withBodyKey(testKey), wantStatus: 200, wantSource: "web"},
+		{name: "body only", path: "/v1/b", body: withBodyKey(testKey), wantStatus: 200, wantSource: "web"},
+		{name: "body only, not an analytics.js route", body: withBodyKey(testKey), wantStatus: 401, wantMsg: "missing write key"},
 		{name: "basic wins over body", body: withBodyKey(testKey), auth: basic(otherKey + ":"), wantStatus: 200, wantSource: "mobile"},
 		{name: "unknown basic, valid body", body: withBodyKey(testKey), auth: basic(revokedKey + ":"), wantStatus: 401, wantMsg: "invalid write key"},
-		{name: "bearer falls back to body", body: withBodyKey(testKey), auth: "Bearer some.oauth.token", wantStatus: 200, wantSource: "web"},
-		{name: "empty basic user falls back to body", body: withBodyKey(otherKey), auth: basic(":pw"), wantStatus: 200, wantSource: "mobile"},
+		{name: "bearer falls back to body", path: "/v1/b", body: withBodyKey(testKey), auth: "Bearer some.oauth.token", wantStatus: 200, wantSource: "web"},
+		{name: "empty basic user falls back to body", path: "/v1/b", body: withBodyKey(otherKey), auth: basic(":pw"), wantStatus: 200, wantSource: "mobile"},
 		{name: "missing", body: noBodyKey, wantStatus: 401, wantMsg: "missing write key"},
 		{name: "garbage basic", body: noBodyKey, auth: "Basic !!!", wantStatus: 401, wantMsg: "missing write key"},
 		{name: "unknown basic", body: noBodyKey, auth: basic(revokedKey + ":"), wantStatus: 401, wantMsg: "invalid write key"},
-		{name: "unknown body key", body: withBodyKey(revokedKey), wantStatus: 401, wantMsg: "invalid write key"},
+		{name: "unknown body key", path: "/v1/b", body: withBodyKey(revokedKey), wantStatus: 401, wantMsg: "invalid write key"},
 		{name: "lookup failure", body: noBodyKey, auth: basic(failingKey + ":"), wantStatus: 503, wantMsg: "unavailable"},
 		{name: "beacon query key", path: "/beacon/v1/batch?writeKey=" + testKey, body: noBodyKey, wantStatus: 200, wantSource: "web"},
 		{name: "beacon basic wins over query", path: "/beacon/v1/batch?writeKey=" + testKey, body: noBodyKey, auth: basic(otherKey + ":"), wantStatus: 200, wantSource: "mobile"},
@@ -645,7 +647,7 @@ func (d *blockingDepth) Depth(ctx context.Context) (int64, error) {
 }
 
 func TestDepthGateConcurrent(t *testing.T) {
-	clock := &fakeClock{t: testNow}
+	clock := testutil.NewClock(testNow)
 	src := &blockingDepth{release: make(chan struct{})}
 	src.n.Store(50)
 	d := &depthGate{src: src, max: 10, ttl: time.Second, now: clock.Now, log: slog.New(slog.DiscardHandler), timeout: time.Minute}

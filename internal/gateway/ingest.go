@@ -18,6 +18,10 @@ import (
 	"github.com/relaycdp/relay/internal/spec"
 )
 
+// parseFactor is the memory a body takes through parsing, in multiples of
+// its size: the body, the payloads encoded from it and the parsed items.
+const parseFactor = 3
+
 // maxMessageLen caps error messages taken from spec.Parse in responses.
 const maxMessageLen = 300
 
@@ -59,22 +63,38 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request, rt route) outco
 		return outcome{status: http.StatusTooManyRequests, retryAfter: true,
 			msg: "the event queue is full; retry after the Retry-After delay"}
 	}
-	// A key outside the body is checked before the body is read, so an
-	// unknown key costs no decompression or parsing.
+	// The key is checked before the body is read, so a client without a
+	// valid one costs no memory, decompression or parsing. Only analytics.js's
+	// routes may carry it in the body alone, and then the body is capped at
+	// MaxBodyKeyBytes.
 	key := requestKey(r, rt)
 	var source string
-	if key != "" {
+	limit := g.cfg.MaxRequestBytes
+	switch {
+	case key != "":
 		var out outcome
 		if source, out = g.authenticate(ctx, key); out.status != 0 {
 			return out
 		}
+	case rt.bodyKey:
+		limit = min(limit, MaxBodyKeyBytes)
+	default:
+		return outcome{status: http.StatusUnauthorized, msg: msgMissingKey}
 	}
-	body, err := readBody(w, r, g.cfg.MaxRequestBytes, g.bufs.bytes.Get())
+	res := &reservation{sem: g.inflight}
+	defer res.release()
+	body, err := readBody(w, r, limit, g.bufs.bytes.Get(), res)
 	if err != nil {
 		if be, ok := errors.AsType[*bodyError](err); ok {
-			return outcome{status: be.status, msg: be.msg, source: source}
+			return outcome{status: be.status, msg: be.msg, retryAfter: be.retryAfter, source: source}
 		}
 		return outcome{status: http.StatusInternalServerError, msg: "internal error reading the body; retry", err: err}
+	}
+	// Parsing writes the payloads and items beside the body: about twice
+	// its size again, held until the request ends.
+	if !res.grow(int64(len(body)) * parseFactor) {
+		g.bufs.bytes.Put(body)
+		return outcome{status: errBusy.status, msg: errBusy.msg, retryAfter: true, source: source}
 	}
 	g.metrics.bodyBytes.WithLabelValues(rt.path).Observe(float64(len(body)))
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -108,10 +128,10 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request, rt route) outco
 			msg: "internal error parsing the body; retry", err: errors.New(redact(err.Error(), key))}
 	}
 	if key == "" {
-		// Basic auth and ?writeKey= win over the body; only without them is
-		// the body's writeKey read (analytics-node/analytics.js send both).
+		// Basic auth wins over the body; only without it is the body's
+		// writeKey read (analytics.js sends both).
 		if key = strings.TrimSpace(batch.WriteKey); key == "" {
-			return outcome{status: http.StatusUnauthorized, msg: msgMissingKey}
+			return outcome{status: http.StatusUnauthorized, msg: msgMissingBodyKey}
 		}
 		var out outcome
 		if source, out = g.authenticate(ctx, key); out.status != 0 {

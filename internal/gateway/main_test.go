@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/relaycdp/relay/internal/queue"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -136,24 +137,6 @@ func (d *fakeDepth) Depth(context.Context) (int64, error) {
 	return d.n.Load(), d.err
 }
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 var testNow = time.Date(2026, 11, 23, 0, 5, 0, 0, time.UTC)
 
 // env is a gateway wired to fakes.
@@ -163,7 +146,7 @@ type env struct {
 	q     *fakeQueue
 	rej   *fakeRejections
 	depth *fakeDepth
-	clock *fakeClock
+	clock *testutil.Clock
 	reg   *prometheus.Registry
 	logs  *syncBuffer
 }
@@ -176,7 +159,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 		q:     &fakeQueue{},
 		rej:   &fakeRejections{},
 		depth: &fakeDepth{},
-		clock: &fakeClock{t: testNow},
+		clock: testutil.NewClock(testNow),
 		reg:   prometheus.NewRegistry(),
 		logs:  &syncBuffer{},
 	}

@@ -11,7 +11,11 @@ type route struct {
 	path        string // also the metrics label: bounded, never the raw URL
 	defaultType string // type implied by the path; "" for batches
 	queryKey    bool   // the write key may come in ?writeKey= (sendBeacon cannot set headers)
-	noop        bool   // /v1/m: answered 200 and ignored
+	// bodyKey: the write key may come in the body only (analytics.js
+	// avoids a CORS preflight that way); such a body is read, at most
+	// MaxBodyKeyBytes of it, before the key is known.
+	bodyKey bool
+	noop    bool // /v1/m: answered 200 and ignored
 }
 
 // ingestRoutes lists every path SDKs post to (clients.md §1, §2, §4, §6).
@@ -26,13 +30,13 @@ func ingestRoutes() []route {
 		{path: "/v1/batch"},
 		{path: "/v1/import"},
 		// analytics.js (analytics-next) short paths: the type's first letter.
-		{path: "/v1/i", defaultType: spec.TypeIdentify},
-		{path: "/v1/t", defaultType: spec.TypeTrack},
-		{path: "/v1/p", defaultType: spec.TypePage},
-		{path: "/v1/s", defaultType: spec.TypeScreen},
-		{path: "/v1/g", defaultType: spec.TypeGroup},
-		{path: "/v1/a", defaultType: spec.TypeAlias},
-		{path: "/v1/b"},
+		{path: "/v1/i", bodyKey: true, defaultType: spec.TypeIdentify},
+		{path: "/v1/t", bodyKey: true, defaultType: spec.TypeTrack},
+		{path: "/v1/p", bodyKey: true, defaultType: spec.TypePage},
+		{path: "/v1/s", bodyKey: true, defaultType: spec.TypeScreen},
+		{path: "/v1/g", bodyKey: true, defaultType: spec.TypeGroup},
+		{path: "/v1/a", bodyKey: true, defaultType: spec.TypeAlias},
+		{path: "/v1/b", bodyKey: true},
 		{path: "/v1/m", noop: true}, // analytics.js telemetry
 		// RudderStack's JS SDK beacon transport (navigator.sendBeacon).
 		{path: "/beacon/v1/batch", queryKey: true},

@@ -54,13 +54,9 @@ func TestCapturedWireRequests(t *testing.T) {
 			wantIDs: []string{"ajs-next-1795392194101-aaaa0001", "ajs-next-1795392194202-aaaa0002"},
 		},
 		{
-			// analytics-node and analytics.js also carry writeKey in the body:
-			// the same captures authenticate without the header.
-			name: "analytics-node body writeKey only", file: "analytics-node.json", path: "/v1/batch",
-			headers: map[string]string{"Content-Type": "application/json"},
-			wantIDs: []string{"node-next-1795392029319-89ea1415-fc2f-4163-964d-8d152fbd8ad3", "node-next-1795392029319-1415fc2f-8163-464d-8d15-2fbd8ad34d69"},
-		},
-		{
+			// analytics.js also carries writeKey in the body: the same
+			// capture authenticates without the header on its routes
+			// (elsewhere the key must come in a header, gateway_test.go).
 			name: "analytics-next body writeKey only", file: "analytics-next-i.json", path: "/v1/i",
 			headers: map[string]string{"Content-Type": "text/plain"},
 			wantIDs: []string{"ajs-next-1795392193318-0ae00b16-feb4-4bff-b85d-a1108a08c67e"},

@@ -1,9 +1,10 @@
-package presink
+package presink_test
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/relaycdp/relay/internal/presink"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/relaycdp/relay/internal/delivery"
 	"github.com/relaycdp/relay/internal/klaviyo"
 	"github.com/relaycdp/relay/internal/klaviyo/kapi"
+	"github.com/relaycdp/relay/internal/klaviyo/kdest"
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/sim"
 	"github.com/relaycdp/relay/internal/spec"
@@ -43,8 +45,8 @@ func TestNoDisallowedValueReachesKlaviyo(t *testing.T) {
 		leaks    bool
 		present  []string // allowlisted values that must arrive
 	}{
-		{"standard", goldenSettings["standard"], true, nil},
-		{"hipaa", goldenSettings["hipaa"], false, []string{"pat@example.com"}},
+		{"standard", presink.GoldenSettings["standard"], true, nil},
+		{"hipaa", presink.GoldenSettings["hipaa"], false, []string{"pat@example.com"}},
 		{"hipaa_allowlist", `{"sendPageAsTrack": true, "privacyMode": "hipaa", "propertyAllowlist": ["clinic"], "traitAllowlist": ["firstName"]}`, false, []string{"Oncology West", "Pat"}},
 		{"transformation then hipaa", `{"sendPageAsTrack": true, "privacyMode": "hipaa", "propertyAllowlist": ["summary"],
 			"transformation": "function transformEvent(e) { if (e.properties) { e.properties.summary = 'booked'; e.properties.copy = e.properties.note } return e }"}`,
@@ -119,18 +121,19 @@ func deliverLog(t *testing.T, settings string) ([]string, *memLog) {
 	if err := st.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	stage := New("klaviyo", usertransform.Limits{})
+	stage := presink.New("klaviyo", usertransform.Limits{})
 	q := &onceQueue{jobs: goldenJobs(t)}
 	log := &memLog{}
 	var audit []store.AuditEntry
+	sink := kdest.NewSink(kdest.Config{Settings: func() klaviyo.Settings { return st }, ImportJobTimeout: 5 * time.Second}, client, discard, nil)
 	w := delivery.New(delivery.Config{
-		Dest: "klaviyo", Settings: func() klaviyo.Settings { return st }, ImportJobTimeout: 5 * time.Second,
-		PreSink: func(ctx context.Context, s klaviyo.Settings, source string, ev *spec.Event) (delivery.PreSinkResult, error) {
-			res, err := stage.Run(ctx, s, source, ev)
+		Dest: "klaviyo", Title: "Klaviyo", Sink: sink,
+		PreSink: func(ctx context.Context, source string, ev *spec.Event) (delivery.PreSinkResult, error) {
+			res, err := stage.Run(ctx, st, source, ev)
 			return delivery.PreSinkResult{Events: res.Events, Skipped: res.Skipped, Sent: res.Sent, Dropped: res.Dropped, Audit: res.Active}, err
 		},
 		Audit: func(_ context.Context, es []store.AuditEntry) error { audit = append(audit, es...); return nil },
-	}, q, client, log, discard, nil)
+	}, q, log, discard, nil)
 	if _, err := w.RunOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +177,7 @@ func TestTransformationFailureDeadLetters(t *testing.T) {
 
 // The delivery log says which keys the policy dropped.
 func TestDeliveryLogNamesDroppedKeys(t *testing.T) {
-	_, log := deliverLog(t, goldenSettings["hipaa"])
+	_, log := deliverLog(t, presink.GoldenSettings["hipaa"])
 	for _, e := range log.entries {
 		if e.MessageID == "g-track" && !strings.Contains(e.Detail, "privacy policy dropped") || !strings.Contains(e.Detail, "context.ip") {
 			t.Errorf("%s detail = %q", e.MessageID, e.Detail)

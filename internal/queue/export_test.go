@@ -12,12 +12,12 @@ func (s *SQLite) ExplainHotQueries(ctx context.Context) map[string]string {
 		sql  string
 		args []any
 	}{
-		"scan":    {sqlScan, []any{"a", 0, 10}},
-		"claim":   {sqlClaim, []any{1, 1, "[1,2]"}},
-		"succeed": {sqlSucceed, []any{"[1,2]"}},
-		"retry":   {sqlRetry, []any{"[1,2]", 1, "x", 1}},
-		"oldest":  {sqlOldest, []any{"a"}},
-		"purge":   {sqlPurge, []any{1, 10}},
+		"scan":           {sqlScan, []any{"a", 0, 10}},
+		"claim":          {sqlClaim, []any{1, 1, "[1,2]"}},
+		"succeed":        {sqlSucceed, []any{"[1,2]"}},
+		"retry":          {sqlRetry, []any{"[1,2]", 1, "x", 1}},
+		"oldest":         {sqlOldest, []any{"a"}},
+		"forget-aborted": {`DELETE FROM jobs WHERE state = 'aborted'`, nil},
 	}
 	out := map[string]string{}
 	for name, q := range queries {

@@ -44,7 +44,21 @@ type jsJob struct {
 type jsDest struct {
 	claimMu sync.Mutex // one claim (fetch + select) at a time
 	cons    map[int]jetstream.Consumer
+	// published is the last stream sequence per stream number of a
+	// message this node enqueued for the destination, and seen the last
+	// one its consumer delivered here (or that Claim stopped waiting
+	// for); both under JetStream.mu. See ownWait.
+	published, seen map[int]uint64
 }
+
+// ownWait bounds how long Claim waits for messages this node enqueued
+// that the consumer has not delivered yet. The server acknowledges a
+// publish once the stream stored it but tells the stream's consumers
+// afterwards, from another goroutine: a pull without waiting, right after
+// Enqueue returned, can find nothing. A waiting pull ends as soon as the
+// message arrives; the whole wait is spent only when another node's claim
+// took the message (scale-out), and then once.
+const ownWait = 500 * time.Millisecond
 
 // jsState is a failed job's entry in the jobs bucket.
 type jsState struct {
@@ -76,6 +90,7 @@ func (q *JetStream) Enqueue(ctx context.Context, msgs []Message) error {
 	}
 	now := q.opts.Now()
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	streams := make([]int, 0, len(msgs))
 	for i, m := range msgs {
 		n, err := q.sourceStream(ctx, m.Source)
 		if err != nil {
@@ -98,10 +113,12 @@ func (q *JetStream) Enqueue(ctx context.Context, msgs []Message) error {
 			return fmt.Errorf("enqueue: message %d: %w", i, err)
 		}
 		futures = append(futures, f)
+		streams = append(streams, n)
 	}
 	for i, f := range futures {
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
+			q.notePublished(msgs[i].Dest, streams[i], ack.Sequence)
 		case err := <-f.Err():
 			return fmt.Errorf("enqueue: message %d of %d: %w", i, len(futures), err)
 		case <-ctx.Done():
@@ -109,6 +126,37 @@ func (q *JetStream) Enqueue(ctx context.Context, msgs []Message) error {
 		}
 	}
 	return nil
+}
+
+// notePublished records that this node stored stream n's message seq
+// for dest (see ownWait).
+func (q *JetStream) notePublished(dest string, n int, seq uint64) {
+	d, err := q.dest(dest)
+	if err != nil {
+		return // closed
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	d.published[n] = max(d.published[n], seq)
+}
+
+// noteSeen records that dest's consumer of stream n got to seq; the
+// caller holds q.mu.
+func (q *JetStream) noteSeen(dest string, n int, seq uint64) {
+	if d := q.perDest[dest]; d != nil {
+		d.seen[n] = max(d.seen[n], seq)
+	}
+}
+
+// unseenOwn returns the last message of stream n this node enqueued for
+// dest when the consumer has not delivered it yet, else 0.
+func (q *JetStream) unseenOwn(d *jsDest, n int) uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if p := d.published[n]; p > d.seen[n] {
+		return p
+	}
+	return 0
 }
 
 // Claim implements Queue over the messages this node holds for dest,
@@ -164,14 +212,15 @@ func (q *JetStream) dest(dest string) (*jsDest, error) {
 	}
 	d := q.perDest[dest]
 	if d == nil {
-		d = &jsDest{cons: map[int]jetstream.Consumer{}}
+		d = &jsDest{cons: map[int]jetstream.Consumer{}, published: map[int]uint64{}, seen: map[int]uint64{}}
 		q.perDest[dest] = d
 	}
 	return d, nil
 }
 
 // fetch takes up to want messages from each source's consumer for dest
-// without waiting, and returns how many it took.
+// without waiting, except for messages this node enqueued that the
+// consumer has not delivered yet (ownWait), and returns how many it took.
 func (q *JetStream) fetch(ctx context.Context, d *jsDest, dest string, want int) (int, error) {
 	total := 0
 	nums := q.streamNumbers()
@@ -185,16 +234,42 @@ func (q *JetStream) fetch(ctx context.Context, d *jsDest, dest string, want int)
 		if err != nil {
 			return total, fmt.Errorf("fetch from %s: %w", q.streamName(n), err)
 		}
-		for msg := range batch.Messages() {
-			if q.adopt(ctx, n, msg) {
-				total++
-			}
+		got, err := q.adoptBatch(ctx, n, batch)
+		total += got
+		if err != nil {
+			return total, err
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
-			return total, fmt.Errorf("fetch from %s: %w", q.streamName(n), err)
+		if own := q.unseenOwn(d, n); own > 0 && got < want {
+			batch, err := c.Fetch(want-got, jetstream.FetchMaxWait(ownWait))
+			if err != nil {
+				return total, fmt.Errorf("fetch from %s: %w", q.streamName(n), err)
+			}
+			got, err := q.adoptBatch(ctx, n, batch)
+			total += got
+			if err != nil {
+				return total, err
+			}
+			// Delivered, or taken by another node: do not wait for it again.
+			q.mu.Lock()
+			d.seen[n] = max(d.seen[n], own)
+			q.mu.Unlock()
 		}
 	}
 	return total, nil
+}
+
+// adoptBatch adopts a fetch's messages and returns how many became held.
+func (q *JetStream) adoptBatch(ctx context.Context, n int, batch jetstream.MessageBatch) (int, error) {
+	got := 0
+	for msg := range batch.Messages() {
+		if q.adopt(ctx, n, msg) {
+			got++
+		}
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+		return got, fmt.Errorf("fetch from %s: %w", q.streamName(n), err)
+	}
+	return got, nil
 }
 
 // consumer returns (creating if needed) the durable consumer of stream n
@@ -253,6 +328,7 @@ func (q *JetStream) adopt(ctx context.Context, n int, msg jetstream.Msg) bool {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.noteSeen(meta.Dest, n, md.Sequence.Stream)
 	if old := q.held[j.id]; old != nil {
 		// Redelivered to us while we still held it (renewals were late):
 		// keep our state, use the new delivery.
@@ -389,8 +465,8 @@ func (q *JetStream) Succeed(ctx context.Context, ids []int64) error {
 	return nil
 }
 
-// Abort acknowledges jobs the caller dead-lettered (they leave the stream)
-// and counts them.
+// Abort acknowledges jobs the caller dead-lettered: like Succeed, they
+// leave the stream and their state leaves the jobs bucket (Queue.Abort).
 func (q *JetStream) Abort(ctx context.Context, ids []int64, reason string) error {
 	jobs, err := q.take(ids)
 	if err != nil || len(jobs) == 0 {
@@ -399,9 +475,7 @@ func (q *JetStream) Abort(ctx context.Context, ids []int64, reason string) error
 	if err := q.ack(ctx, jobs); err != nil {
 		return fmt.Errorf("abort %d jobs: %w", len(jobs), err)
 	}
-	if err := q.addAborted(ctx, int64(len(jobs))); err != nil {
-		q.log.Warn("count aborted jobs", slog.Any("err", err))
-	}
+	q.log.Debug("queue: jobs aborted", slog.Int("jobs", len(jobs)), slog.String("reason", reason))
 	return nil
 }
 
@@ -490,27 +564,4 @@ func (q *JetStream) putStates(ctx context.Context, states map[string][]byte) err
 		}
 	}
 	return nil
-}
-
-// addAborted adds n to the aborted counter (compare-and-set).
-func (q *JetStream) addAborted(ctx context.Context, n int64) error {
-	for range 20 {
-		e, err := q.reg.Get(ctx, "aborted")
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			if _, err := q.reg.Create(ctx, "aborted", []byte(strconv.FormatInt(n, 10))); err == nil {
-				return nil
-			} else if !errors.Is(err, jetstream.ErrKeyExists) {
-				return err
-			}
-		case err != nil:
-			return err
-		default:
-			cur, _ := strconv.ParseInt(string(e.Value()), 10, 64)
-			if _, err := q.reg.Update(ctx, "aborted", []byte(strconv.FormatInt(cur+n, 10)), e.Revision()); err == nil {
-				return nil
-			}
-		}
-	}
-	return errors.New("aborted counter: too many concurrent updates")
 }

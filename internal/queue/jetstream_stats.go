@@ -70,11 +70,6 @@ func (q *JetStream) Stats(ctx context.Context) (Stats, error) {
 	}
 	q.mu.Unlock()
 	st.Pending = max(st.Depth-st.Executing-st.Failed, 0)
-	if e, err := q.reg.Get(ctx, "aborted"); err == nil {
-		st.Aborted, _ = strconv.ParseInt(string(e.Value()), 10, 64)
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Stats{}, fmt.Errorf("queue stats: aborted count: %w", err)
-	}
 	return st, nil
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/queue/queuetest"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // natsURL is the NATS server with JetStream every machine here runs;
@@ -112,7 +113,7 @@ func TestJetStreamNodeFailure(t *testing.T) {
 	a.Crash()
 
 	seen := map[string]queue.Job{}
-	queuetest.Eventually(t, 20*time.Second, "node b to get every job", func() bool {
+	testutil.Eventually(t, 20*time.Second, "node b to get every job", func() bool {
 		jobs, err := b.Claim(ctx, "d", 200, time.Hour)
 		if err != nil {
 			t.Fatal(err)
@@ -190,4 +191,26 @@ func skipUnlessRequired(t testing.TB, format string, args ...any) {
 		t.Fatalf(format, args...)
 	}
 	t.Skipf(format, args...)
+}
+
+// A claim right after Enqueue returned sees the message: the server
+// acknowledges a publish before it tells the consumer, so a pull that does
+// not wait could miss it (the cause of OrderingModel's rare "claim
+// returned []" under load).
+func TestJetStreamClaimSeesOwnEnqueue(t *testing.T) {
+	q := openJetStream(t, t.TempDir(), queue.JetStreamOptions{})
+	defer q.Close()
+	ctx := context.Background()
+	for i := range 500 {
+		if err := q.Enqueue(ctx, []queue.Message{queuetest.Msg("d", "", i)}); err != nil {
+			t.Fatal(err)
+		}
+		jobs, err := q.Claim(ctx, "d", 1, time.Hour)
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("claim %d right after its enqueue: %d jobs, %v", i, len(jobs), err)
+		}
+		if err := q.Succeed(ctx, []int64{jobs[0].ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -56,24 +56,21 @@ type JobInfo struct {
 // State is a job's place in its life cycle.
 type State string
 
-// Job states: pending → executing → succeeded | failed (waits for RetryAt,
-// then is pending again) | aborted (dead-lettered).
+// Job states: pending → executing → failed (waits for RetryAt, then is
+// pending again) or gone (Succeed, Abort).
 const (
 	StatePending   State = "pending"
 	StateExecuting State = "executing"
-	StateSucceeded State = "succeeded"
 	StateFailed    State = "failed"
-	StateAborted   State = "aborted"
 )
 
 // Stats describes the queue for metrics and the console.
 type Stats struct {
 	Depth     int64         // jobs not yet succeeded or aborted
 	OldestAge time.Duration // age of the oldest such job
-	Pending   int64         // waiting for their first (or a requeued) claim
+	Pending   int64         // waiting for their first claim
 	Executing int64
-	Failed    int64 // waiting for a retry
-	Aborted   int64
+	Failed    int64            // waiting for a retry
 	ByDest    map[string]int64 // Depth per destination
 }
 
@@ -104,8 +101,16 @@ type Queue interface {
 	Claim(ctx context.Context, dest string, limit int, lease time.Duration) ([]Job, error)
 	// Succeed, Retry and Abort finish claimed (executing) jobs; ids in any
 	// other state are ignored, so a repeated or late ack is harmless.
-	// Retry makes the jobs claimable again from at; Abort dead-letters them.
-	// Both add one to Attempts and record reason as LastError.
+	// Retry makes the jobs claimable again from at, adding one to Attempts
+	// and recording reason as LastError.
+	//
+	// Abort is for jobs the caller has dead-lettered: dead letters live in
+	// the store (with their payload and reason), not in the queue, so
+	// Abort makes the queue forget the jobs and their payloads as Succeed
+	// does. They leave Depth, are never claimed again (not after a lease
+	// or a reopen either) and take no storage; reason is for the
+	// implementation's log only. The caller writes the dead letter first:
+	// a crash in between delivers the job again rather than losing it.
 	Succeed(ctx context.Context, ids []int64) error
 	Retry(ctx context.Context, ids []int64, at time.Time, reason string) error
 	Abort(ctx context.Context, ids []int64, reason string) error

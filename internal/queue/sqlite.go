@@ -19,23 +19,22 @@ package queue
 // rather than rows and index entries per event. Claims expand inbox rows,
 // oldest first and only as delivery needs them, into job rows (rudder-
 // server's jobsdb, STYLE.md item 6), which keep reading their payloads from
-// the blob (jobs.batch) until the row is released with its last job; a
-// dead letter copies its payload to the payloads table, where jobs of
-// queue files older than the inbox also keep theirs. Job rows move through
+// the blob (jobs.batch) until the row is released with its last job; jobs
+// of queue files older than the inbox keep theirs in the payloads table. Job rows move through
 // explicit states with batched updates:
 //
 //	(inbox) ─Claim expands→ pending ─Claim→ executing ─Succeed→ (row deleted)
 //	                                             ─Retry→   failed(retry_at, attempts+1, last_error) ─due→ claimable
-//	                                             ─Abort→   aborted (kept until Purge)
+//	                                             ─Abort→   (row deleted: the dead letter is in the store)
 //	                                             ─lease expires→ claimable again (attempts+1, "lease expired")
 //
 // Succeeded rows are deleted at once: the delivery log lives elsewhere, and
 // deleting keeps the file and its indexes as small as the backlog (freed
 // pages are reused by later inserts; Compact returns them to the OS).
-// Aborted rows stay as a record until Purge.
+// Aborted rows go the same way (Queue.Abort).
 //
 // Concurrency and lock order (STYLE.md item 12). Every write — Enqueue,
-// Claim's leasing, Succeed, Retry, Abort, Requeue, Purge, Compact — is a
+// Claim's leasing, Succeed, Retry, Abort, Compact — is a
 // request to the single writer goroutine, which owns the only write
 // connection. It takes every request queued (up to BatchRows; optionally
 // waiting BatchWindow for more), runs them in one transaction (BEGIN
@@ -170,7 +169,7 @@ var schema = []string{
 	// (with their payloads) of jobs it skips. Finished rows leave the index.
 	`CREATE INDEX IF NOT EXISTS jobs_open ON jobs (dest, id, key, state, retry_at, lease_until)
 		WHERE ` + openStates,
-	// Dead letters for the console and Purge.
+	// Rows aborted by versions that kept them, deleted at open (recover).
 	`CREATE INDEX IF NOT EXISTS jobs_aborted ON jobs (dest, id) WHERE state = 'aborted'`,
 	// The events, apart from their jobs: a state change rewrites the whole
 	// row, and with the payload inline a claim of 2,000 jobs rewrote
@@ -268,7 +267,7 @@ type SQLite struct {
 // destCounts counts one destination's rows by state. Succeeded rows are
 // deleted, so they have no counter.
 type destCounts struct {
-	pending, executing, failed, aborted int64
+	pending, executing, failed int64
 	// inbox counts the pending messages still in the inbox (not yet
 	// expanded into job rows); they are in pending too.
 	inbox int64
@@ -279,7 +278,6 @@ func (c *destCounts) add(d destCounts) {
 	c.pending += d.pending
 	c.executing += d.executing
 	c.failed += d.failed
-	c.aborted += d.aborted
 }
 
 // OpenSQLite opens (creating if needed) the queue database at path: WAL,
@@ -387,9 +385,9 @@ func (s *SQLite) open(ctx context.Context) error {
 	for n := insertChunk; n >= 1; n /= 2 {
 		s.insertSQL[n] = insertSQL(sqlInsert, sqlInsertRow, n)
 	}
-	// The expanded mark counts too: once every job succeeded and its inbox
-	// row was released, the tables are empty but ids below the mark must
-	// not be handed out again (an inbox row under it is never expanded).
+	// Ids continue after every id in use and after the expansion mark:
+	// finished jobs leave no row, and an inbox row below the mark would
+	// never be expanded.
 	if err := s.wdb.QueryRowContext(ctx, `SELECT max(
 		coalesce((SELECT max(id) FROM jobs), 0), coalesce((SELECT max(id) FROM payloads), 0),
 		coalesce((SELECT id + n - 1 FROM inbox ORDER BY id DESC LIMIT 1), 0),
@@ -445,6 +443,11 @@ func (s *SQLite) migrate(ctx context.Context) error {
 
 // recover resets jobs a dead process left executing and loads the counters.
 func (s *SQLite) recover(ctx context.Context) error {
+	// Versions before Abort forgot its jobs kept them as 'aborted' rows;
+	// their dead letters are in the store (jobs_aborted finds them).
+	if _, err := s.wdb.ExecContext(ctx, `DELETE FROM jobs WHERE state = 'aborted'`); err != nil {
+		return fmt.Errorf("forget aborted jobs: %w", err)
+	}
 	res, err := s.wdb.ExecContext(ctx,
 		`UPDATE jobs SET state = 'pending', lease_until = 0, updated_at = ? WHERE `+openStates+` AND state = 'executing'`,
 		s.opts.Now().UnixNano())
@@ -456,8 +459,6 @@ func (s *SQLite) recover(ctx context.Context) error {
 	}
 	rows, err := s.wdb.QueryContext(ctx,
 		`SELECT dest, state, COUNT(*) FROM jobs WHERE `+openStates+` GROUP BY dest, state
-		 UNION ALL
-		 SELECT dest, state, COUNT(*) FROM jobs WHERE state = 'aborted' GROUP BY dest
 		 UNION ALL
 		 SELECT dest, 'inbox', sum(n) FROM inbox
 		 WHERE id >= (SELECT coalesce(max(v), 0) FROM queue_meta WHERE k = 'expanded') GROUP BY dest`)
@@ -479,8 +480,6 @@ func (s *SQLite) recover(ctx context.Context) error {
 			c.executing += n
 		case StateFailed:
 			c.failed += n
-		case StateAborted:
-			c.aborted += n
 		case "inbox":
 			c.pending += n
 			c.inbox += n

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,17 +42,9 @@ const (
 	sqlRetry = `UPDATE jobs SET state = 'failed', retry_at = ?2, attempts = attempts + 1, last_error = ?3,
 		lease_until = 0, updated_at = ?4
 		WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'executing' RETURNING dest, 0`
-	// A dead letter's payload is copied out of the inbox first
-	// (keepPayloads): it may stay for weeks, its batch should not.
-	sqlAbort = `UPDATE jobs SET state = 'aborted', attempts = attempts + 1, last_error = ?2,
-		lease_until = 0, retry_at = 0, updated_at = ?3, batch = 0
-		WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'executing' RETURNING dest, batch`
-	// Requeue resets attempts: a replayed dead letter gets a fresh budget.
-	sqlRequeue = `UPDATE jobs SET state = 'pending', attempts = 0, retry_at = 0, lease_until = 0, updated_at = ?3
-		WHERE id IN (SELECT value FROM json_each(?1)) AND state = ?2 RETURNING dest, batch`
-	sqlPurge = `DELETE FROM jobs WHERE id IN (
-			SELECT id FROM jobs WHERE state = 'aborted' AND updated_at < ?1 LIMIT ?2)
-		RETURNING dest, batch`
+	// An aborted job is forgotten like a delivered one: its dead letter is
+	// in the store.
+	sqlAbort       = sqlSucceed
 	sqlInboxInsert = `INSERT INTO inbox (id, dest, n, enqueued_at, received_at, data) VALUES (?, ?, ?, ?, ?, ?)`
 	// The oldest inbox row not expanded yet.
 	sqlInboxOldest = `SELECT id, dest, n, enqueued_at, data FROM inbox
@@ -192,7 +185,7 @@ func insertSQL(prefix, row string, n int) string {
 // preparing later, inside a transaction, would need a second connection
 // from wdb, which has only the one the transaction holds.
 func writerQueries() []string {
-	q := []string{sqlClaim, sqlRecheck, sqlSucceed, sqlRetry, sqlAbort, sqlRequeue, sqlPurge,
+	q := []string{sqlClaim, sqlRecheck, sqlSucceed, sqlRetry,
 		sqlInboxInsert, sqlInboxOldest, sqlSetExpanded, sqlRelease}
 	for n := insertChunk; n >= 1; n /= 2 {
 		q = append(q, insertSQL(sqlInsert, sqlInsertRow, n))
@@ -649,83 +642,24 @@ func (s *SQLite) inboxLen() int64 {
 // log is kept elsewhere). Ids that are not executing — already finished,
 // never claimed, unknown — are ignored, so a repeated ack is harmless.
 func (s *SQLite) Succeed(ctx context.Context, ids []int64) error {
-	return s.finish(ctx, "succeed", ids, false, sqlSucceed, destCounts{executing: -1})
+	return s.finish(ctx, "succeed", ids, sqlSucceed, destCounts{executing: -1})
 }
 
 // Retry moves claimed jobs to failed: claimable again from at, with
 // attempts+1 and reason as LastError. Ids not executing are ignored.
 func (s *SQLite) Retry(ctx context.Context, ids []int64, at time.Time, reason string) error {
-	return s.finish(ctx, "retry", ids, false, sqlRetry, destCounts{executing: -1, failed: 1}, at.UnixNano(), reason)
+	return s.finish(ctx, "retry", ids, sqlRetry, destCounts{executing: -1, failed: 1}, at.UnixNano(), reason)
 }
 
-// Abort dead-letters claimed jobs: aborted, attempts+1, reason as
-// LastError; the row is kept until Purge. Ids not executing are ignored.
+// Abort forgets claimed jobs the caller dead-lettered, and their
+// payloads, as Succeed does (see Queue.Abort). Ids not executing are
+// ignored.
 func (s *SQLite) Abort(ctx context.Context, ids []int64, reason string) error {
-	return s.finish(ctx, "abort", ids, true, sqlAbort, destCounts{executing: -1, aborted: 1}, reason)
-}
-
-// Requeue makes failed and aborted jobs pending again at once with a fresh
-// attempt budget (attempts 0; LastError kept) — the console's "retry now"
-// and replay of dead letters. A requeued job keeps its id, so it goes
-// ahead of later jobs of its Key. Other ids are ignored.
-func (s *SQLite) Requeue(ctx context.Context, ids []int64) error {
-	if len(ids) == 0 {
-		return nil
+	if err := s.finish(ctx, "abort", ids, sqlAbort, destCounts{executing: -1}); err != nil {
+		return err
 	}
-	arr := idsJSON(ids)
-	// A replay the console confirmed must not be lost.
-	err := s.submit(ctx, synced, len(ids), func(w *wtx) error {
-		for _, from := range []State{StateFailed, StateAborted} {
-			d := destCounts{pending: 1}
-			if from == StateFailed {
-				d.failed = -1
-			} else {
-				d.aborted = -1
-			}
-			if _, err := s.updateCounting(w, sqlRequeue, d, arr, string(from), w.now.UnixNano()); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("requeue %d jobs: %w", len(ids), err)
-	}
+	s.log.Debug("queue: jobs aborted", slog.Int("jobs", len(ids)), slog.String("reason", reason))
 	return nil
-}
-
-// Purge deletes up to limit aborted jobs last updated before before and
-// returns how many it deleted; call it until it returns less than limit.
-func (s *SQLite) Purge(ctx context.Context, before time.Time, limit int) (int64, error) {
-	if limit <= 0 {
-		return 0, fmt.Errorf("purge: limit %d must be positive: %w", limit, ErrInvalid)
-	}
-	var n int64
-	err := s.submit(ctx, unsynced, limit, func(w *wtx) error {
-		st, err := s.txStmt(w, sqlPurge)
-		if err != nil {
-			return err
-		}
-		rows, err := st.QueryContext(w.ctx, before.UnixNano(), limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var dest string
-			var batch int64 // always 0: dead letters keep their payloads
-			if err := rows.Scan(&dest, &batch); err != nil {
-				return err
-			}
-			w.count(dest, destCounts{aborted: -1})
-			n++
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		return 0, fmt.Errorf("purge aborted jobs: %w", err)
-	}
-	return n, nil
 }
 
 // Compact returns up to pages free pages (left by succeeded and purged
@@ -747,10 +681,9 @@ func (s *SQLite) Compact(ctx context.Context, pages int) error {
 	return nil
 }
 
-// finish runs query (Succeed's, Retry's or Abort's) over ids, copying
-// their payloads out of the inbox first when keep is set, and releases
+// finish runs query (Succeed's, Retry's or Abort's) over ids and releases
 // the inbox rows no job needs any more.
-func (s *SQLite) finish(ctx context.Context, verb string, ids []int64, keep bool, query string, per destCounts, args ...any) error {
+func (s *SQLite) finish(ctx context.Context, verb string, ids []int64, query string, per destCounts, args ...any) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -759,20 +692,13 @@ func (s *SQLite) finish(ctx context.Context, verb string, ids []int64, keep bool
 	for chunk := range slices.Chunk(ids, writerChunk) {
 		arr := idsJSON(chunk)
 		err := s.submit(ctx, unsynced, len(chunk), func(w *wtx) error {
-			var kept []int64
-			if keep {
-				var err error
-				if kept, err = s.keepPayloads(w, arr); err != nil {
-					return err
-				}
-			}
 			full := append([]any{arr}, args...)
 			full = append(full, w.now.UnixNano())
 			batches, err := s.updateCounting(w, query, per, full...)
 			if err != nil {
 				return err
 			}
-			return s.release(w, append(batches, kept...))
+			return s.release(w, batches)
 		})
 		if err != nil {
 			return fmt.Errorf("%s %d jobs: %w", verb, len(ids), err)
@@ -818,7 +744,7 @@ func (s *SQLite) updateCounting(w *wtx, query string, per destCounts, args ...an
 	for dest, k := range n {
 		w.count(dest, destCounts{
 			pending: per.pending * k, executing: per.executing * k,
-			failed: per.failed * k, aborted: per.aborted * k,
+			failed: per.failed * k,
 		})
 	}
 	return batches, nil
@@ -840,51 +766,6 @@ func (s *SQLite) release(w *wtx, batches []int64) error {
 		}
 	}
 	return nil
-}
-
-// keepPayloads copies the payloads of the executing jobs among ids (a JSON
-// array) that still read them from an inbox row into the payloads table,
-// before Abort makes them dead letters, and returns those rows. Dead
-// letters are few, so this path is plain SQL rather than prepared.
-func (s *SQLite) keepPayloads(w *wtx, ids string) ([]int64, error) {
-	rows, err := w.tx.QueryContext(w.ctx, `SELECT id, batch FROM jobs
-		WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'executing' AND batch != 0`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("find payloads to keep: %w", err)
-	}
-	var refs []payloadRef
-	for rows.Next() {
-		var r payloadRef
-		if err := rows.Scan(&r.id, &r.batch); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("find payloads to keep: %w", err)
-		}
-		refs = append(refs, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("find payloads to keep: %w", err)
-	}
-	payloads := make([][]byte, len(refs))
-	var batches []int64
-	for i := range refs {
-		refs[i].dst = &payloads[i]
-		if !slices.Contains(batches, refs[i].batch) {
-			batches = append(batches, refs[i].batch)
-		}
-	}
-	if err := resolvePayloads(w.ctx, w.tx, refs); err != nil {
-		return nil, fmt.Errorf("keep payloads: %w", err)
-	}
-	for i, r := range refs {
-		if payloads[i] == nil {
-			payloads[i] = []byte{}
-		}
-		if _, err := w.tx.ExecContext(w.ctx, `INSERT OR REPLACE INTO payloads (id, payload) VALUES (?, ?)`, r.id, payloads[i]); err != nil {
-			return nil, fmt.Errorf("keep payload of job %d: %w", r.id, err)
-		}
-	}
-	return batches, nil
 }
 
 func idsJSON(ids []int64) string {

@@ -29,7 +29,6 @@ func (s *SQLite) Stats(ctx context.Context) (Stats, error) {
 		st.Pending += c.pending
 		st.Executing += c.executing
 		st.Failed += c.failed
-		st.Aborted += c.aborted
 		st.Depth += depth
 		if depth > 0 {
 			st.ByDest[dest] = depth
@@ -136,7 +135,7 @@ func (s *SQLite) Get(ctx context.Context, id int64) (JobInfo, error) {
 // ListFilter selects jobs for List. Zero fields do not filter.
 type ListFilter struct {
 	Dest    string
-	State   State // pending, executing, failed or aborted
+	State   State // pending, executing or failed
 	AfterID int64 // keyset pagination: ids greater than this
 	Limit   int   // default 100, at most 1,000
 }
@@ -158,10 +157,8 @@ func (s *SQLite) List(ctx context.Context, f ListFilter) ([]JobInfo, error) {
 		// Repeat the partial index's term so the index applies.
 		where = append(where, openStates, "state = ?")
 		args = append(args, string(f.State))
-	case StateAborted:
-		where = append(where, "state = 'aborted'")
 	default:
-		return nil, fmt.Errorf("list jobs: state %q is not pending, executing, failed or aborted: %w", f.State, ErrInvalid)
+		return nil, fmt.Errorf("list jobs: state %q is not pending, executing or failed: %w", f.State, ErrInvalid)
 	}
 	if f.Dest != "" {
 		where = append(where, "dest = ?")

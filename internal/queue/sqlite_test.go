@@ -16,6 +16,7 @@ import (
 
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/queue/queuetest"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -91,7 +92,7 @@ func TestReopenResetsExecuting(t *testing.T) {
 	}
 }
 
-func TestGetListRequeuePurge(t *testing.T) {
+func TestGetList(t *testing.T) {
 	q := openSQLite(t, t.TempDir(), queue.SQLiteOptions{})
 	defer closeQ(t, q)
 	ctx := context.Background()
@@ -116,8 +117,10 @@ func TestGetListRequeuePurge(t *testing.T) {
 	if err := q.Succeed(ctx, []int64{jobs[2].ID}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := q.Get(ctx, jobs[2].ID); !errors.Is(err, queue.ErrNotFound) {
-		t.Errorf("get succeeded job: %v, want ErrNotFound", err)
+	for _, id := range []int64{jobs[0].ID, jobs[2].ID} {
+		if _, err := q.Get(ctx, id); !errors.Is(err, queue.ErrNotFound) {
+			t.Errorf("get aborted or succeeded job %d: %v, want ErrNotFound", id, err)
+		}
 	}
 	info, err := q.Get(ctx, jobs[1].ID)
 	if err != nil || info.State != queue.StateFailed || info.LastError != "later" || info.Attempts != 1 || info.RetryAt.IsZero() {
@@ -127,14 +130,14 @@ func TestGetListRequeuePurge(t *testing.T) {
 		f    queue.ListFilter
 		want int
 	}{
-		{queue.ListFilter{}, 6},
-		{queue.ListFilter{Dest: "a"}, 5},
+		{queue.ListFilter{}, 5},
+		{queue.ListFilter{Dest: "a"}, 4},
 		{queue.ListFilter{Dest: "a", State: queue.StatePending}, 3},
 		{queue.ListFilter{State: queue.StatePending}, 4},
-		{queue.ListFilter{State: queue.StateAborted}, 1},
 		{queue.ListFilter{Dest: "a", State: queue.StateFailed}, 1},
 		{queue.ListFilter{Limit: 2}, 2},
 		{queue.ListFilter{AfterID: jobs[2].ID}, 4},
+		{queue.ListFilter{AfterID: jobs[0].ID}, 5},
 	} {
 		got, err := q.List(ctx, tc.f)
 		if err != nil || len(got) != tc.want {
@@ -145,38 +148,10 @@ func TestGetListRequeuePurge(t *testing.T) {
 		t.Errorf("list bogus state: %v", err)
 	}
 
-	// Requeue brings the dead letter and the failed job back at once with a
-	// fresh attempt budget, ahead of the later pending jobs.
-	if err := q.Requeue(ctx, []int64{jobs[0].ID, jobs[1].ID, 424242}); err != nil {
-		t.Fatal(err)
-	}
-	st, _ := q.Stats(ctx)
-	if st.Aborted != 0 || st.Failed != 0 || st.Pending != 6 {
-		t.Errorf("stats after requeue: %+v", st)
-	}
-	again, err := q.Claim(ctx, "a", 2, time.Hour)
-	if err != nil || len(again) != 2 || again[0].ID != jobs[0].ID || again[1].ID != jobs[1].ID || again[0].Attempts != 0 {
-		t.Fatalf("claim after requeue: %+v %v", again, err)
-	}
-	if err := q.Abort(ctx, []int64{again[0].ID, again[1].ID}, "dead again"); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := q.Purge(ctx, time.Now().Add(-time.Hour), 10); err != nil || n != 0 {
-		t.Errorf("purge of old dead letters: %d %v; want 0 (they are new)", n, err)
-	}
-	if n, err := q.Purge(ctx, time.Now().Add(time.Second), 1); err != nil || n != 1 {
-		t.Errorf("purge limit 1: %d %v", n, err)
-	}
-	if n, err := q.Purge(ctx, time.Now().Add(time.Second), 10); err != nil || n != 1 {
-		t.Errorf("purge rest: %d %v", n, err)
-	}
-	if st, _ := q.Stats(ctx); st.Aborted != 0 || st.Depth != 4 {
-		t.Errorf("stats after purge: %+v", st)
-	}
 	if err := q.Compact(ctx, 0); err != nil {
 		t.Errorf("compact: %v", err)
 	}
-	if d, err := q.Depth(ctx); err != nil || d != 4 {
+	if d, err := q.Depth(ctx); err != nil || d != 5 {
 		t.Errorf("depth: %d %v", d, err)
 	}
 }
@@ -207,7 +182,7 @@ func TestCloseDrains(t *testing.T) {
 			}
 		})
 	}
-	queuetest.Eventually(t, 10*time.Second, "some enqueues", func() bool {
+	testutil.Eventually(t, 10*time.Second, "some enqueues", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return acked > 50
@@ -267,8 +242,8 @@ func TestQueryPlans(t *testing.T) {
 	defer closeQ(t, q)
 	for name, plan := range q.ExplainHotQueries(context.Background()) {
 		for _, line := range strings.Split(plan, "\n") {
-			// "SCAN jobs USING INDEX jobs_aborted" (Purge) walks only dead
-			// letters; a bare "SCAN jobs" reads the whole table.
+			// "SCAN jobs USING INDEX jobs_aborted" (forget-aborted) walks only
+			// old dead letters; a bare "SCAN jobs" reads the whole table.
 			if strings.TrimSpace(line) == "SCAN jobs" || strings.Contains(line, "TEMP B-TREE") || strings.Contains(line, "failed") {
 				t.Errorf("%s plan scans the table or sorts:\n%s", name, plan)
 			}
@@ -447,12 +422,16 @@ func TestUpgradeFromSchemaV1(t *testing.T) {
 	defer closeQ(t, q)
 	ctx := context.Background()
 	got, err := q.Claim(ctx, "a", 10, time.Hour)
-	if err != nil || len(got) != 2 || got[0].ID != 7 || string(got[0].Payload) != `{"n":7}` || got[1].ID <= 9 {
+	if err != nil || len(got) != 2 || got[0].ID != 7 || string(got[0].Payload) != `{"n":7}` || got[1].ID <= 7 {
 		t.Fatalf("claim after upgrade: %+v, %v", got, err)
 	}
-	dead, err := q.Get(ctx, 9)
-	if err != nil || string(dead.Payload) != `{"n":9}` || dead.State != queue.StateAborted {
-		t.Fatalf("dead letter after upgrade: %+v, %v", dead, err)
+	// Version 1 kept dead letters as aborted rows; their dead letters are
+	// in the store, so the queue forgets them and their payloads.
+	if _, err := q.Get(ctx, 9); !errors.Is(err, queue.ErrNotFound) {
+		t.Fatalf("old aborted job after upgrade: %v, want ErrNotFound", err)
+	}
+	if n := tableRows(t, q, "payloads WHERE id = 9"); n != 0 {
+		t.Errorf("old aborted job's payload still stored")
 	}
 }
 
@@ -615,23 +594,41 @@ func TestInboxRowsAreReleased(t *testing.T) {
 	if n := inboxRows(t, q); n != 0 {
 		t.Errorf("%d inbox rows after every job finished, want 0", n)
 	}
-	dead, err := q.Get(ctx, jobs[0].ID)
-	if err != nil || dead.State != queue.StateAborted || string(dead.Payload) != string(msgs[0].Payload) {
-		t.Fatalf("dead letter: %+v, %v", dead, err)
+	// The aborted job went with its payload (its dead letter is in the
+	// store): queue.db keeps nothing of it, then or after a reopen.
+	if _, err := q.Get(ctx, jobs[0].ID); !errors.Is(err, queue.ErrNotFound) {
+		t.Fatalf("aborted job: %v, want ErrNotFound", err)
 	}
-	if err := q.Requeue(ctx, []int64{dead.ID}); err != nil {
-		t.Fatal(err)
+	for _, table := range []string{"jobs", "payloads", "inbox"} {
+		if n := tableRows(t, q, table); n != 0 {
+			t.Errorf("%d rows in %s after every job finished, want 0", n, table)
+		}
 	}
 	closeQ(t, q)
 	q = openSQLite(t, dir, queue.SQLiteOptions{})
 	defer closeQ(t, q)
-	replay := claim(t, q, "a", 10)
-	if len(replay) != 1 || replay[0].ID != dead.ID || string(replay[0].Payload) != string(msgs[0].Payload) {
-		t.Fatalf("replayed dead letter after reopen: %+v", replay)
+	if got := claim(t, q, "a", 10); len(got) != 0 {
+		t.Fatalf("claim after reopen: %+v", got)
 	}
-	if st, _ := q.Stats(ctx); st.Executing != 1 || st.Pending != 0 || st.Depth != 1 {
+	if st, _ := q.Stats(ctx); st.Depth != 0 {
 		t.Errorf("stats after reopen %+v", st)
 	}
+}
+
+// tableRows counts the rows of a table (or "table WHERE …") through a
+// second connection.
+func tableRows(t *testing.T, q *queue.SQLite, table string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", q.Path()+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // inboxRows counts the rows of the inbox table through a second
@@ -738,4 +735,36 @@ func upgraded(t *testing.T, stmts []string, more func(db *sql.DB) error) *queue.
 		t.Fatal(err)
 	}
 	return q
+}
+
+// After every job finished (no row left) and a reopen, new messages are
+// claimable: ids continue after the inbox's expansion mark, not after the
+// rows left, or new inbox rows would sit below the mark unexpanded.
+func TestIdsContinueAfterDrainAndReopen(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	q := openSQLite(t, dir, queue.SQLiteOptions{})
+	if err := q.Enqueue(ctx, []queue.Message{queuetest.Msg("a", "", 1), queuetest.Msg("a", "", 2)}); err != nil {
+		t.Fatal(err)
+	}
+	jobs := claim(t, q, "a", 10)
+	if len(jobs) != 2 {
+		t.Fatalf("claimed %d, want 2", len(jobs))
+	}
+	if err := q.Succeed(ctx, []int64{jobs[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Abort(ctx, []int64{jobs[1].ID}, "dead"); err != nil {
+		t.Fatal(err)
+	}
+	closeQ(t, q)
+	q = openSQLite(t, dir, queue.SQLiteOptions{})
+	defer closeQ(t, q)
+	if err := q.Enqueue(ctx, []queue.Message{queuetest.Msg("a", "", 3)}); err != nil {
+		t.Fatal(err)
+	}
+	got := claim(t, q, "a", 10)
+	if len(got) != 1 || got[0].MessageID != "m-a-3" || got[0].ID <= jobs[1].ID {
+		t.Fatalf("claim after drain and reopen: %+v; want m-a-3 with an id after %d", got, jobs[1].ID)
+	}
 }

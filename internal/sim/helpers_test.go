@@ -8,13 +8,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/relaycdp/relay/internal/klaviyo/openapi"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -24,24 +24,6 @@ const testKey = "pk_test_0123456789"
 // testRevision is the spec's revision (openapi.Revision parses the spec, so
 // it is read once).
 var testRevision = openapi.Revision()
-
-// fakeClock is a settable clock for rate-limit and storm tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 type harness struct {
 	t   *testing.T
@@ -170,23 +152,11 @@ func (h *harness) must(c call, status int) answer {
 	return a
 }
 
-// eventually polls cond until it holds or a generous deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // jobsDone waits until every job is complete.
 func (h *harness) jobsDone() State {
 	h.t.Helper()
 	var st State
-	eventually(h.t, "jobs to complete", func() bool {
+	testutil.Eventually(h.t, 10*time.Second, "jobs to complete", func() bool {
 		st = h.sim.State()
 		for _, j := range st.Jobs {
 			if j.Status != "complete" {

@@ -15,11 +15,12 @@ import (
 	"time"
 
 	"github.com/relaycdp/relay/internal/klaviyo/openapi"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 func TestRateLimits(t *testing.T) {
 	// Start just after a minute boundary so both windows are predictable.
-	clock := &fakeClock{t: time.Date(2026, 1, 1, 12, 0, 0, 100e6, time.UTC)}
+	clock := testutil.NewClock(time.Date(2026, 1, 1, 12, 0, 0, 100e6, time.UTC))
 	h := newHarness(t, Config{RateLimits: true, Clock: clock.Now, JobDelay: time.Hour})
 	get := call{method: "GET", path: "/api/profile-bulk-import-jobs/NOPE"} // M tier: 10/s, 150/m
 
@@ -72,7 +73,7 @@ func TestRateLimits(t *testing.T) {
 }
 
 func TestRateLimitsPerCompanyAndOff(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	clock := testutil.NewClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
 	h := newHarness(t, Config{RateLimits: true, Clock: clock.Now})
 	body := map[string]any{"data": bulkEntry(profileAttrs("anonymous_id", "a"), bulkEvent("V", "1"))}
 	for _, company := range []string{"AAA", "BBB"} {
@@ -111,7 +112,7 @@ func TestFaults(t *testing.T) {
 		}
 	})
 	t.Run("storm", func(t *testing.T) {
-		clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		clock := testutil.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		h := newHarness(t, Config{Clock: clock.Now, Faults: Faults{Storm: Storm{Rate: 1, RetryAfter: 3, For: 10 * time.Second}}})
 		a := h.must(call{method: "POST", path: "/api/events", body: ev}, 429)
 		if a.header.Get("Retry-After") != "3" || a.errors(t)[0].Code != "throttled" {
@@ -149,7 +150,7 @@ func TestFaults(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("err = %v", err)
 		}
-		eventually(t, "the held request to be recorded", func() bool {
+		testutil.Eventually(t, 10*time.Second, "the held request to be recorded", func() bool {
 			recs := h.sim.Requests()
 			return len(recs) == 1 && recs[0].Fault == "timeout" && recs[0].Status == 0
 		})

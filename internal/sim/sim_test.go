@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/relaycdp/relay/internal/klaviyo/openapi"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // The examples shipped with the spec: valid ones are accepted with a known
@@ -385,7 +386,7 @@ func TestProfileImportJob(t *testing.T) {
 	id := job["id"].(string)
 	seen := map[string]bool{}
 	var last map[string]any
-	eventually(t, "import job to complete", func() bool {
+	testutil.Eventually(t, 10*time.Second, "import job to complete", func() bool {
 		a := h.must(call{method: "GET", path: "/api/profile-bulk-import-jobs/" + id}, 200)
 		last = a.json(t)["data"].(map[string]any)["attributes"].(map[string]any)
 		seen[last["status"].(string)] = true

@@ -6,29 +6,12 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/relaycdp/relay/internal/testutil"
 )
-
-// fakeClock is a settable clock for the key cache's TTL.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func open(t *testing.T, path string) *SQLite {
 	t.Helper()
@@ -44,8 +27,8 @@ func TestKeyCache(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "relay.db")
 	s := open(t, path)
-	clock := &fakeClock{t: time.Unix(1e9, 0)}
-	s.keys = newKeyCache(time.Minute, clock.now, s.loadKeys)
+	clock := testutil.NewClock(time.Unix(1e9, 0))
+	s.keys = newKeyCache(time.Minute, clock.Now, s.loadKeys)
 	if _, err := s.CreateSource(ctx, "web"); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +55,7 @@ func TestKeyCache(t *testing.T) {
 	if _, err := s.ResolveWriteKey(ctx, wk.Key); err != nil {
 		t.Fatalf("resolve within TTL = %v; want the cached answer (this test checks the cache is used)", err)
 	}
-	clock.add(time.Minute)
+	clock.Add(time.Minute)
 	if _, err := s.ResolveWriteKey(ctx, wk.Key); !errors.Is(err, ErrUnknownWriteKey) {
 		t.Fatalf("resolve after TTL = %v, want ErrUnknownWriteKey", err)
 	}

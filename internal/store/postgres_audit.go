@@ -28,7 +28,8 @@ func (s *Postgres) RecordAudit(ctx context.Context, entries []AuditEntry) error 
 				t = now
 			}
 			b.Queue(`INSERT INTO audit_log (message_id, dest, source, user_id, email, time, sent, dropped) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-				e.MessageID, e.Dest, e.Source, e.UserID, strings.ToLower(e.Email), t, auditKeys(e.Sent), auditKeys(e.Dropped))
+				textSafe(e.MessageID), textSafe(e.Dest), textSafe(e.Source), textSafe(e.UserID), textSafe(strings.ToLower(e.Email)),
+				t, auditKeys(e.Sent), auditKeys(e.Dropped))
 		}
 		return tx.SendBatch(ctx, &b).Close()
 	})
@@ -41,6 +42,7 @@ func (s *Postgres) RecordAudit(ctx context.Context, entries []AuditEntry) error 
 // QueryAudit implements AuditLog.
 func (s *Postgres) QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 	where, args := auditFilter(q)
+	args = textArgs(pgDialect{}, args)
 	rows, err := s.pool.Query(ctx, numbered(`SELECT `+auditColumns+` FROM audit_log`+where+` ORDER BY id DESC LIMIT ?`), append(args, clampLimit(q.Limit))...)
 	if err != nil {
 		return nil, fmt.Errorf("query audit: %w", err)

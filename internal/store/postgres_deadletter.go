@@ -3,7 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -11,8 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 )
-
-const pgDeadColumns = `id, message_id, source, dest, payload, error, status, code, pointer, attempts, created_at, replayed_at`
 
 // AddDeadLetters implements DeadLetterWriter.
 func (s *Postgres) AddDeadLetters(ctx context.Context, dls []DeadLetter) error {
@@ -40,8 +37,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (message_id, dest) WHERE replayed_at IS NULL DO UPDATE SET
 	source = excluded.source, payload = excluded.payload, error = excluded.error, status = excluded.status,
 	code = excluded.code, pointer = excluded.pointer, attempts = excluded.attempts
-RETURNING id`, d.MessageID, d.Source, d.Dest, d.Payload, truncate(d.Error, MaxDeadError),
-				d.Status, d.Code, d.Pointer, d.Attempts, t)
+RETURNING id`, textSafe(d.MessageID), textSafe(d.Source), textSafe(d.Dest), d.Payload, textSafe(truncate(d.Error, MaxDeadError)),
+				d.Status, textSafe(d.Code), textSafe(d.Pointer), d.Attempts, t)
 		}
 		res := tx.SendBatch(ctx, &b)
 		for i := range dls {
@@ -61,93 +58,19 @@ RETURNING id`, d.MessageID, d.Source, d.Dest, d.Payload, truncate(d.Error, MaxDe
 	return nil
 }
 
-// ListDeadLetters implements DeadLetterReader.
+// ListDeadLetters implements DeadLetterReader (dialect.go).
 func (s *Postgres) ListDeadLetters(ctx context.Context, q DeadLetterQuery) ([]DeadLetter, error) {
-	var (
-		where []string
-		args  []any
-	)
-	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
-	if !q.IncludeReplayed {
-		where = append(where, "replayed_at IS NULL")
-	}
-	if q.Dest != "" {
-		where = append(where, "dest = "+arg(q.Dest))
-	}
-	if q.Source != "" {
-		where = append(where, "source = "+arg(q.Source))
-	}
-	if q.BeforeID > 0 {
-		where = append(where, "id < "+arg(q.BeforeID))
-	}
-	query := `SELECT ` + pgDeadColumns + ` FROM dead_letter`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY id DESC LIMIT ` + arg(clampLimit(q.Limit))
-	rows, err := s.pool.Query(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list dead letters: %w", err)
-	}
-	out, err := pgScanDeadRows(rows)
-	if err != nil {
-		return nil, fmt.Errorf("list dead letters: %w", err)
-	}
-	return out, nil
+	return listDeadLetters(ctx, pgDialect{s.pool}, q)
 }
 
-func pgScanDeadRows(rows pgx.Rows) ([]DeadLetter, error) {
-	defer rows.Close()
-	var out []DeadLetter
-	for rows.Next() {
-		d, err := pgScanDead(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
-}
-
-func pgScanDead(r pgx.Row) (DeadLetter, error) {
-	var (
-		d        DeadLetter
-		created  int64
-		replayed *int64
-	)
-	err := r.Scan(&d.ID, &d.MessageID, &d.Source, &d.Dest, &d.Payload, &d.Error, &d.Status, &d.Code, &d.Pointer,
-		&d.Attempts, &created, &replayed)
-	if err != nil {
-		return DeadLetter{}, err
-	}
-	d.CreatedAt = fromNanos(created)
-	d.ReplayedAt = pgNullNanos(replayed)
-	return d, nil
-}
-
-// LookupDeadLetter implements DeadLetterReader.
+// LookupDeadLetter implements DeadLetterReader (dialect.go).
 func (s *Postgres) LookupDeadLetter(ctx context.Context, id int64) (DeadLetter, error) {
-	d, err := pgScanDead(s.pool.QueryRow(ctx, `SELECT `+pgDeadColumns+` FROM dead_letter WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return DeadLetter{}, fmt.Errorf("dead letter %d: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return DeadLetter{}, fmt.Errorf("look up dead letter %d: %w", id, err)
-	}
-	return d, nil
+	return lookupDeadLetter(ctx, pgDialect{s.pool}, id)
 }
 
-// CountDeadLetters implements DeadLetterReader.
+// CountDeadLetters implements DeadLetterReader (dialect.go).
 func (s *Postgres) CountDeadLetters(ctx context.Context, dest string) (int64, error) {
-	query, args := `SELECT COUNT(*) FROM dead_letter WHERE replayed_at IS NULL`, []any(nil)
-	if dest != "" {
-		query, args = query+` AND dest = $1`, []any{dest}
-	}
-	var n int64
-	if err := s.pool.QueryRow(ctx, query, args...).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count dead letters: %w", err)
-	}
-	return n, nil
+	return countDeadLetters(ctx, pgDialect{s.pool}, dest)
 }
 
 // TakeForReplay implements Replayer. Rows are taken with FOR UPDATE SKIP
@@ -186,11 +109,11 @@ func (s *Postgres) TakeForReplay(ctx context.Context, sel ReplaySelector, enqueu
 		// be re-evaluated by the planner and take more rows).
 		rows, err := tx.Query(ctx, `WITH sel AS (`+inner+`)
 UPDATE dead_letter SET replayed_at = $1 FROM sel WHERE dead_letter.id = sel.id AND dead_letter.replayed_at IS NULL
-RETURNING `+qualify(pgDeadColumns), args...)
+RETURNING `+qualify(deadColumns), args...)
 		if err != nil {
 			return err
 		}
-		if taken, err = pgScanDeadRows(rows); err != nil {
+		if taken, err = scanAll[DeadLetter](rows, scanDead); err != nil {
 			return err
 		}
 		if len(taken) == 0 {

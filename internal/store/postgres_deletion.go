@@ -133,7 +133,7 @@ func (s *Postgres) ForgetUser(ctx context.Context, subj DeletionSubject, message
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		out = Forgotten{}
 		tag, err := tx.Exec(ctx, `DELETE FROM delivery_log WHERE ($1 != '' AND user_id = $1) OR ($2 != '' AND email = $2)
-			OR ($4 != '' AND phone = $4) OR message_id = ANY($3)`, subj.UserID, strings.ToLower(subj.Email), nonNil(messageIDs), subj.Phone)
+			OR ($4 != '' AND phone = $4) OR message_id = ANY($3)`, textSafe(subj.UserID), textSafe(strings.ToLower(subj.Email)), nonNil(messageIDs), textSafe(subj.Phone))
 		if err != nil {
 			return fmt.Errorf("delivery log: %w", err)
 		}
@@ -143,11 +143,11 @@ func (s *Postgres) ForgetUser(ctx context.Context, subj DeletionSubject, message
 		}
 		var gone []int64
 		for after := int64(0); ; {
-			rows, err := tx.Query(ctx, `SELECT `+pgDeadColumns+` FROM dead_letter WHERE id > $1 ORDER BY id LIMIT 500`, after)
+			rows, err := tx.Query(ctx, `SELECT `+deadColumns+` FROM dead_letter WHERE id > $1 ORDER BY id LIMIT 500`, after)
 			if err != nil {
 				return fmt.Errorf("dead letters: %w", err)
 			}
-			page, err := pgScanDeadRows(rows)
+			page, err := scanAll[DeadLetter](rows, scanDead)
 			if err != nil {
 				return fmt.Errorf("dead letters: %w", err)
 			}

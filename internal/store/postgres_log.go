@@ -2,10 +2,7 @@ package store
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -65,9 +62,9 @@ func (s *Postgres) recordTx(ctx context.Context, tx pgx.Tx, entries []LogEntry) 
 		if t == 0 {
 			t = now
 		}
-		b.Queue(pgRecordSQL, e.MessageID, e.Dest, e.Source, e.Type, e.Event, e.UserID,
-			strings.ToLower(e.Email), string(e.Status), e.Status.Rank(), e.Attempts,
-			truncate(e.Detail, MaxDetail), t, e.Phone)
+		b.Queue(pgRecordSQL, textSafe(e.MessageID), textSafe(e.Dest), textSafe(e.Source), textSafe(e.Type), textSafe(e.Event), textSafe(e.UserID),
+			textSafe(strings.ToLower(e.Email)), string(e.Status), e.Status.Rank(), e.Attempts,
+			textSafe(truncate(e.Detail, MaxDetail)), t, textSafe(e.Phone))
 	}
 	res := tx.SendBatch(ctx, &b)
 	for i := range entries {
@@ -79,119 +76,19 @@ func (s *Postgres) recordTx(ctx context.Context, tx pgx.Tx, entries []LogEntry) 
 	return res.Close()
 }
 
-const pgLogColumns = `id, message_id, dest, source, type, event, user_id, email, status, attempts, detail, time, history`
-
-// numbered turns the ? placeholders of a query built for both stores into
-// PostgreSQL's $1, $2, … (no literal in those queries holds a ?).
-func numbered(query string) string {
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-// QueryLog implements LogReader.
+// QueryLog implements LogReader (dialect.go).
 func (s *Postgres) QueryLog(ctx context.Context, q LogQuery) ([]LogEntry, error) {
-	if q.Status != "" && !q.Status.Valid() {
-		return nil, fmt.Errorf("query log: unknown status %q: %w", q.Status, ErrInvalid)
-	}
-	where, args := logFilter(q)
-	args = append(args, clampLimit(q.Limit))
-	query := numbered(`SELECT ` + pgLogColumns + ` FROM delivery_log` + where + ` ORDER BY time DESC, id DESC LIMIT ?`)
-	rows, err := s.pool.Query(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query log: %w", err)
-	}
-	defer rows.Close()
-	var out []LogEntry
-	for rows.Next() {
-		e, err := pgScanLog(rows)
-		if err != nil {
-			return nil, fmt.Errorf("query log: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query log: %w", err)
-	}
-	return out, nil
+	return queryLog(ctx, pgDialect{s.pool}, q)
 }
 
-func pgScanLog(r pgx.Row) (LogEntry, error) {
-	var (
-		e       LogEntry
-		status  string
-		t       int64
-		history []byte
-	)
-	err := r.Scan(&e.ID, &e.MessageID, &e.Dest, &e.Source, &e.Type, &e.Event, &e.UserID, &e.Email,
-		&status, &e.Attempts, &e.Detail, &t, &history)
-	if err != nil {
-		return LogEntry{}, err
-	}
-	e.Status = Status(status)
-	e.Time = fromNanos(t)
-	var steps []struct {
-		Status   string `json:"status"`
-		Attempts int    `json:"attempts"`
-		Detail   string `json:"detail"`
-		Time     int64  `json:"time"`
-	}
-	if err := json.Unmarshal(history, &steps); err != nil {
-		return LogEntry{}, fmt.Errorf("log row %d: history: %w", e.ID, err)
-	}
-	for _, st := range steps {
-		e.History = append(e.History, Step{Status: Status(st.Status), Attempts: st.Attempts, Detail: st.Detail, Time: fromNanos(st.Time)})
-	}
-	return e, nil
-}
-
-// LookupLog implements LogReader.
+// LookupLog implements LogReader (dialect.go).
 func (s *Postgres) LookupLog(ctx context.Context, messageID, dest string) (LogEntry, error) {
-	row := s.pool.QueryRow(ctx, `SELECT `+pgLogColumns+` FROM delivery_log WHERE message_id = $1 AND dest = $2`, messageID, dest)
-	e, err := pgScanLog(row)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return LogEntry{}, fmt.Errorf("log entry of messageId %q at %q: %w", messageID, dest, ErrNotFound)
-	}
-	if err != nil {
-		return LogEntry{}, fmt.Errorf("look up log entry of messageId %q at %q: %w", messageID, dest, err)
-	}
-	return e, nil
+	return lookupLog(ctx, pgDialect{s.pool}, messageID, dest)
 }
 
-// CountLog implements LogReader.
+// CountLog implements LogReader (dialect.go).
 func (s *Postgres) CountLog(ctx context.Context, dest string) (map[Status]int64, error) {
-	query, args := `SELECT status, COUNT(*) FROM delivery_log GROUP BY status`, []any(nil)
-	if dest != "" {
-		query, args = `SELECT status, COUNT(*) FROM delivery_log WHERE dest = $1 GROUP BY status`, []any{dest}
-	}
-	rows, err := s.pool.Query(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("count log: %w", err)
-	}
-	defer rows.Close()
-	out := make(map[Status]int64)
-	for rows.Next() {
-		var (
-			st string
-			n  int64
-		)
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, fmt.Errorf("count log: %w", err)
-		}
-		out[Status(st)] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("count log: %w", err)
-	}
-	return out, nil
+	return countLog(ctx, pgDialect{s.pool}, dest)
 }
 
 // Prune implements Pruner.

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,57 +28,12 @@ func (s *Postgres) ResolveWriteKey(ctx context.Context, key string) (string, err
 }
 
 func (s *Postgres) loadKeys(ctx context.Context) (map[[32]byte]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT wkey, source FROM write_key WHERE revoked_at IS NULL`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	keys := make(map[[32]byte]string)
-	for rows.Next() {
-		var k, src string
-		if err := rows.Scan(&k, &src); err != nil {
-			return nil, err
-		}
-		keys[sha256.Sum256([]byte(k))] = src
-	}
-	return keys, rows.Err()
+	return loadKeys(ctx, pgDialect{s.pool})
 }
 
-// Sources implements SourceAdmin.
+// Sources implements SourceAdmin (dialect.go).
 func (s *Postgres) Sources(ctx context.Context) ([]Source, error) {
-	rows, err := s.pool.Query(ctx, `
-SELECT s.name, k.wkey, k.seeded, k.created_at, k.revoked_at
-FROM source s LEFT JOIN write_key k ON k.source = s.name
-ORDER BY s.name COLLATE "C", k.created_at, k.wkey COLLATE "C"`)
-	if err != nil {
-		return nil, fmt.Errorf("list sources: %w", err)
-	}
-	defer rows.Close()
-	var out []Source
-	for rows.Next() {
-		var (
-			name    string
-			key     *string
-			seeded  *bool
-			created *int64
-			revoked *int64
-		)
-		if err := rows.Scan(&name, &key, &seeded, &created, &revoked); err != nil {
-			return nil, fmt.Errorf("list sources: %w", err)
-		}
-		if len(out) == 0 || out[len(out)-1].Name != name {
-			out = append(out, Source{Name: name})
-		}
-		if key != nil {
-			src := &out[len(out)-1]
-			src.WriteKeys = append(src.WriteKeys, WriteKey{Key: *key, Seeded: seeded != nil && *seeded,
-				CreatedAt: pgNullNanos(created), RevokedAt: pgNullNanos(revoked)})
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list sources: %w", err)
-	}
-	return out, nil
+	return listSources(ctx, pgDialect{s.pool})
 }
 
 // CreateSource implements SourceAdmin.
@@ -230,52 +184,14 @@ func (s *Postgres) revokeUnseeded(ctx context.Context, tx pgx.Tx, owner map[stri
 	return nil
 }
 
-// DestSettings implements SettingsStore.
+// DestSettings implements SettingsStore (dialect.go).
 func (s *Postgres) DestSettings(ctx context.Context, dest string) (DestSettings, error) {
-	d, err := pgScanSettings(s.pool.QueryRow(ctx,
-		`SELECT dest, settings, version, updated_at FROM dest_settings WHERE dest = $1`, dest))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return DestSettings{}, fmt.Errorf("settings of destination %q: %w", dest, ErrNotFound)
-	}
-	if err != nil {
-		return DestSettings{}, fmt.Errorf("read settings of destination %q: %w", dest, err)
-	}
-	return d, nil
+	return destSettings(ctx, pgDialect{s.pool}, dest)
 }
 
-func pgScanSettings(r pgx.Row) (DestSettings, error) {
-	var (
-		d       DestSettings
-		raw     string
-		updated int64
-	)
-	if err := r.Scan(&d.Dest, &raw, &d.Version, &updated); err != nil {
-		return DestSettings{}, err
-	}
-	d.Settings = json.RawMessage(raw)
-	d.UpdatedAt = fromNanos(updated)
-	return d, nil
-}
-
-// ListDestSettings implements SettingsStore.
+// ListDestSettings implements SettingsStore (dialect.go).
 func (s *Postgres) ListDestSettings(ctx context.Context) ([]DestSettings, error) {
-	rows, err := s.pool.Query(ctx, `SELECT dest, settings, version, updated_at FROM dest_settings ORDER BY dest COLLATE "C"`)
-	if err != nil {
-		return nil, fmt.Errorf("list destination settings: %w", err)
-	}
-	defer rows.Close()
-	var out []DestSettings
-	for rows.Next() {
-		d, err := pgScanSettings(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list destination settings: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list destination settings: %w", err)
-	}
-	return out, nil
+	return listDestSettings(ctx, pgDialect{s.pool})
 }
 
 // PutDestSettings implements SettingsStore. The stored row is locked

@@ -16,6 +16,7 @@ import (
 
 	"github.com/relaycdp/relay/internal/store"
 	"github.com/relaycdp/relay/internal/store/storetest"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // defaultTestDSN is the PostgreSQL every machine here runs (trust auth).
@@ -151,7 +152,7 @@ func TestPostgresRevocationReachesOtherNodes(t *testing.T) {
 	if _, err := a.ResolveWriteKey(ctx, wk.Key); !errors.Is(err, store.ErrUnknownWriteKey) {
 		t.Fatalf("revoking node still resolves the key: %v", err)
 	}
-	eventually(t, "node b to see the revocation", func() bool {
+	testutil.Eventually(t, 15*time.Second, "node b to see the revocation", func() bool {
 		_, err := b.ResolveWriteKey(ctx, wk.Key)
 		return errors.Is(err, store.ErrUnknownWriteKey)
 	})
@@ -181,18 +182,6 @@ func TestOpenPostgresErrors(t *testing.T) {
 	}
 	if _, err := store.OpenPostgres(ctx, dsn, nil); !errors.Is(err, store.ErrSchemaTooNew) {
 		t.Errorf("newer schema: %v, want ErrSchemaTooNew", err)
-	}
-}
-
-// eventually polls cond every 50 ms for up to 15 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -10,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relaycdp/relay/internal/klaviyo/kapi"
-	"github.com/relaycdp/relay/internal/klaviyo/openapi"
+	"github.com/relaycdp/relay/internal/ratelimit"
 	"github.com/relaycdp/relay/internal/store"
 )
 
@@ -20,7 +19,7 @@ import (
 // recorded by one is seen by all.
 func TestPostgresRateLimiter(t *testing.T) {
 	dsn := pgSchema(t)
-	checkSharedLimiter(t, func(t *testing.T) (kapi.Limiter, func()) {
+	checkSharedLimiter(t, func(t *testing.T) (ratelimit.Limiter, func()) {
 		s := openPostgres(t, dsn)
 		return s.RateLimiter(), func() { s.Close() }
 	})
@@ -31,7 +30,7 @@ func TestPostgresRateLimiter(t *testing.T) {
 // other (relay replay): a 429's block and the spent budget survive them.
 func TestSQLiteRateLimiter(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
-	checkSharedLimiter(t, func(t *testing.T) (kapi.Limiter, func()) {
+	checkSharedLimiter(t, func(t *testing.T) (ratelimit.Limiter, func()) {
 		s, err := store.OpenSQLite(context.Background(), path, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			t.Fatal(err)
@@ -42,10 +41,10 @@ func TestSQLiteRateLimiter(t *testing.T) {
 
 // checkSharedLimiter runs three nodes' reservations against one bucket, then
 // checks that one node's block binds another.
-func checkSharedLimiter(t *testing.T, node func(t *testing.T) (kapi.Limiter, func())) {
+func checkSharedLimiter(t *testing.T, node func(t *testing.T) (ratelimit.Limiter, func())) {
 	ctx := context.Background()
-	b := kapi.Bucket{KeyHash: "ab12", Endpoint: "POST /api/event-bulk-create-jobs",
-		Limit: openapi.Limit{BurstPerSecond: 10, SteadyPerMin: 150}, Burst: time.Second, Steady: time.Minute, Margin: 100 * time.Millisecond}
+	b := ratelimit.Bucket{KeyHash: "ab12", Endpoint: "POST /api/event-bulk-create-jobs",
+		Limit: ratelimit.Limit{BurstPerSecond: 10, SteadyPerMin: 150}, Burst: time.Second, Steady: time.Minute, Margin: 100 * time.Millisecond}
 	var (
 		mu    sync.Mutex
 		slots []time.Time

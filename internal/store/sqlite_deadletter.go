@@ -4,14 +4,11 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 )
-
-const deadColumns = `id, message_id, source, dest, payload, error, status, code, pointer, attempts, created_at, replayed_at`
 
 // AddDeadLetters implements DeadLetterWriter.
 func (s *SQLite) AddDeadLetters(ctx context.Context, dls []DeadLetter) error {
@@ -60,93 +57,19 @@ RETURNING id`)
 	return nil
 }
 
-// ListDeadLetters implements DeadLetterReader.
+// ListDeadLetters implements DeadLetterReader (dialect.go).
 func (s *SQLite) ListDeadLetters(ctx context.Context, q DeadLetterQuery) ([]DeadLetter, error) {
-	var (
-		where []string
-		args  []any
-	)
-	if !q.IncludeReplayed {
-		where = append(where, "replayed_at IS NULL")
-	}
-	if q.Dest != "" {
-		where, args = append(where, "dest = ?"), append(args, q.Dest)
-	}
-	if q.Source != "" {
-		where, args = append(where, "source = ?"), append(args, q.Source)
-	}
-	if q.BeforeID > 0 {
-		where, args = append(where, "id < ?"), append(args, q.BeforeID)
-	}
-	query := `SELECT ` + deadColumns + ` FROM dead_letter`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, clampLimit(q.Limit))
-	rows, err := s.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list dead letters: %w", err)
-	}
-	out, err := scanDeadRows(rows)
-	if err != nil {
-		return nil, fmt.Errorf("list dead letters: %w", err)
-	}
-	return out, nil
+	return listDeadLetters(ctx, sqliteDialect{s.r}, q)
 }
 
-func scanDeadRows(rows *sql.Rows) ([]DeadLetter, error) {
-	defer rows.Close()
-	var out []DeadLetter
-	for rows.Next() {
-		d, err := scanDead(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
-}
-
-func scanDead(r scanner) (DeadLetter, error) {
-	var (
-		d        DeadLetter
-		created  int64
-		replayed sql.NullInt64
-	)
-	err := r.Scan(&d.ID, &d.MessageID, &d.Source, &d.Dest, &d.Payload, &d.Error, &d.Status, &d.Code, &d.Pointer,
-		&d.Attempts, &created, &replayed)
-	if err != nil {
-		return DeadLetter{}, err
-	}
-	d.CreatedAt = fromNanos(created)
-	d.ReplayedAt = fromNull(replayed)
-	return d, nil
-}
-
-// LookupDeadLetter implements DeadLetterReader.
+// LookupDeadLetter implements DeadLetterReader (dialect.go).
 func (s *SQLite) LookupDeadLetter(ctx context.Context, id int64) (DeadLetter, error) {
-	d, err := scanDead(s.r.QueryRowContext(ctx, `SELECT `+deadColumns+` FROM dead_letter WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return DeadLetter{}, fmt.Errorf("dead letter %d: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return DeadLetter{}, fmt.Errorf("look up dead letter %d: %w", id, err)
-	}
-	return d, nil
+	return lookupDeadLetter(ctx, sqliteDialect{s.r}, id)
 }
 
-// CountDeadLetters implements DeadLetterReader.
+// CountDeadLetters implements DeadLetterReader (dialect.go).
 func (s *SQLite) CountDeadLetters(ctx context.Context, dest string) (int64, error) {
-	query, args := `SELECT COUNT(*) FROM dead_letter WHERE replayed_at IS NULL`, []any(nil)
-	if dest != "" {
-		query, args = query+` AND dest = ?`, []any{dest}
-	}
-	var n int64
-	if err := s.r.QueryRowContext(ctx, query, args...).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count dead letters: %w", err)
-	}
-	return n, nil
+	return countDeadLetters(ctx, sqliteDialect{s.r}, dest)
 }
 
 // TakeForReplay implements Replayer.
@@ -181,7 +104,7 @@ func (s *SQLite) TakeForReplay(ctx context.Context, sel ReplaySelector, enqueue 
 		if err != nil {
 			return err
 		}
-		if taken, err = scanDeadRows(rows); err != nil {
+		if taken, err = scanAll[DeadLetter](sqlRows{rows}, scanDead); err != nil {
 			return err
 		}
 		if len(taken) == 0 {

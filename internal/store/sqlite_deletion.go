@@ -157,7 +157,7 @@ func (s *SQLite) ForgetUser(ctx context.Context, subj DeletionSubject, messageID
 			if err != nil {
 				return fmt.Errorf("dead letters: %w", err)
 			}
-			page, err := scanDeadRows(rows)
+			page, err := scanAll[DeadLetter](sqlRows{rows}, scanDead)
 			if err != nil {
 				return fmt.Errorf("dead letters: %w", err)
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 )
@@ -40,8 +39,6 @@ WHERE excluded.status = 'replayed'
 	OR excluded.prec > delivery_log.prec
 	OR (excluded.prec = delivery_log.prec AND (excluded.attempts > delivery_log.attempts
 		OR (excluded.attempts = delivery_log.attempts AND excluded.time >= delivery_log.time)))`
-
-const logColumns = `id, message_id, dest, source, type, event, user_id, email, status, attempts, detail, time, history`
 
 // Record implements DeliveryLog.
 func (s *SQLite) Record(ctx context.Context, entries []LogEntry) error {
@@ -84,31 +81,9 @@ func (s *SQLite) recordTx(ctx context.Context, tx *sql.Tx, entries []LogEntry) e
 	return nil
 }
 
-// QueryLog implements LogReader.
+// QueryLog implements LogReader (dialect.go).
 func (s *SQLite) QueryLog(ctx context.Context, q LogQuery) ([]LogEntry, error) {
-	if q.Status != "" && !q.Status.Valid() {
-		return nil, fmt.Errorf("query log: unknown status %q: %w", q.Status, ErrInvalid)
-	}
-	where, args := logFilter(q)
-	query := `SELECT ` + logColumns + ` FROM delivery_log` + where + ` ORDER BY time DESC, id DESC LIMIT ?`
-	args = append(args, clampLimit(q.Limit))
-	rows, err := s.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query log: %w", err)
-	}
-	defer rows.Close()
-	var out []LogEntry
-	for rows.Next() {
-		e, err := scanLog(rows)
-		if err != nil {
-			return nil, fmt.Errorf("query log: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query log: %w", err)
-	}
-	return out, nil
+	return queryLog(ctx, sqliteDialect{s.r}, q)
 }
 
 // textMatch matches messageId, userId or email exactly or by prefix, as
@@ -167,7 +142,7 @@ func scanLog(r scanner) (LogEntry, error) {
 		e       LogEntry
 		status  string
 		t       int64
-		history string
+		history []byte
 	)
 	err := r.Scan(&e.ID, &e.MessageID, &e.Dest, &e.Source, &e.Type, &e.Event, &e.UserID, &e.Email,
 		&status, &e.Attempts, &e.Detail, &t, &history)
@@ -182,7 +157,7 @@ func scanLog(r scanner) (LogEntry, error) {
 		Detail   string `json:"detail"`
 		Time     int64  `json:"time"`
 	}
-	if err := json.Unmarshal([]byte(history), &steps); err != nil {
+	if err := json.Unmarshal(history, &steps); err != nil {
 		return LogEntry{}, fmt.Errorf("log row %d: history: %w", e.ID, err)
 	}
 	for _, st := range steps {
@@ -191,45 +166,14 @@ func scanLog(r scanner) (LogEntry, error) {
 	return e, nil
 }
 
-// LookupLog implements LogReader.
+// LookupLog implements LogReader (dialect.go).
 func (s *SQLite) LookupLog(ctx context.Context, messageID, dest string) (LogEntry, error) {
-	row := s.r.QueryRowContext(ctx, `SELECT `+logColumns+` FROM delivery_log WHERE message_id = ? AND dest = ?`, messageID, dest)
-	e, err := scanLog(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return LogEntry{}, fmt.Errorf("log entry of messageId %q at %q: %w", messageID, dest, ErrNotFound)
-	}
-	if err != nil {
-		return LogEntry{}, fmt.Errorf("look up log entry of messageId %q at %q: %w", messageID, dest, err)
-	}
-	return e, nil
+	return lookupLog(ctx, sqliteDialect{s.r}, messageID, dest)
 }
 
-// CountLog implements LogReader.
+// CountLog implements LogReader (dialect.go).
 func (s *SQLite) CountLog(ctx context.Context, dest string) (map[Status]int64, error) {
-	query, args := `SELECT status, COUNT(*) FROM delivery_log GROUP BY status`, []any(nil)
-	if dest != "" {
-		query, args = `SELECT status, COUNT(*) FROM delivery_log WHERE dest = ? GROUP BY status`, []any{dest}
-	}
-	rows, err := s.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("count log: %w", err)
-	}
-	defer rows.Close()
-	out := make(map[Status]int64)
-	for rows.Next() {
-		var (
-			st string
-			n  int64
-		)
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, fmt.Errorf("count log: %w", err)
-		}
-		out[Status(st)] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("count log: %w", err)
-	}
-	return out, nil
+	return countLog(ctx, sqliteDialect{s.r}, dest)
 }
 
 // pruneChunk bounds one delete transaction, so pruning a large backlog

@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/relaycdp/relay/internal/klaviyo/kapi"
+	"github.com/relaycdp/relay/internal/ratelimit"
 )
 
-// SQLiteRateLimiter is kapi.Limiter in the embedded store: one rate_bucket
-// row per (API key hash, endpoint) holding a kapi.BucketState. On one node
+// SQLiteRateLimiter is ratelimit.Limiter in the embedded store: one rate_bucket
+// row per (API key hash, endpoint) holding a ratelimit.BucketState. On one node
 // it is what carries Klaviyo's Retry-After and the spent part of the
 // current windows across a restart or a crash: a relay that comes back
 // after kill -9 does not send to an endpoint Klaviyo throttled the previous
@@ -20,17 +20,17 @@ import (
 // key is stored.
 type SQLiteRateLimiter struct{ s *SQLite }
 
-var _ kapi.Limiter = (*SQLiteRateLimiter)(nil)
+var _ ratelimit.Limiter = (*SQLiteRateLimiter)(nil)
 
 // RateLimiter returns the limiter kept in this database.
 func (s *SQLite) RateLimiter() *SQLiteRateLimiter { return &SQLiteRateLimiter{s: s} }
 
 // update applies fn to b's state in one write transaction.
-func (r *SQLiteRateLimiter) update(ctx context.Context, b kapi.Bucket, fn func(st *kapi.BucketState)) error {
+func (r *SQLiteRateLimiter) update(ctx context.Context, b ratelimit.Bucket, fn func(st *ratelimit.BucketState)) error {
 	return r.s.inTx(ctx, func(tx *sql.Tx) error {
 		var raw string
 		err := tx.QueryRowContext(ctx, `SELECT state FROM rate_bucket WHERE key_hash = ? AND endpoint = ?`, b.KeyHash, b.Endpoint).Scan(&raw)
-		var st kapi.BucketState
+		var st ratelimit.BucketState
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
@@ -51,9 +51,9 @@ ON CONFLICT (key_hash, endpoint) DO UPDATE SET state = excluded.state`, b.KeyHas
 	})
 }
 
-func (r *SQLiteRateLimiter) read(ctx context.Context, b kapi.Bucket) (kapi.BucketState, error) {
+func (r *SQLiteRateLimiter) read(ctx context.Context, b ratelimit.Bucket) (ratelimit.BucketState, error) {
 	var raw string
-	var st kapi.BucketState
+	var st ratelimit.BucketState
 	err := r.s.r.QueryRowContext(ctx, `SELECT state FROM rate_bucket WHERE key_hash = ? AND endpoint = ?`, b.KeyHash, b.Endpoint).Scan(&raw)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, nil
@@ -64,21 +64,21 @@ func (r *SQLiteRateLimiter) read(ctx context.Context, b kapi.Bucket) (kapi.Bucke
 	return st, json.Unmarshal([]byte(raw), &st)
 }
 
-// Reserve implements kapi.Limiter.
-func (r *SQLiteRateLimiter) Reserve(ctx context.Context, b kapi.Bucket, now, deadline time.Time) (time.Time, bool, error) {
+// Reserve implements ratelimit.Limiter.
+func (r *SQLiteRateLimiter) Reserve(ctx context.Context, b ratelimit.Bucket, now, deadline time.Time) (time.Time, bool, error) {
 	var (
 		slot time.Time
 		ok   bool
 	)
-	err := r.update(ctx, b, func(st *kapi.BucketState) { slot, ok = st.Reserve(b, now, deadline) })
+	err := r.update(ctx, b, func(st *ratelimit.BucketState) { slot, ok = st.Reserve(b, now, deadline) })
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("reserve rate limit slot of %s: %w", b.Endpoint, err)
 	}
 	return slot, ok, nil
 }
 
-// BlockedUntil implements kapi.Limiter (a plain read).
-func (r *SQLiteRateLimiter) BlockedUntil(ctx context.Context, b kapi.Bucket) (time.Time, error) {
+// BlockedUntil implements ratelimit.Limiter (a plain read).
+func (r *SQLiteRateLimiter) BlockedUntil(ctx context.Context, b ratelimit.Bucket) (time.Time, error) {
 	st, err := r.read(ctx, b)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("read rate limit block of %s: %w", b.Endpoint, err)
@@ -89,22 +89,22 @@ func (r *SQLiteRateLimiter) BlockedUntil(ctx context.Context, b kapi.Bucket) (ti
 	return time.Unix(0, st.Until), nil
 }
 
-// Block implements kapi.Limiter.
-func (r *SQLiteRateLimiter) Block(ctx context.Context, b kapi.Bucket, now time.Time, ra, def time.Duration) (time.Time, error) {
+// Block implements ratelimit.Limiter.
+func (r *SQLiteRateLimiter) Block(ctx context.Context, b ratelimit.Bucket, now time.Time, ra, def time.Duration) (time.Time, error) {
 	var until time.Time
-	err := r.update(ctx, b, func(st *kapi.BucketState) { until = st.Block(b, now, ra, def) })
+	err := r.update(ctx, b, func(st *ratelimit.BucketState) { until = st.Block(b, now, ra, def) })
 	if err != nil {
 		return time.Time{}, fmt.Errorf("record 429 of %s: %w", b.Endpoint, err)
 	}
 	return until, nil
 }
 
-// Succeeded implements kapi.Limiter. It writes only when a streak of 429s
+// Succeeded implements ratelimit.Limiter. It writes only when a streak of 429s
 // is recorded, so successes cost one read.
-func (r *SQLiteRateLimiter) Succeeded(ctx context.Context, b kapi.Bucket) error {
+func (r *SQLiteRateLimiter) Succeeded(ctx context.Context, b ratelimit.Bucket) error {
 	st, err := r.read(ctx, b)
 	if err != nil || st.Streak == 0 {
 		return err
 	}
-	return r.update(ctx, b, func(st *kapi.BucketState) { st.Succeeded() })
+	return r.update(ctx, b, func(st *ratelimit.BucketState) { st.Succeeded() })
 }

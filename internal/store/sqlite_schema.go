@@ -77,7 +77,7 @@ CREATE TABLE dest_settings (
 CREATE TABLE rate_bucket (
 	key_hash TEXT NOT NULL,
 	endpoint TEXT NOT NULL,
-	state    TEXT NOT NULL, -- kapi.BucketState as JSON
+	state    TEXT NOT NULL, -- ratelimit.BucketState as JSON
 	PRIMARY KEY (key_hash, endpoint)
 );
 `,

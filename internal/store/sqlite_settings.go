@@ -8,52 +8,14 @@ import (
 	"fmt"
 )
 
-// DestSettings implements SettingsStore.
+// DestSettings implements SettingsStore (dialect.go).
 func (s *SQLite) DestSettings(ctx context.Context, dest string) (DestSettings, error) {
-	d, err := scanSettings(s.r.QueryRowContext(ctx,
-		`SELECT dest, settings, version, updated_at FROM dest_settings WHERE dest = ?`, dest))
-	if errors.Is(err, sql.ErrNoRows) {
-		return DestSettings{}, fmt.Errorf("settings of destination %q: %w", dest, ErrNotFound)
-	}
-	if err != nil {
-		return DestSettings{}, fmt.Errorf("read settings of destination %q: %w", dest, err)
-	}
-	return d, nil
+	return destSettings(ctx, sqliteDialect{s.r}, dest)
 }
 
-func scanSettings(r scanner) (DestSettings, error) {
-	var (
-		d       DestSettings
-		raw     string
-		updated int64
-	)
-	if err := r.Scan(&d.Dest, &raw, &d.Version, &updated); err != nil {
-		return DestSettings{}, err
-	}
-	d.Settings = json.RawMessage(raw)
-	d.UpdatedAt = fromNanos(updated)
-	return d, nil
-}
-
-// ListDestSettings implements SettingsStore.
+// ListDestSettings implements SettingsStore (dialect.go).
 func (s *SQLite) ListDestSettings(ctx context.Context) ([]DestSettings, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT dest, settings, version, updated_at FROM dest_settings ORDER BY dest`)
-	if err != nil {
-		return nil, fmt.Errorf("list destination settings: %w", err)
-	}
-	defer rows.Close()
-	var out []DestSettings
-	for rows.Next() {
-		d, err := scanSettings(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list destination settings: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list destination settings: %w", err)
-	}
-	return out, nil
+	return listDestSettings(ctx, sqliteDialect{s.r})
 }
 
 // PutDestSettings implements SettingsStore.

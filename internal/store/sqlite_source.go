@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -27,57 +26,12 @@ func (s *SQLite) ResolveWriteKey(ctx context.Context, key string) (string, error
 
 // loadKeys reads every active key for the cache.
 func (s *SQLite) loadKeys(ctx context.Context) (map[[32]byte]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT wkey, source FROM write_key WHERE revoked_at IS NULL`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	keys := make(map[[32]byte]string)
-	for rows.Next() {
-		var k, src string
-		if err := rows.Scan(&k, &src); err != nil {
-			return nil, err
-		}
-		keys[sha256.Sum256([]byte(k))] = src
-	}
-	return keys, rows.Err()
+	return loadKeys(ctx, sqliteDialect{s.r})
 }
 
-// Sources implements SourceAdmin.
+// Sources implements SourceAdmin (dialect.go).
 func (s *SQLite) Sources(ctx context.Context) ([]Source, error) {
-	rows, err := s.r.QueryContext(ctx, `
-SELECT s.name, k.wkey, k.seeded, k.created_at, k.revoked_at
-FROM source s LEFT JOIN write_key k ON k.source = s.name
-ORDER BY s.name, k.created_at, k.wkey`)
-	if err != nil {
-		return nil, fmt.Errorf("list sources: %w", err)
-	}
-	defer rows.Close()
-	var out []Source
-	for rows.Next() {
-		var (
-			name    string
-			key     sql.NullString
-			seeded  sql.NullBool
-			created sql.NullInt64
-			revoked sql.NullInt64
-		)
-		if err := rows.Scan(&name, &key, &seeded, &created, &revoked); err != nil {
-			return nil, fmt.Errorf("list sources: %w", err)
-		}
-		if len(out) == 0 || out[len(out)-1].Name != name {
-			out = append(out, Source{Name: name})
-		}
-		if key.Valid {
-			src := &out[len(out)-1]
-			src.WriteKeys = append(src.WriteKeys, WriteKey{Key: key.String, Seeded: seeded.Bool,
-				CreatedAt: fromNull(created), RevokedAt: fromNull(revoked)})
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list sources: %w", err)
-	}
-	return out, nil
+	return listSources(ctx, sqliteDialect{s.r})
 }
 
 // CreateSource implements SourceAdmin.

@@ -151,3 +151,14 @@ func clampLimit(n int) int {
 	}
 	return n
 }
+
+// textSafe is s as every store can keep it in a text column: PostgreSQL's
+// text holds neither NUL nor invalid UTF-8 (one such value failed a whole
+// batch), so both become U+FFFD. Stores that keep them (SQLite) need not
+// call it; lookups of a stored value map their argument the same way.
+func textSafe(s string) string {
+	if strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/relaycdp/relay/internal/sim"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // TestZeroLossKillsDuringBacklogDrain builds a backlog of 20,000 events
@@ -54,7 +55,7 @@ func TestZeroLossKillsDuringBacklogDrain(t *testing.T) {
 	last := 0
 	var killedAt []time.Time
 	for i := range kills {
-		waitFor(t, 60*time.Second, "delivery progress", func() (bool, string) {
+		testutil.EventuallyWhy(t, 60*time.Second, "delivery progress", func() (bool, string) {
 			got := deliveredItems(ks)
 			return got > last, fmt.Sprintf("%d events accepted by Klaviyo", got)
 		})
@@ -71,7 +72,7 @@ func TestZeroLossKillsDuringBacklogDrain(t *testing.T) {
 		t.Fatalf("only %d of %d kills landed while the backlog was draining: the test did not exercise anything", duringDrain, kills)
 	}
 
-	waitFor(t, 120*time.Second, "every acknowledged event delivered", func() (bool, string) {
+	testutil.EventuallyWhy(t, 120*time.Second, "every acknowledged event delivered", func() (bool, string) {
 		seen := map[string]int{}
 		for _, e := range ks.State().Events {
 			if strings.HasPrefix(e.UniqueID, "backlog-") {

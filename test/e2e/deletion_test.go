@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/relaycdp/relay/internal/testutil"
 	"io"
 	"net/http"
 	"os"
@@ -17,8 +18,8 @@ import (
 )
 
 const (
-	adminToken  = "adm_e2e_token"
-	deletionKey = "dk_e2e_key"
+	adminToken  = "adm_e2e_token_0123456789"
+	deletionKey = "dk_e2e_key_0123456789"
 )
 
 // deliveryEndpoints are every endpoint delivery sends events and profiles to.
@@ -55,7 +56,7 @@ func TestUserDeletion(t *testing.T) {
 	}
 	ingest(track("gone-1", "u-gone", "gone@example.com"), track("gone-2", "u-gone", "gone@example.com"),
 		track("keep-1", "u-keep", "keep@example.com"), track("cli-1", "u-cli", "cli@example.com"))
-	waitFor(t, 30*time.Second, "first events delivered", func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "first events delivered", func() (bool, string) {
 		st := ks.State()
 		n := countPrefix(st.Events, "gone-") + countPrefix(st.Events, "keep-") + countPrefix(st.Events, "cli-")
 		return n == 4, fmt.Sprintf("%d of 4", n)
@@ -73,7 +74,7 @@ func TestUserDeletion(t *testing.T) {
 	}
 	id := body["id"].(string)
 	var d map[string]any
-	waitFor(t, 60*time.Second, "the queued events dropped and Klaviyo's deletion failing", func() (bool, string) {
+	testutil.EventuallyWhy(t, 60*time.Second, "the queued events dropped and Klaviyo's deletion failing", func() (bool, string) {
 		_, b := adminCall(t, r, "GET", "/admin/api/deletions/"+id, adminToken, "")
 		d = b["deletion"].(map[string]any)
 		steps, _ := d["steps"].([]any)
@@ -91,7 +92,7 @@ func TestUserDeletion(t *testing.T) {
 	r.kill()
 	ks.SetFaults(sim.Faults{})
 	r = startRelay(t, cfg, data, addr)
-	waitFor(t, 90*time.Second, "the deletion done after the restart", func() (bool, string) {
+	testutil.EventuallyWhy(t, 90*time.Second, "the deletion done after the restart", func() (bool, string) {
 		_, b := adminCall(t, r, "GET", "/admin/api/deletions/"+id, adminToken, "")
 		d = b["deletion"].(map[string]any)
 		return d["state"] == "done", fmt.Sprintf("%v", d)
@@ -110,7 +111,7 @@ func TestUserDeletion(t *testing.T) {
 	// A marker event after everything: once it is in Klaviyo, any dropped
 	// event that had survived would be there too.
 	ingest(track("keep-2", "u-keep", "keep@example.com"))
-	waitFor(t, 30*time.Second, "the marker delivered", func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "the marker delivered", func() (bool, string) {
 		n := countPrefix(ks.State().Events, "keep-")
 		return n == 2, fmt.Sprintf("%d of 2; requests %v; log:\n%s", n, ks.State().Requests, r.Logs())
 	})
@@ -153,7 +154,7 @@ func TestForgetWithoutServer(t *testing.T) {
 	if err != nil || status != 200 {
 		t.Fatalf("ingest: %d %s %v", status, msg, err)
 	}
-	waitFor(t, 30*time.Second, "event delivered", func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "event delivered", func() (bool, string) {
 		return countPrefix(ks.State().Events, "off-") == 1, ""
 	})
 	r.stop()
@@ -162,7 +163,7 @@ func TestForgetWithoutServer(t *testing.T) {
 		t.Fatalf("relay forget: %v\n%s", err, out)
 	}
 	startRelay(t, cfg, data, addr)
-	waitFor(t, 30*time.Second, "profile deleted", func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "profile deleted", func() (bool, string) {
 		st := ks.State()
 		return len(st.Profiles) == 0 && len(st.Events) == 0, fmt.Sprintf("%d profiles", len(st.Profiles))
 	})

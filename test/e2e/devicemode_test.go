@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/relaycdp/relay/internal/testutil"
 	"io"
 	"maps"
 	"net/http"
@@ -206,7 +207,7 @@ func checkDeviceRun(t *testing.T, ks *klaviyoSim, r *relayProc, pagesURL, sdk, m
 		t.Fatalf("marker: %d %s %v", code, msg, err)
 	}
 	browserIDs := []string{mid("track:Product Viewed"), p + "-o1", mid("page")}
-	waitFor(t, 30*time.Second, "server-side delivery of "+p, func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "server-side delivery of "+p, func() (bool, string) {
 		st := ks.State()
 		got := map[string]string{}
 		for _, e := range st.Events {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/relaycdp/relay/internal/sim"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // TestDeliveryUnderTimeoutsAndResets: Klaviyo first holds every request
@@ -29,7 +30,7 @@ func TestDeliveryUnderTimeoutsAndResets(t *testing.T) {
 	send := func(events int) { s.post(t, r, events) }
 	send(n / 2)
 	// Held requests enter the simulator's log when they end.
-	waitFor(t, 50*time.Second, "a held request relay gave up on", func() (bool, string) {
+	testutil.EventuallyWhy(t, 50*time.Second, "a held request relay gave up on", func() (bool, string) {
 		recs := ks.Requests()
 		return gaveUp(recs) > 0, fmt.Sprintf("%d requests ended, faults %v", len(recs), faultCounts(recs))
 	})
@@ -41,17 +42,17 @@ func TestDeliveryUnderTimeoutsAndResets(t *testing.T) {
 	send(n / 4)
 	// A request held since phase 1 ends at relay's 30 s attempt timeout;
 	// the next attempt meets the new fault.
-	waitFor(t, 90*time.Second, "a reset connection", func() (bool, string) {
+	testutil.EventuallyWhy(t, 90*time.Second, "a reset connection", func() (bool, string) {
 		return faultCounts(ks.Requests())["reset"] > 0, fmt.Sprintf("faults %v", faultCounts(ks.Requests()))
 	})
 	ks.SetFaults(sim.Faults{TimeoutRate: 1, TimeoutHold: time.Second})
 	send(n / 4)
-	waitFor(t, 90*time.Second, "a late 504", func() (bool, string) {
+	testutil.EventuallyWhy(t, 90*time.Second, "a late 504", func() (bool, string) {
 		return late504(ks.Requests()) > 0, fmt.Sprintf("faults %v", faultCounts(ks.Requests()))
 	})
 	ks.SetFaults(sim.Faults{ResetRate: 0.3, TimeoutRate: 0.2, TimeoutHold: time.Second})
 
-	waitFor(t, 100*time.Second, "all events delivered", func() (bool, string) {
+	testutil.EventuallyWhy(t, 100*time.Second, "all events delivered", func() (bool, string) {
 		got := countPrefix(ks.State().Events, "flaky-")
 		return got == n, fmt.Sprintf("%d of %d delivered, faults %v", got, n, faultCounts(ks.Requests()))
 	})

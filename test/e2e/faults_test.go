@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/relaycdp/relay/internal/sim"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // TestDeliveryUnderThrottlingAndErrors: through a 429 storm (Retry-After
@@ -28,18 +29,20 @@ func TestDeliveryUnderThrottlingAndErrors(t *testing.T) {
 	s := newSender("storm")
 	ingest := func(events int) { s.post(t, r, events) }
 	ingest(n / 3)
-	waitFor(t, 10*time.Second, "a throttled request", func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "a throttled request", func() (bool, string) {
 		return ks.State().Throttled > 0, "no 429 yet"
 	})
-	time.Sleep(3 * time.Second) // the storm ends
+	testutil.EventuallyWhy(t, 20*time.Second, "the storm's end (a request accepted after a 429)", func() (bool, string) {
+		return acceptedAfterThrottle(ks.Requests()), "every request since the first 429 throttled"
+	})
 	ks.SetFaults(sim.Faults{ErrorRate: 1})
 	ingest(n / 3)
-	waitFor(t, 10*time.Second, "a failed request", func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "a failed request", func() (bool, string) {
 		return ks.State().Faulted > ks.State().Throttled, "no 5xx yet"
 	})
 	ks.SetFaults(sim.Faults{ErrorRate: 0.2})
 	ingest(n - 2*(n/3))
-	waitFor(t, 120*time.Second, "all events delivered", func() (bool, string) {
+	testutil.EventuallyWhy(t, 120*time.Second, "all events delivered", func() (bool, string) {
 		got := countPrefix(ks.State().Events, "storm-")
 		return got == n, fmt.Sprintf("%d of %d delivered", got, n)
 	})
@@ -73,4 +76,19 @@ func TestDeliveryUnderThrottlingAndErrors(t *testing.T) {
 	if strings.Contains(r.Logs(), simKey) {
 		t.Fatal("the Klaviyo API key appears in relay's logs")
 	}
+}
+
+// acceptedAfterThrottle reports whether a request was accepted after a
+// 429: the storm is over.
+func acceptedAfterThrottle(recs []sim.RequestRecord) bool {
+	throttled := false
+	for _, rec := range recs {
+		switch {
+		case rec.Status == 429:
+			throttled = true
+		case throttled && rec.Status >= 200 && rec.Status < 300:
+			return true
+		}
+	}
+	return false
 }

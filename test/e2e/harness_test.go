@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/relaycdp/relay/internal/sim"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // relayBin is the relay binary built once for the whole package.
@@ -138,7 +139,7 @@ func startRelay(t *testing.T, cfgPath, dataDir, addr string) *relayProc {
 		close(p.done)
 	}()
 	t.Cleanup(p.stop)
-	waitFor(t, 20*time.Second, "relay /health", func() (bool, string) {
+	testutil.EventuallyWhy(t, 20*time.Second, "relay /health", func() (bool, string) {
 		select {
 		case <-p.done:
 			t.Fatalf("relay exited at start:\n%s", p.Logs())
@@ -198,31 +199,11 @@ func (p *relayProc) post(ctx context.Context, path, body string) (int, string, e
 	return resp.StatusCode, string(b), nil
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	wait := 20 * time.Millisecond
-	last := ""
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		last = why
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached after %s: %s", what, timeout, last)
-		}
-		time.Sleep(wait)
-		wait = min(wait*2, 500*time.Millisecond)
-	}
-}
-
 // checkAckedOnce waits until every acknowledged event with the prefix is
 // in Klaviyo exactly once.
 func checkAckedOnce(t *testing.T, ks *klaviyoSim, prefix string, acked map[string]bool, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, timeout, "every acknowledged event delivered", func() (bool, string) {
+	testutil.EventuallyWhy(t, timeout, "every acknowledged event delivered", func() (bool, string) {
 		seen := map[string]int{}
 		for _, e := range ks.State().Events {
 			if strings.HasPrefix(e.UniqueID, prefix) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/relaycdp/relay/internal/testutil"
 	"io"
 	"log/slog"
 	"net/http"
@@ -85,7 +86,7 @@ log:
 	if err != nil || status != 200 {
 		t.Fatalf("ingest: %d %s %v", status, msg, err)
 	}
-	waitFor(t, 30*time.Second, "allowed event delivered", func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "allowed event delivered", func() (bool, string) {
 		for _, e := range s.State().Events {
 			if e.UniqueID == "p-ok" {
 				return true, ""
@@ -94,7 +95,7 @@ log:
 		return false, "p-ok not in Klaviyo"
 	})
 	var export string
-	waitFor(t, 20*time.Second, "audit entries", func() (bool, string) {
+	testutil.EventuallyWhy(t, 20*time.Second, "audit entries", func() (bool, string) {
 		req, _ := http.NewRequest("GET", r.url("/admin/audit/export?user=pat"), nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
@@ -133,7 +134,7 @@ log:
 		t.Errorf("audit export holds a value or an undelivered event: %s", export)
 	}
 	// The throwing event is dead-lettered with the error and its line.
-	waitFor(t, 10*time.Second, "dead letter of p-boom", func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "dead letter of p-boom", func() (bool, string) {
 		req, _ := http.NewRequest("GET", r.url("/admin/log?q=p-boom"), nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)

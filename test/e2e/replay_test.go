@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/relaycdp/relay/internal/sim"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // TestDeadLetterAndReplay: an event the settings cannot map, and an event
@@ -39,7 +40,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	if err != nil || status != 200 {
 		t.Fatalf("ingest: %d %s %v", status, msg, err)
 	}
-	waitFor(t, 30*time.Second, "good events delivered", func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "good events delivered", func() (bool, string) {
 		n := countPrefix(ks.State().Events, "good-")
 		return n == 10, fmt.Sprintf("%d of 10", n)
 	})
@@ -58,7 +59,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 		t.Fatalf("relay replay said: %s", out)
 	}
 	startRelay(t, cfg, data, addr)
-	waitFor(t, 30*time.Second, "replayed event delivered", func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "replayed event delivered", func() (bool, string) {
 		for _, e := range ks.State().Events {
 			if e.UniqueID == "noemail-1" {
 				return true, ""

@@ -21,6 +21,7 @@ import (
 
 	"github.com/relaycdp/relay/internal/klaviyo/openapi"
 	"github.com/relaycdp/relay/internal/sim"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // scaleOut points every relay process the test starts (through the
@@ -163,11 +164,21 @@ func TestThreeNodesSIGKILL(t *testing.T) {
 	for range 6 {
 		wg.Go(func() { pacedLoop(ctx, s, next) })
 	}
-	time.Sleep(3 * time.Second)
+	// Kill node 0 once all three took traffic for a while, then let the
+	// survivors take as much again.
+	const phase = 2000
+	testutil.EventuallyWhy(t, 30*time.Second, "traffic before the kill", func() (bool, string) {
+		n := len(s.ackedIDs())
+		return n >= phase, fmt.Sprintf("%d of %d acknowledged", n, phase)
+	})
 	dead.Store(0)
 	nodes[0].kill()
-	t.Logf("node 0 killed: %d sent, %d acknowledged so far", s.sent.Load(), len(s.ackedIDs()))
-	time.Sleep(3 * time.Second)
+	before := len(s.ackedIDs())
+	t.Logf("node 0 killed: %d sent, %d acknowledged so far", s.sent.Load(), before)
+	testutil.EventuallyWhy(t, 30*time.Second, "traffic after the kill", func() (bool, string) {
+		n := len(s.ackedIDs()) - before
+		return n >= phase, fmt.Sprintf("%d of %d acknowledged since the kill", n, phase)
+	})
 	stop()
 	wg.Wait()
 

@@ -14,6 +14,7 @@ import (
 	segment "github.com/segmentio/analytics-go/v3"
 
 	"github.com/relaycdp/relay/internal/sim"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // TestSDKs sends identify, track, Order Completed and group through each
@@ -139,7 +140,7 @@ func must(t *testing.T, err error) {
 func checkDelivered(t *testing.T, ks *klaviyoSim, p string, full bool) {
 	t.Helper()
 	email := p + "@example.com"
-	waitFor(t, 30*time.Second, "delivery of "+p, func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "delivery of "+p, func() (bool, string) {
 		st := ks.State()
 		var prof *sim.ProfileState
 		for i := range st.Profiles {

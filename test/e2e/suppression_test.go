@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/relaycdp/relay/internal/sim"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // TestUserSuppression: through relay serve into the simulator, a
@@ -57,12 +58,12 @@ func TestUserSuppression(t *testing.T) {
 		return string(b)
 	}
 	ingest(track("sup-1", "u-sup", "sup@example.com"), byPhone("ph-1", "+15005550006"), track("other-1", "u-other", "other@example.com"))
-	waitFor(t, 30*time.Second, "first events delivered", func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "first events delivered", func() (bool, string) {
 		st := ks.State()
 		n := countPrefix(st.Events, "sup-") + countPrefix(st.Events, "ph-") + countPrefix(st.Events, "other-")
 		return n == 3, fmt.Sprintf("%d of 3", n)
 	})
-	waitFor(t, 10*time.Second, "the phone user's log row", func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "the phone user's log row", func() (bool, string) {
 		return strings.Contains(logPage("ph-1"), `data-message-id="ph-1"`), "not yet"
 	})
 
@@ -79,7 +80,7 @@ func TestUserSuppression(t *testing.T) {
 		t.Fatalf("delete and suppress by phone: %d %v", status, body)
 	}
 	delID := body["deletion"].(map[string]any)["id"].(string)
-	waitFor(t, 30*time.Second, "the phone user's deletion done", func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "the phone user's deletion done", func() (bool, string) {
 		_, b := adminCall(t, r, "GET", "/admin/api/deletions/"+delID, adminToken, "")
 		d := b["deletion"].(map[string]any)
 		return d["state"] == "done", fmt.Sprintf("%v", d)
@@ -90,10 +91,10 @@ func TestUserSuppression(t *testing.T) {
 
 	ingest(track("sup-2", "u-sup", "sup@example.com"), `{"type":"identify","messageId":"sup-3","userId":"u-sup","traits":{"plan":"pro"}}`,
 		byPhone("ph-2", "(500) 555-0006"), byPhone("ph-3", "+15005550006"), track("other-2", "u-other", "other@example.com"))
-	waitFor(t, 30*time.Second, "the other user's event delivered", func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "the other user's event delivered", func() (bool, string) {
 		return countPrefix(ks.State().Events, "other-") == 2, "not yet"
 	})
-	waitFor(t, 10*time.Second, "the suppressed events skipped in the log", func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "the suppressed events skipped in the log", func() (bool, string) {
 		a, b := logPage("sup-2"), logPage("ph-3")
 		return strings.Contains(a, "suppressed by regulation "+supID) && strings.Contains(b, "suppressed by regulation "+delID), "not yet"
 	})
@@ -114,7 +115,7 @@ func TestUserSuppression(t *testing.T) {
 		t.Fatalf("relay forget --unsuppress: %v\n%s", err, out)
 	}
 	ingest(track("sup-4", "u-sup", "sup@example.com"), byPhone("ph-4", "+15005550006"), track("other-3", "u-other", "other@example.com"))
-	waitFor(t, 30*time.Second, "the unsuppressed user's event delivered", func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "the unsuppressed user's event delivered", func() (bool, string) {
 		st := ks.State()
 		return countPrefix(st.Events, "sup-4") == 1 && countPrefix(st.Events, "other-") == 3, "not yet"
 	})
@@ -153,10 +154,10 @@ func TestSuppressWithoutServer(t *testing.T) {
 			t.Fatalf("ingest: %d %s %v", status, msg, err)
 		}
 	}
-	waitFor(t, 30*time.Second, "the other user's event delivered", func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "the other user's event delivered", func() (bool, string) {
 		return countPrefix(ks.State().Events, "loud-") == 1, "not yet"
 	})
-	waitFor(t, 10*time.Second, "the suppressed event skipped in the log", func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "the suppressed event skipped in the log", func() (bool, string) {
 		req, _ := http.NewRequest("GET", r.url("/admin/log?q=quiet-1"), nil)
 		req.Header.Set("Authorization", "Bearer "+adminToken)
 		resp, err := http.DefaultClient.Do(req)
@@ -202,13 +203,13 @@ func TestSuppressionAcrossNodes(t *testing.T) {
 			t.Fatalf("ingest: %d %s %v", status, msg, err)
 		}
 	}
-	waitFor(t, 60*time.Second, "the other user's events delivered", func() (bool, string) {
+	testutil.EventuallyWhy(t, 60*time.Second, "the other user's events delivered", func() (bool, string) {
 		n := countPrefix(ks.State().Events, "y-")
 		return n == 10, fmt.Sprintf("%d of 10", n)
 	})
 	// Every node settles the suppressed events as skipped; give the last
 	// batch the time the marker's took, then none may be in Klaviyo.
-	waitFor(t, 10*time.Second, "the suppressed events skipped", func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "the suppressed events skipped", func() (bool, string) {
 		req, _ := http.NewRequest("GET", b.url("/admin/log?status=skipped"), nil)
 		req.Header.Set("Authorization", "Bearer "+adminToken)
 		resp, err := http.DefaultClient.Do(req)

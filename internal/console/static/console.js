@@ -12,4 +12,14 @@
       target.value = opt.getAttribute("data-event");
     }
   });
+  // A <select data-reload="param"> reloads the page with that query
+  // parameter set to the choice (the event tester's destination: its
+  // settings and mapping are the destination type's own).
+  document.addEventListener("change", function (e) {
+    var sel = e.target.closest ? e.target.closest("select[data-reload]") : null;
+    if (!sel) return;
+    var u = new URL(window.location.href);
+    u.searchParams.set(sel.getAttribute("data-reload"), sel.value);
+    window.location.assign(u.toString());
+  });
 })();

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/relaycdp/relay/internal/klaviyo"
+	"github.com/relaycdp/relay/internal/ratelimit"
 )
 
 // Client sends calls to Klaviyo within its rate limits. It is safe for
@@ -306,7 +307,7 @@ func (c *Client) prepare(apiKey string, req klaviyo.Request) (*prepared, error) 
 	p.bucket = c.bucket(bucketKey{key: h, endpoint: ep}, ep)
 	if c.cfg.Limiter != nil {
 		p.shared = &sharedBucket{l: c.cfg.Limiter, b: Bucket{KeyHash: hex.EncodeToString(h[:]), Endpoint: ep,
-			Limit: c.cfg.Limits[ep], Burst: c.win.burst, Steady: c.win.steady, Margin: c.win.margin}}
+			Limit: ratelimit.Limit{BurstPerSecond: c.cfg.Limits[ep].BurstPerSecond, SteadyPerMin: c.cfg.Limits[ep].SteadyPerMin}, Burst: c.win.burst, Steady: c.win.steady, Margin: c.win.margin}}
 	}
 	return p, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/relaycdp/relay/internal/klaviyo"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 type callID struct{}
@@ -153,7 +154,7 @@ func TestThrottleStorm(t *testing.T) {
 	}
 	// Once the endpoint is blocked, another endpoint (same key) and the
 	// same endpoint with another key must go straight through.
-	eventually(t, "first 429 block", func() bool {
+	testutil.Eventually(t, 10*time.Second, "first 429 block", func() bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		for _, e := range g.events {

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/relaycdp/relay/internal/queue"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // Open opens a queue storing its data under dir. The suite calls it with a
@@ -120,18 +121,6 @@ func stats(t *testing.T, q queue.Queue) queue.Stats {
 		t.Fatalf("stats: %v", err)
 	}
 	return st
-}
-
-// Eventually polls cond every 10ms until it holds or timeout passes.
-func Eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // messageOpts compares messages, times by instant.
@@ -262,7 +251,7 @@ func testRetryTiming(t *testing.T, open Open) {
 		t.Fatalf("retry: %v", err)
 	}
 	var soon []queue.Job
-	Eventually(t, 10*time.Second, "the 200ms retry to become due", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the 200ms retry to become due", func() bool {
 		soon = append(soon, claim(t, q, "a", 10, hour)...)
 		return slices.ContainsFunc(soon, func(j queue.Job) bool { return j.ID == jobs[2].ID })
 	})
@@ -290,22 +279,25 @@ func summarize(jobs []queue.Job) []string {
 	return out
 }
 
+// testAbort: Abort forgets dead-lettered jobs (queue.Queue.Abort): they
+// leave Depth, never hold their key back and are never claimed again, not
+// after their lease would have expired and not after a reopen.
 func testAbort(t *testing.T, open Open) {
-	q := openQ(t, open, t.TempDir())
+	dir := t.TempDir()
+	q := open(t, dir)
 	ctx := context.Background()
 	enqueue(t, q, Msg("a", "k", 1), Msg("a", "k", 2))
-	first := claim(t, q, "a", 1, hour)
+	const lease = 200 * time.Millisecond
+	first := claim(t, q, "a", 1, lease)
 	if len(first) != 1 {
 		t.Fatalf("claimed %d, want 1", len(first))
 	}
 	if err := q.Abort(ctx, ids(first), "invalid email"); err != nil {
 		t.Fatalf("abort: %v", err)
 	}
-	st := stats(t, q)
-	if st.Aborted != 1 || st.Depth != 1 {
-		t.Errorf("stats: aborted %d depth %d; want 1, 1", st.Aborted, st.Depth)
+	if st := stats(t, q); st.Depth != 1 || st.Executing != 0 || st.ByDest["a"] != 1 {
+		t.Errorf("stats after abort: %+v; want depth 1, nothing executing", st)
 	}
-	// A dead letter does not hold its key back, and is never claimed again.
 	next := claim(t, q, "a", 10, hour)
 	if diff := cmp.Diff([]string{"m-a-2"}, msgIDs(next)); diff != "" {
 		t.Fatalf("claim after abort (-want +got):\n%s", diff)
@@ -317,11 +309,25 @@ func testAbort(t *testing.T, open Open) {
 	if err := q.Succeed(ctx, ids(first)); err != nil {
 		t.Fatalf("succeed aborted: %v", err)
 	}
-	if st := stats(t, q); st.Aborted != 1 || st.Depth != 0 {
-		t.Errorf("stats: aborted %d depth %d; want 1, 0", st.Aborted, st.Depth)
+	if err := q.Abort(ctx, ids(first), "again"); err != nil {
+		t.Fatalf("abort again: %v", err)
 	}
+	if st := stats(t, q); st.Depth != 0 {
+		t.Errorf("stats: depth %d; want 0", st.Depth)
+	}
+	time.Sleep(2 * lease) // the aborted claim's lease would have expired
 	if jobs := claim(t, q, "a", 10, hour); len(jobs) != 0 {
-		t.Fatalf("claim returned %v", msgIDs(jobs))
+		t.Fatalf("claim after the lease returned %v", msgIDs(jobs))
+	}
+	if err := q.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	q2 := openQ(t, open, dir)
+	if st := stats(t, q2); st.Depth != 0 {
+		t.Errorf("after reopen: depth %d; want 0", st.Depth)
+	}
+	if jobs := claim(t, q2, "a", 10, hour); len(jobs) != 0 {
+		t.Fatalf("claim after reopen returned %v", msgIDs(jobs))
 	}
 }
 
@@ -335,7 +341,7 @@ func testLeaseExpiry(t *testing.T, open Open) {
 	// The worker "dies". Until its lease runs out, job 2 is held back
 	// behind it; afterwards both come back, in order.
 	var got []queue.Job
-	Eventually(t, 10*time.Second, "the lease to expire", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the lease to expire", func() bool {
 		got = claim(t, q, "a", 10, hour)
 		return len(got) > 0
 	})

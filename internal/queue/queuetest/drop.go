@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/relaycdp/relay/internal/queue"
+	"github.com/relaycdp/relay/internal/testutil"
 )
 
 // testDrop: Drop deletes a destination's pending and failed jobs that
@@ -55,7 +56,7 @@ func testDrop(t *testing.T, open Open) {
 	if rest := claim(t, q, "k", 10, hour); len(rest) != 0 {
 		t.Errorf("dropped jobs still claimable: %v", msgIDs(rest))
 	}
-	Eventually(t, 5*time.Second, "depth of k to reach 0", func() bool { return stats(t, q).ByDest["k"] == 0 })
+	testutil.Eventually(t, 5*time.Second, "depth of k to reach 0", func() bool { return stats(t, q).ByDest["k"] == 0 })
 	other := claim(t, q, "other", 10, hour)
 	if len(other) != 1 || other[0].MessageID != "m-other-6" {
 		t.Errorf("another destination's job was touched: %v", msgIDs(other))

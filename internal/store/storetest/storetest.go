@@ -26,6 +26,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RecordHistory", testRecordHistory},
 		{"RecordTruncatesDetail", testRecordTruncatesDetail},
 		{"RecordInvalid", testRecordInvalid},
+		{"UnsafeText", testUnsafeText},
 		{"QueryLogSearch", testQueryLogSearch},
 		{"QueryLogPaging", testQueryLogPaging},
 		{"CountLog", testCountLog},

@@ -1,4 +1,4 @@
-package delivery
+package kdest
 
 import (
 	"context"
@@ -93,7 +93,7 @@ func (b *batch) sendStage(ctx context.Context, items []int, st stage) {
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(b.w.cfg.Concurrency)
+	g.SetLimit(b.s.cfg.Concurrency)
 	for _, w := range todo {
 		g.Go(func() error {
 			b.sendChunk(gctx, w.g, w.chunk, 0)
@@ -299,8 +299,8 @@ func (b *batch) sendChunk(ctx context.Context, g *group, chunk []ref, depth int)
 		return
 	}
 	req := b.request(g, chunk)
-	resp, err := b.w.send.Do(ctx, b.settings.PrivateAPIKey, req)
-	b.w.metrics.request(req, len(chunk), err)
+	resp, err := b.s.send.Do(ctx, b.settings.PrivateAPIKey, req)
+	b.s.metrics.request(req, len(chunk), err)
 	if err == nil {
 		if isImportJob(req) {
 			// Klaviyo validates the job's profiles later: follow it in the

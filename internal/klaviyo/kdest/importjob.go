@@ -1,4 +1,4 @@
-package delivery
+package kdest
 
 import (
 	"context"
@@ -24,7 +24,7 @@ func isImportJob(req klaviyo.Request) bool {
 func (b *batch) settleImportJob(ctx context.Context, chunk []ref, resp *kapi.Response) {
 	id, err := resp.DataID()
 	if err != nil || id == "" {
-		b.w.slog.Warn("profile import job: no job id in response; cannot check item errors")
+		b.s.slog.Warn("profile import job: no job id in response; cannot check item errors")
 		b.succeed(chunk)
 		return
 	}
@@ -40,7 +40,7 @@ func (b *batch) settleImportJob(ctx context.Context, chunk []ref, resp *kapi.Res
 		}
 	}
 	if job.FailedCount > len(failed) {
-		b.w.slog.Warn("profile import job reports failures it does not attribute",
+		b.s.slog.Warn("profile import job reports failures it does not attribute",
 			slog.String("job", id), slog.Int("failed", job.FailedCount), slog.Int("attributed", len(failed)))
 	}
 	var ok []ref
@@ -63,7 +63,7 @@ func (b *batch) settleImportJob(ctx context.Context, chunk []ref, resp *kapi.Res
 // waitImportJob polls the job until it is done, ctx ends or
 // ImportJobTimeout passes; nil when it did not finish.
 func (b *batch) waitImportJob(ctx context.Context, id string) *kapi.ImportJob {
-	ctx, cancel := context.WithTimeout(ctx, b.w.cfg.ImportJobTimeout)
+	ctx, cancel := context.WithTimeout(ctx, b.s.cfg.ImportJobTimeout)
 	defer cancel()
 	// Jobs take seconds at Klaviyo; the job status endpoint has its own
 	// budget (150/min per key), shared by every poll of every batch.
@@ -71,17 +71,17 @@ func (b *batch) waitImportJob(ctx context.Context, id string) *kapi.ImportJob {
 	for {
 		select {
 		case <-ctx.Done():
-			b.w.slog.Warn("profile import job did not finish in time", slog.String("job", id))
+			b.s.slog.Warn("profile import job did not finish in time", slog.String("job", id))
 			return nil
 		case <-time.After(wait):
 		}
 		wait = min(wait*2, 5*time.Second)
-		job, err := b.w.send.GetProfileImportJob(ctx, b.settings.PrivateAPIKey, id)
+		job, err := b.s.send.GetProfileImportJob(ctx, b.settings.PrivateAPIKey, id)
 		if err == nil && job.Done() {
 			return job
 		}
 		if err != nil && kapi.ClassOf(err) == kapi.Permanent {
-			b.w.slog.Warn("profile import job status", slog.String("job", id), slog.Any("err", err))
+			b.s.slog.Warn("profile import job status", slog.String("job", id), slog.Any("err", err))
 			return nil
 		}
 	}

@@ -1,4 +1,4 @@
-package delivery
+package kdest
 
 import (
 	"context"
@@ -46,8 +46,8 @@ func (b *batch) sendListRemove(ctx context.Context, g *group, chunk []ref) {
 		return
 	}
 	req := klaviyo.ListRemoveRequest(g.listID, ids)
-	_, err := b.w.send.Do(ctx, b.settings.PrivateAPIKey, req)
-	b.w.metrics.request(req, len(found), err)
+	_, err := b.s.send.Do(ctx, b.settings.PrivateAPIKey, req)
+	b.s.metrics.request(req, len(found), err)
 	if err != nil {
 		for _, r := range found {
 			b.failSend(r, err)
@@ -64,8 +64,8 @@ func (b *batch) lookupProfile(ctx context.Context, op klaviyo.Op) ([]string, err
 		return nil, nil
 	}
 	req := klaviyo.ProfileLookupRequest(field, value)
-	resp, err := b.w.send.Do(ctx, b.settings.PrivateAPIKey, req)
-	b.w.metrics.request(req, 1, err)
+	resp, err := b.s.send.Do(ctx, b.settings.PrivateAPIKey, req)
+	b.s.metrics.request(req, 1, err)
 	if err != nil {
 		return nil, err
 	}
