@@ -129,7 +129,7 @@ func (s *Postgres) RemoveSuppressions(ctx context.Context, regulation string, ha
 // SuppressionVersion implements SuppressionStore.
 func (s *Postgres) SuppressionVersion(ctx context.Context) (SuppressionVersion, error) {
 	var v SuppressionVersion
-	if err := s.pool.QueryRow(ctx, `SELECT COUNT(*), COALESCE(MAX(id), 0) FROM suppression`).Scan(&v.Count, &v.MaxID); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0)::BIGINT FROM suppression`).Scan(&v.Count, &v.MaxID, &v.SumID); err != nil {
 		return v, fmt.Errorf("suppression version: %w", err)
 	}
 	return v, nil

@@ -151,7 +151,7 @@ func (s *SQLite) RemoveSuppressions(ctx context.Context, regulation string, hash
 // SuppressionVersion implements SuppressionStore.
 func (s *SQLite) SuppressionVersion(ctx context.Context) (SuppressionVersion, error) {
 	var v SuppressionVersion
-	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(id), 0) FROM suppression`).Scan(&v.Count, &v.MaxID); err != nil {
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0) FROM suppression`).Scan(&v.Count, &v.MaxID, &v.SumID); err != nil {
 		return v, fmt.Errorf("suppression version: %w", err)
 	}
 	return v, nil

@@ -33,8 +33,10 @@ type SuppressionQuery struct {
 }
 
 // SuppressionVersion changes whenever the list changes: ids only grow, so
-// any addition raises MaxID and a removal alone lowers Count.
-type SuppressionVersion struct{ Count, MaxID int64 }
+// an addition raises MaxID or Count and a removal lowers Count; SumID
+// catches a removal and an out-of-order commit (PostgreSQL hands out ids
+// before commit) between two reads.
+type SuppressionVersion struct{ Count, MaxID, SumID int64 }
 
 // SuppressionStore keeps the suppression list.
 type SuppressionStore interface {
