@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"syscall"
@@ -36,6 +37,10 @@ func runForget(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	server := fs.String("server", "", "the running relay's base URL (default: http:// + config adminAddr, else addr)")
 	token := fs.String("token", "", "admin token or deletion key (default: RELAY_ADMIN_TOKEN, then config admin.token, then admin.deletionKey)")
 	wait := fs.Duration("wait", 0, "wait this long for the deletion to finish, printing its progress (e.g. 2m)")
+	suppress := fs.Bool("suppress", false, "also suppress the user: drop their future events (SUPPRESS_WITH_DELETE)")
+	suppressOnly := fs.Bool("suppress-only", false, "suppress the user's future events without deleting anything (SUPPRESS_ONLY)")
+	unsuppress := fs.Bool("unsuppress", false, "lift the suppressions of the identifiers given, or of --regulation")
+	regulation := fs.String("regulation", "", "with --unsuppress: the regulation id to lift (sup_3, or the del_7 of a --suppress)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -44,7 +49,15 @@ func runForget(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		return 2
 	}
 	subj := store.DeletionSubject{UserID: strings.TrimSpace(*user), Email: strings.TrimSpace(*email), Phone: strings.TrimSpace(*phone)}
-	if subj.Empty() {
+	if n := countTrue(*suppress, *suppressOnly, *unsuppress); n > 1 {
+		fmt.Fprintln(stderr, "relay forget: --suppress, --suppress-only and --unsuppress exclude each other")
+		return 2
+	}
+	if *regulation != "" && !*unsuppress {
+		fmt.Fprintln(stderr, "relay forget: --regulation goes with --unsuppress")
+		return 2
+	}
+	if subj.Empty() && !(*unsuppress && *regulation != "") {
 		fmt.Fprintln(stderr, "relay forget: give at least one of --user ID, --email E or --phone P")
 		return 2
 	}
@@ -83,9 +96,13 @@ func runForget(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 			tok = t
 		}
 	}
-	body, _ := json.Marshal(map[string]any{"userId": subj.UserID, "email": subj.Email, "phone": subj.Phone,
-		"destinations": destList, "localOnly": *localOnly, "origin": "cli"})
 	c := &forgetClient{base: strings.TrimSuffix(base, "/"), token: tok, http: &http.Client{Timeout: 30 * time.Second}}
+	if *suppressOnly || *unsuppress {
+		opts := app.ForgetOptions{ConfigPath: *cfgPath, Data: *data, Subject: subj, Env: os.LookupEnv}
+		return c.suppression(ctx, *unsuppress, *regulation, opts, *server != "", stdout, stderr)
+	}
+	body, _ := json.Marshal(map[string]any{"userId": subj.UserID, "email": subj.Email, "phone": subj.Phone,
+		"destinations": destList, "localOnly": *localOnly, "suppress": *suppress, "origin": "cli"})
 	var view map[string]any
 	status, err := c.do(ctx, "POST", "/admin/api/deletions", body, &view)
 	if isNoServer(err) {
@@ -93,7 +110,7 @@ func runForget(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 			fmt.Fprintf(stderr, "relay forget: %s does not answer: %v\n", base, err)
 			return 1
 		}
-		d, serr := app.StoreDeletion(ctx, app.ForgetOptions{ConfigPath: *cfgPath, Data: *data, Subject: subj, Dests: destList, LocalOnly: *localOnly, Env: os.LookupEnv})
+		d, serr := app.StoreDeletion(ctx, app.ForgetOptions{ConfigPath: *cfgPath, Data: *data, Subject: subj, Dests: destList, LocalOnly: *localOnly, Suppress: *suppress, Env: os.LookupEnv})
 		if serr != nil {
 			fmt.Fprintf(stderr, "relay forget: no relay serve answers at %s, and storing the request failed: %v\n", base, serr)
 			return 1
@@ -186,4 +203,65 @@ func (c *forgetClient) follow(ctx context.Context, id string, wait time.Duration
 func isNoServer(err error) bool {
 	var op *net.OpError
 	return err != nil && (errors.Is(err, syscall.ECONNREFUSED) || (errors.As(err, &op) && op.Op == "dial"))
+}
+
+func countTrue(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// suppression suppresses (--suppress-only) or lifts suppressions
+// (--unsuppress) through the running server, or in the store when none
+// answers (and --server was not given).
+func (c *forgetClient) suppression(ctx context.Context, unsuppress bool, regulation string, o app.ForgetOptions, explicit bool, stdout, stderr io.Writer) int {
+	subj := map[string]any{"userId": o.Subject.UserID, "email": o.Subject.Email, "phone": o.Subject.Phone}
+	body, _ := json.Marshal(subj)
+	var (
+		view   map[string]any
+		status int
+		err    error
+		want   = http.StatusCreated
+	)
+	switch {
+	case !unsuppress:
+		status, err = c.do(ctx, "POST", "/admin/api/suppressions", body, &view)
+	case regulation != "":
+		want = http.StatusOK
+		status, err = c.do(ctx, "DELETE", "/admin/api/suppressions/"+url.PathEscape(regulation), nil, &view)
+		if err == nil && status == want && !o.Subject.Empty() {
+			status, err = c.do(ctx, "POST", "/admin/api/suppressions/remove", body, &view)
+		}
+	default:
+		want = http.StatusOK
+		status, err = c.do(ctx, "POST", "/admin/api/suppressions/remove", body, &view)
+	}
+	if isNoServer(err) && !explicit {
+		msg, serr := app.StoreSuppression(ctx, o, unsuppress, regulation)
+		if serr != nil {
+			fmt.Fprintf(stderr, "relay forget: no relay serve answers at %s, and the store failed: %v\n", c.base, serr)
+			return 1
+		}
+		fmt.Fprintf(stdout, "no relay serve answers at %s: %s in the store; a running relay serve applies it within seconds\n", c.base, msg)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "relay forget: %v\n", err)
+		return 1
+	}
+	if status != want {
+		fmt.Fprintf(stderr, "relay forget: %s answered %d: %v\n", c.base, status, view["error"])
+		return 1
+	}
+	if unsuppress {
+		fmt.Fprintf(stdout, "%v suppression(s) lifted\n", view["unsuppressed"])
+		return 0
+	}
+	s, _ := view["suppression"].(map[string]any)
+	fmt.Fprintf(stdout, "suppression %v stored: the user's events are no longer delivered\n", s["regulation"])
+	return 0
 }

@@ -16,6 +16,9 @@ func TestForgetBadArguments(t *testing.T) {
 		{[]string{"--user", " "}, "give at least one of"},
 		{[]string{"--user", "u1", "extra"}, `unexpected argument "extra"`},
 		{[]string{"--nope"}, "flag provided but not defined"},
+		{[]string{"--user", "u1", "--suppress", "--unsuppress"}, "exclude each other"},
+		{[]string{"--user", "u1", "--regulation", "sup_1"}, "--regulation goes with --unsuppress"},
+		{[]string{"--unsuppress"}, "give at least one of"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), append([]string{"forget"}, tc.args...), nil, &out, &errb)

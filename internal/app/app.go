@@ -160,7 +160,9 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	if err := a.openDestinations(ctx); err != nil {
 		return err
 	}
-	a.openDeletion()
+	if err := a.openDeletion(ctx); err != nil {
+		return err
+	}
 	a.reg.MustRegister(newStateCollector(a.queue, a.store))
 	a.ready = a.newReadiness()
 	return a.openGateway()

@@ -19,6 +19,7 @@ import (
 	"github.com/relaycdp/relay/internal/delivery"
 	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/presink"
+	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/store"
 	"github.com/relaycdp/relay/internal/usertransform"
 )
@@ -35,6 +36,10 @@ type dest struct {
 	instance destination.Instance
 	workers  []*delivery.Worker
 	stage    *presink.Stage // transformation, filter, privacy policy
+	// suppressed names the regulation suppressing an event's user, or ""
+	// (deletion.Suppressions.Check; set by openDeletion before delivery
+	// starts).
+	suppressed func(ev *spec.Event, region string) string
 }
 
 // settingsBox holds settings behind an atomic pointer (an interface value
@@ -95,7 +100,8 @@ func (a *App) openDestinations(ctx context.Context) error {
 				BatchWait:   a.cfg.Delivery.BatchWait,
 				MaxRetryAge: a.cfg.Delivery.MaxRetryAge,
 				CPU:         a.cpu,
-				Stages:      stagesOf(d.instance),
+				Stages:      append([]destination.Stage{d.suppressionStage()}, stagesOf(d.instance)...),
+				PhoneRegion: d.phoneRegion,
 				Waiting:     waitingOf(d.instance),
 				PreSink:     d.preSinkFor(),
 				Audit:       a.audit(),

@@ -13,11 +13,20 @@ type Deletions interface {
 	ListDeletions(ctx context.Context, q store.DeletionQuery) ([]store.Deletion, error)
 }
 
+// Suppressions lists the suppression list; the console shows it when its
+// Deletions also implement it (the store does).
+type Suppressions interface {
+	ListSuppressions(ctx context.Context, q store.SuppressionQuery) ([]store.Suppression, error)
+}
+
 type deletionsData struct {
 	pageData
-	State     string
-	Deletions []store.Deletion
-	Counts    map[store.DeletionState]int
+	State        string
+	Deletions    []store.Deletion
+	Counts       map[store.DeletionState]int
+	HasSupp      bool
+	Suppressions []store.Suppression
+	SuppError    string
 }
 
 // deletionsPage lists user deletion requests with their progress, newest
@@ -41,6 +50,12 @@ func (c *Console) deletionsPage(w http.ResponseWriter, r *http.Request) {
 	d.Counts = map[store.DeletionState]int{}
 	for _, x := range d.Deletions {
 		d.Counts[x.State]++
+	}
+	if sl, ok := c.deps.Deletions.(Suppressions); ok {
+		d.HasSupp = true
+		if d.Suppressions, err = sl.ListSuppressions(r.Context(), store.SuppressionQuery{Newest: true, Limit: 200}); err != nil {
+			d.SuppError = "Could not list suppressions: " + err.Error()
+		}
 	}
 	c.render(w, r, http.StatusOK, "deletions", d)
 }

@@ -51,3 +51,28 @@ func TestDeletionsPage(t *testing.T) {
 		t.Error("bogus state accepted")
 	}
 }
+
+type fakeSuppressions struct{ fakeDeletions }
+
+func (f *fakeSuppressions) ListSuppressions(_ context.Context, q store.SuppressionQuery) ([]store.Suppression, error) {
+	return []store.Suppression{{ID: 3, Regulation: "sup_3", Origin: "rudderstack", Email: strings.Repeat("ab", 32), CreatedAt: testNow}}, nil
+}
+
+func TestDeletionsPageSuppressions(t *testing.T) {
+	tc := newTestConsole(t)
+	s := tc.login(t)
+	tc.Console.deps.Deletions = &fakeDeletions{}
+	if _, body := s.get("/admin/deletions"); strings.Contains(body, "Suppressed users") {
+		t.Error("a store without suppressions shows the section")
+	}
+	tc.Console.deps.Deletions = &fakeSuppressions{}
+	_, body := s.get("/admin/deletions")
+	for _, want := range []string{"Suppressed users", `data-regulation="sup_3"`, "email <code>hmac:abababababab</code>", "rudderstack"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, strings.Repeat("ab", 32)) {
+		t.Error("the page shows the whole hash")
+	}
+}

@@ -63,6 +63,11 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("POST /admin/api/deletions", a.authed(a.create))
 	mux.Handle("GET /admin/api/deletions", a.authed(a.list))
 	mux.Handle("GET /admin/api/deletions/{id}", a.authed(a.get))
+	mux.Handle("DELETE /v2/regulations/{id}", a.authed(a.cancelRegulation))
+	mux.Handle("GET /admin/api/suppressions", a.authed(a.listSuppressions))
+	mux.Handle("POST /admin/api/suppressions", a.authed(a.createSuppression))
+	mux.Handle("DELETE /admin/api/suppressions/{id}", a.authed(a.cancelRegulation))
+	mux.Handle("POST /admin/api/suppressions/remove", a.authed(a.removeSuppression))
 }
 
 // authed checks "Authorization: Bearer <token>" (or Basic with the token
@@ -134,15 +139,12 @@ func (a *API) rudderstack(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch body.RegulationType {
-	case "suppress_with_delete":
+	case "suppress_with_delete", "suppress":
 	case "":
-		writeError(w, 400, `regulationType: required; Relay supports "suppress_with_delete"`)
-		return
-	case "suppress":
-		writeError(w, 400, `regulationType "suppress": suppressing a user's future events is not built in Relay; "suppress_with_delete" deletes what Relay and Klaviyo hold`)
+		writeError(w, 400, `regulationType: required; "suppress" or "suppress_with_delete"`)
 		return
 	default:
-		writeError(w, 400, fmt.Sprintf(`regulationType %q: want "suppress_with_delete"`, body.RegulationType))
+		writeError(w, 400, fmt.Sprintf(`regulationType %q: want "suppress" or "suppress_with_delete"`, body.RegulationType))
 		return
 	}
 	if len(body.Users) == 0 || len(body.Users) > MaxUsers {
@@ -158,16 +160,21 @@ func (a *API) rudderstack(w http.ResponseWriter, r *http.Request) {
 		}
 		ds[i] = store.Deletion{Subject: subj, Origin: "rudderstack", Dests: body.DestinationIDs}
 	}
-	if !a.submit(w, r, ds, "destinationIds", func(i int) string { return fmt.Sprintf("users[%d].", i) }) {
-		return
+	var ids []string
+	if body.RegulationType == "suppress" {
+		ss, ok := a.suppress(w, r, ds)
+		if !ok {
+			return
+		}
+		ids = regulationsOf(ss)
+	} else {
+		if !a.submit(w, r, ds, true, "destinationIds", func(i int) string { return fmt.Sprintf("users[%d].", i) }) {
+			return
+		}
+		ids = idsOf(ds)
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{
-		"id": idOf(ds[0].ID), "ids": idsOf(ds), "regulationType": body.RegulationType,
-		"warning": suppressWarning,
-	})
+	writeJSON(w, http.StatusCreated, map[string]any{"id": ids[0], "ids": ids, "regulationType": body.RegulationType})
 }
-
-const suppressWarning = "Relay deletes the users' queued events, log rows, dead letters and Klaviyo profiles; it does not suppress their future events"
 
 // POST /regulations and /sources/{sourceId}/regulations, Segment's Public
 // API shape: {"regulationType":"DELETE_ONLY","subjectType":"USER_ID","subjectIds":[…]}.
@@ -180,20 +187,22 @@ func (a *API) segment(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &body, false) {
 		return
 	}
-	local, warn := false, ""
+	const types = "DELETE_ONLY, DELETE_INTERNAL, SUPPRESS_ONLY, SUPPRESS_WITH_DELETE, SUPPRESS_WITH_DELETE_INTERNAL or UNSUPPRESS"
+	local, suppress := false, false
 	switch body.RegulationType {
 	case "DELETE_ONLY":
 	case "SUPPRESS_WITH_DELETE":
-		warn = suppressWarning
+		suppress = true
 	case "DELETE_INTERNAL":
 		local = true
 	case "SUPPRESS_WITH_DELETE_INTERNAL":
-		local, warn = true, suppressWarning
+		local, suppress = true, true
+	case "SUPPRESS_ONLY", "UNSUPPRESS":
 	case "":
-		writeError(w, 400, "regulationType: required; one of DELETE_ONLY, SUPPRESS_WITH_DELETE, DELETE_INTERNAL, SUPPRESS_WITH_DELETE_INTERNAL")
+		writeError(w, 400, "regulationType: required; one of "+types)
 		return
 	default:
-		writeError(w, 400, fmt.Sprintf("regulationType %q: Relay deletes users and does not suppress without deleting; use DELETE_ONLY, SUPPRESS_WITH_DELETE, DELETE_INTERNAL or SUPPRESS_WITH_DELETE_INTERNAL", body.RegulationType))
+		writeError(w, 400, fmt.Sprintf("regulationType %q: want one of %s", body.RegulationType, types))
 		return
 	}
 	if body.SubjectType != "USER_ID" {
@@ -217,18 +226,35 @@ func (a *API) segment(w http.ResponseWriter, r *http.Request) {
 		}
 		ds[i] = store.Deletion{Subject: subj, Origin: "segment", LocalOnly: local}
 	}
-	if !a.submit(w, r, ds, "destinations", func(i int) string { return fmt.Sprintf("subjectIds[%d].", i) }) {
-		return
+	switch body.RegulationType {
+	case "UNSUPPRESS":
+		subjects := make([]store.DeletionSubject, len(ds))
+		for i := range ds {
+			subjects[i] = ds[i].Subject
+		}
+		n, ok := a.unsuppress(w, r, "", subjects)
+		if ok {
+			writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{"unsuppressed": n}})
+		}
+	case "SUPPRESS_ONLY":
+		if ss, ok := a.suppress(w, r, ds); ok {
+			ids := regulationsOf(ss)
+			writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{"regulateId": ids[0], "regulateIds": ids}})
+		}
+	default:
+		if a.submit(w, r, ds, suppress, "destinations", func(i int) string { return fmt.Sprintf("subjectIds[%d].", i) }) {
+			writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{"regulateId": idOf(ds[0].ID), "regulateIds": idsOf(ds)}})
+		}
 	}
-	data := map[string]any{"regulateId": idOf(ds[0].ID), "regulateIds": idsOf(ds)}
-	if warn != "" {
-		data["warning"] = warn
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": data})
 }
 
-// GET /regulations/{id}: Segment's status names for one request.
+// GET /regulations/{id}: Segment's status names for one request. A
+// suppression alone is FINISHED once stored.
 func (a *API) segmentStatus(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.PathValue("id"), "sup_") {
+		a.suppressionStatus(w, r)
+		return
+	}
 	d, ok := a.lookup(w, r)
 	if !ok {
 		return
@@ -251,6 +277,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 		Phone        string   `json:"phone"`
 		Destinations []string `json:"destinations"`
 		LocalOnly    bool     `json:"localOnly"`
+		Suppress     bool     `json:"suppress"`
 		Origin       string   `json:"origin"`
 	}
 	if !decode(w, r, &body, true) {
@@ -266,7 +293,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 		origin = "cli"
 	}
 	ds := []store.Deletion{{Subject: subj, Origin: origin, Dests: body.Destinations, LocalOnly: body.LocalOnly}}
-	if !a.submit(w, r, ds, "destinations", func(int) string { return "" }) {
+	if !a.submit(w, r, ds, body.Suppress, "destinations", func(int) string { return "" }) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"deletion": view(ds[0])})
@@ -317,15 +344,26 @@ func (a *API) lookup(w http.ResponseWriter, r *http.Request) (store.Deletion, bo
 	return d, true
 }
 
-// submit stores the requests; it answers the error itself.
-// destField is the body's field that names destinations; itemField
-// names request i's place in the body ("users[1]." or "").
-func (a *API) submit(w http.ResponseWriter, r *http.Request, ds []store.Deletion, destField string, itemField func(int) string) bool {
-	err := a.w.Submit(r.Context(), ds)
+// submit stores the requests (with their users' suppressions when
+// suppress); it answers the error itself. destField is the body's field
+// that names destinations; itemField names request i's place in the body
+// ("users[1]." or "").
+func (a *API) submit(w http.ResponseWriter, r *http.Request, ds []store.Deletion, suppress bool, destField string, itemField func(int) string) bool {
+	var err error
+	if suppress {
+		err = a.w.SubmitSuppressed(r.Context(), ds)
+	} else {
+		err = a.w.Submit(r.Context(), ds)
+	}
 	var se *SubjectError
 	switch {
 	case err == nil:
 		return true
+	case errors.Is(err, errReloaded):
+		a.log.Warn("suppression list refresh", slog.Any("err", err))
+		return true
+	case errors.Is(err, ErrNoSuppressions):
+		writeError(w, 501, err.Error())
 	case errors.Is(err, ErrUnknownDestination):
 		writeError(w, 400, destField+": "+err.Error()+": destinations are named as in relay.yaml")
 	case errors.As(err, &se):
@@ -386,7 +424,7 @@ func view(d store.Deletion) deletionView {
 	return v
 }
 
-func idOf(id int64) string { return "del_" + strconv.FormatInt(id, 10) }
+func idOf(id int64) string { return store.DeletionRegulation(id) }
 
 func idsOf(ds []store.Deletion) []string {
 	out := make([]string, len(ds))

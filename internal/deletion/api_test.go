@@ -44,7 +44,7 @@ func TestAPIAccepts(t *testing.T) {
 	f, srv := newAPIServer(t)
 	status, m := call(t, srv, "POST", "/v2/regulations", "adm_token",
 		`{"regulationType":"suppress_with_delete","destinationIds":["klaviyo"],"users":[{"userId":"u1","email":"a@example.com"},{"phone":"+15005550006"}]}`)
-	if status != 201 || len(m["ids"].([]any)) != 2 || m["warning"] == nil {
+	if status != 201 || len(m["ids"].([]any)) != 2 {
 		t.Fatalf("rudderstack: %d %v", status, m)
 	}
 	status, m = call(t, srv, "POST", "/sources/web/regulations", "del_key",
@@ -88,7 +88,8 @@ func TestAPIRejects(t *testing.T) {
 		{"empty token config is not a token", "POST", "/admin/api/deletions", " ", `{"userId":"u"}`, 401, "Authorization"},
 		{"not JSON", "POST", "/v2/regulations", "adm_token", `{`, 400, "body"},
 		{"no regulationType", "POST", "/v2/regulations", "adm_token", `{"users":[{"userId":"u"}]}`, 400, "regulationType: required"},
-		{"suppress only", "POST", "/v2/regulations", "adm_token", `{"regulationType":"suppress","users":[{"userId":"u"}]}`, 400, "not built"},
+		{"unknown type", "POST", "/v2/regulations", "adm_token", `{"regulationType":"erase","users":[{"userId":"u"}]}`, 400, `want "suppress" or "suppress_with_delete"`},
+		{"suppress empty user", "POST", "/v2/regulations", "adm_token", `{"regulationType":"suppress","users":[{}]}`, 400, "users[0]"},
 		{"no users", "POST", "/v2/regulations", "adm_token", `{"regulationType":"suppress_with_delete","users":[]}`, 400, "users: want 1 to 5000"},
 		{"empty user", "POST", "/v2/regulations", "adm_token", `{"regulationType":"suppress_with_delete","users":[{"userId":"u"},{}]}`, 400, "users[1]: one of userId, email or phone"},
 		{"bad email", "POST", "/v2/regulations", "adm_token", `{"regulationType":"suppress_with_delete","users":[{"email":"nope"}]}`, 400, "users[0]: email"},
@@ -105,7 +106,12 @@ func TestAPIRejects(t *testing.T) {
 		// Checked when asked, not found failing later in the worker.
 		{"phone invalid for the destination", "POST", "/v2/regulations", "adm_token", `{"regulationType":"suppress_with_delete","users":[{"userId":"u"},{"phone":"030"}]}`, 400, `users[1].phone: "030" is not a valid phone number for destination klaviyo`},
 		{"admin phone invalid", "POST", "/admin/api/deletions", "adm_token", `{"phone":"12"}`, 400, `phone: "12" is not a valid phone number for destination klaviyo`},
-		{"segment suppress only", "POST", "/regulations", "adm_token", `{"regulationType":"SUPPRESS_ONLY","subjectType":"USER_ID","subjectIds":["u"]}`, 400, "does not suppress"},
+		{"segment unknown type", "POST", "/regulations", "adm_token", `{"regulationType":"SUPPRESS","subjectType":"USER_ID","subjectIds":["u"]}`, 400, "UNSUPPRESS"},
+		{"cancel unknown", "DELETE", "/v2/regulations/sup_99", "adm_token", ``, 404, "no suppression"},
+		{"cancel bad id", "DELETE", "/admin/api/suppressions/7", "adm_token", ``, 400, "sup_3"},
+		{"remove nobody", "POST", "/admin/api/suppressions/remove", "adm_token", `{}`, 400, "one of userId"},
+		{"list bad page", "GET", "/admin/api/suppressions?before=x", "adm_token", ``, 400, "before"},
+		{"status of unknown suppression", "GET", "/regulations/sup_5", "adm_token", ``, 404, "not found"},
 		{"segment object id", "POST", "/regulations", "adm_token", `{"regulationType":"DELETE_ONLY","subjectType":"OBJECT_ID","subjectIds":["u"]}`, 400, "subjectType"},
 		{"segment empty id", "POST", "/regulations", "adm_token", `{"regulationType":"DELETE_ONLY","subjectType":"USER_ID","subjectIds":[" "]}`, 400, "subjectIds[0]"},
 		{"admin unknown field", "POST", "/admin/api/deletions", "adm_token", `{"user":"u"}`, 400, "unknown field"},
@@ -123,5 +129,8 @@ func TestAPIRejects(t *testing.T) {
 	}
 	if ds, _ := f.store.ListDeletions(t.Context(), store.DeletionQuery{}); len(ds) != 0 {
 		t.Errorf("rejected calls stored %d requests", len(ds))
+	}
+	if ss, _ := f.store.ListSuppressions(t.Context(), store.SuppressionQuery{}); len(ss) != 0 {
+		t.Errorf("rejected calls stored %d suppressions", len(ss))
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
@@ -25,6 +26,7 @@ import (
 // Store is what the worker needs of the store.
 type Store interface {
 	store.DeletionStore
+	store.SuppressionStore
 }
 
 // Queue is what the worker needs of the queue.
@@ -56,7 +58,19 @@ type Config struct {
 	BackoffMax   time.Duration // longest retry delay (default 10 min)
 	InFlightWait time.Duration // wait for events being delivered (default 2 s)
 	CallTimeout  time.Duration // one Klaviyo call, waits for rate limits included (default 2 min)
-	Now          func() time.Time
+	// Lease is how long a claimed request belongs to this worker before
+	// another node (or this one, restarted) takes it as abandoned
+	// (default 30 s); a heartbeat renews it every third of that while the
+	// request is worked.
+	Lease time.Duration
+	// Suppressions is the suppression list the API adds to and lifts
+	// (nil: suppression requests fail with ErrNoSuppressions).
+	Suppressions *Suppressions
+	// SuppressionRefresh is how often Run re-reads the suppression list
+	// when the store's changed (default 2 s): how long another node's
+	// suppression takes to apply here.
+	SuppressionRefresh time.Duration
+	Now                func() time.Time
 }
 
 func (c Config) withDefaults() Config {
@@ -70,6 +84,8 @@ func (c Config) withDefaults() Config {
 	def(&c.BackoffMax, 10*time.Minute)
 	def(&c.InFlightWait, 2*time.Second)
 	def(&c.CallTimeout, 2*time.Minute)
+	def(&c.Lease, 30*time.Second)
+	def(&c.SuppressionRefresh, 2*time.Second)
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 12
 	}
@@ -80,7 +96,9 @@ func (c Config) withDefaults() Config {
 }
 
 // Worker processes deletion requests. Run it once per process; several
-// processes sharing a store may each run one (every step is idempotent).
+// processes sharing a store may each run one: a request is claimed with a
+// lease (store.ClaimDeletions), so one node works it at a time, and every
+// step is idempotent should a lease run out mid-step.
 type Worker struct {
 	cfg   Config
 	store Store
@@ -163,6 +181,11 @@ func (w *Worker) hasDest(name string) bool {
 // Run works on due requests until ctx ends. Requests left running by a
 // crash are due at once, so a restart resumes them.
 func (w *Worker) Run(ctx context.Context) error {
+	if sp := w.cfg.Suppressions; sp != nil {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() { _ = sp.Run(ctx, w.cfg.SuppressionRefresh) })
+	}
 	t := time.NewTicker(w.cfg.Poll)
 	defer t.Stop()
 	for {
@@ -176,21 +199,53 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// RunOnce works on every request due now, oldest first.
+// RunOnce works on every request due now, oldest first, claiming one at
+// a time so a lease never runs while the request waits behind others.
 func (w *Worker) RunOnce(ctx context.Context) {
-	due, err := w.store.DueDeletions(ctx, w.cfg.Now(), 100)
-	if err != nil {
-		if ctx.Err() == nil {
-			w.log.Error("load due deletions", slog.Any("err", err))
-		}
-		return
-	}
-	for _, d := range due {
-		if ctx.Err() != nil {
+	for ctx.Err() == nil {
+		due, err := w.store.ClaimDeletions(ctx, w.cfg.Now(), w.cfg.Lease, 1)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Error("claim due deletions", slog.Any("err", err))
+			}
 			return
 		}
-		w.process(ctx, d)
+		if len(due) == 0 {
+			return
+		}
+		w.process(ctx, due[0])
 	}
+}
+
+// heartbeat extends request id's lease every third of it until stop is
+// called, so a long step (Klaviyo's rate limits) keeps the request.
+func (w *Worker) heartbeat(ctx context.Context, id int64) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(w.cfg.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := w.store.ExtendDeletionLease(ctx, id, w.cfg.Now().Add(w.cfg.Lease)); err != nil && ctx.Err() == nil {
+				w.log.Warn("extend deletion lease", slog.Int64("id", id), slog.Any("err", err))
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// save stores d, renewing the lease of a running request.
+func (w *Worker) save(ctx context.Context, d store.Deletion) error {
+	if d.State == store.DeletionRunning {
+		d.LeaseUntil = w.cfg.Now().Add(w.cfg.Lease)
+	}
+	return w.store.UpdateDeletion(ctx, d)
 }
 
 // outcome of one attempt of one step.
@@ -206,17 +261,13 @@ type outcome struct {
 func (w *Worker) process(ctx context.Context, d store.Deletion) {
 	d.State = store.DeletionRunning
 	d.Steps = w.plan(d)
-	if err := w.store.UpdateDeletion(ctx, d); err != nil {
+	if err := w.save(ctx, d); err != nil {
 		w.log.Error("start deletion", slog.Int64("id", d.ID), slog.Any("err", err))
 		return
 	}
-	var regions []string
-	for _, dest := range w.cfg.Destinations {
-		if _, r := dest.Account(); r != "" {
-			regions = append(regions, r)
-		}
-	}
-	m := newMatcher(d.Subject, regions...)
+	stop := w.heartbeat(ctx, d.ID)
+	defer stop()
+	m := newMatcher(d.Subject, w.regions()...)
 	for i := range d.Steps {
 		if d.Steps[i].Done {
 			continue
@@ -230,13 +281,13 @@ func (w *Worker) process(ctx context.Context, d store.Deletion) {
 			return
 		}
 		d.Steps[i].Done, d.Steps[i].Detail = true, detail
-		if err := w.store.UpdateDeletion(ctx, d); err != nil {
+		if err := w.save(ctx, d); err != nil {
 			w.log.Error("save deletion step", slog.Int64("id", d.ID), slog.Any("err", err))
 			return
 		}
 	}
 	d.State, d.LastError, d.NextAt = store.DeletionDone, "", time.Time{}
-	if err := w.store.UpdateDeletion(ctx, d); err != nil {
+	if err := w.save(ctx, d); err != nil {
 		w.log.Error("finish deletion", slog.Int64("id", d.ID), slog.Any("err", err))
 		return
 	}
@@ -307,7 +358,9 @@ func (w *Worker) dropQueued(ctx context.Context, m matcher) (string, outcome) {
 }
 
 func (w *Worker) forget(ctx context.Context, d store.Deletion, m matcher) (string, outcome) {
-	got, err := w.store.ForgetUser(ctx, d.Subject, nil, func(dl store.DeadLetter) bool { return m.payload(dl.Payload) })
+	subj := d.Subject
+	subj.Phone = m.phone // as delivery logs it (identity.Phone)
+	got, err := w.store.ForgetUser(ctx, subj, nil, func(dl store.DeadLetter) bool { return m.payload(dl.Payload) })
 	if err != nil {
 		return "", outcome{err: err}
 	}
@@ -403,7 +456,7 @@ func (w *Worker) setback(ctx context.Context, d store.Deletion, out outcome) {
 		w.log.Warn("user deletion will retry", slog.Int64("id", d.ID), slog.Int("attempts", d.Attempts),
 			slog.Time("next", d.NextAt), slog.Any("err", out.err))
 	}
-	if err := w.store.UpdateDeletion(ctx, d); err != nil {
+	if err := w.save(ctx, d); err != nil {
 		w.log.Error("save deletion attempt", slog.Int64("id", d.ID), slog.Any("err", err))
 	}
 }

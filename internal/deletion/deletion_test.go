@@ -2,6 +2,7 @@ package deletion
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
@@ -69,7 +70,11 @@ func newFixture(t *testing.T) *fixture {
 		s.Close()
 	})
 	c := &clock{t: time.Now()}
-	w := New(Config{Now: c.now, Destinations: []Destination{{Name: "klaviyo", Client: client,
+	sup, err := NewSuppressions(ctx, st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := New(Config{Now: c.now, Suppressions: sup, Destinations: []Destination{{Name: "klaviyo", Client: client,
 		Account: func() (string, string) { return simKey, "US" }}}}, st, q, log)
 	return &fixture{t: t, sim: s, store: st, queue: q, worker: w, clock: c}
 }
@@ -253,5 +258,62 @@ func TestDeletionResumes(t *testing.T) {
 	got := f.get(d.ID)
 	if got.State != store.DeletionDone || got.Steps[0].Detail != "before the crash" || len(f.sim.State().Profiles) != 0 {
 		t.Errorf("resumed: %+v", got)
+	}
+}
+
+// TestWorkersShareRequests: two workers (two nodes) on one store claim
+// each request once: every request is done and Klaviyo got exactly one
+// deletion job per request.
+func TestWorkersShareRequests(t *testing.T) {
+	f := newFixture(t)
+	other := New(f.worker.cfg, f.store, f.queue, slog.New(slog.DiscardHandler))
+	const n = 6
+	for i := range n {
+		f.submit(store.Deletion{Subject: store.DeletionSubject{Email: fmt.Sprintf("p%d@example.com", i)}})
+	}
+	var wg sync.WaitGroup
+	for _, w := range []*Worker{f.worker, other} {
+		wg.Go(func() { w.RunOnce(context.Background()) })
+	}
+	wg.Wait()
+	ds, _ := f.store.ListDeletions(context.Background(), store.DeletionQuery{State: store.DeletionDone})
+	if len(ds) != n {
+		t.Fatalf("%d of %d requests done", len(ds), n)
+	}
+	if got := f.sim.State().Requests["POST /api/data-privacy-deletion-jobs"]; got != n {
+		t.Errorf("%d deletion jobs for %d requests: a request was worked twice", got, n)
+	}
+}
+
+// TestHeartbeatKeepsLease: while a request is worked its lease moves
+// forward, so no other node claims it however long a step takes.
+func TestHeartbeatKeepsLease(t *testing.T) {
+	f := newFixture(t)
+	f.worker.cfg.Lease = 60 * time.Millisecond
+	d := f.submit(store.Deletion{Subject: store.DeletionSubject{UserID: "u1"}})
+	ctx := context.Background()
+	if got, err := f.store.ClaimDeletions(ctx, f.clock.now(), f.worker.cfg.Lease, 1); err != nil || len(got) != 1 {
+		t.Fatalf("claim: %v %v", got, err)
+	}
+	f.clock.add(time.Hour) // the claim's lease has long run out
+	stop := f.worker.heartbeat(ctx, d.ID)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g, _ := f.store.Deletion(ctx, d.ID)
+		if g.LeaseUntil.After(f.clock.now()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the heartbeat never extended the lease")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got, _ := f.store.ClaimDeletions(ctx, f.clock.now(), time.Minute, 1); len(got) != 0 {
+		t.Errorf("another node claimed a request being worked")
+	}
+	stop()
+	f.clock.add(time.Minute)
+	if got, _ := f.store.ClaimDeletions(ctx, f.clock.now(), time.Minute, 1); len(got) != 1 {
+		t.Errorf("the request is not claimable after its worker stopped")
 	}
 }

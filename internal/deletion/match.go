@@ -4,8 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 
-	"github.com/nyaruka/phonenumbers"
-
+	"github.com/relaycdp/relay/internal/identity"
 	"github.com/relaycdp/relay/internal/store"
 )
 
@@ -27,33 +26,12 @@ func newMatcher(s store.DeletionSubject, regions ...string) matcher {
 	return m
 }
 
-// phoneKey makes spellings of one number compare equal: E.164 when the
-// number parses (international, or national in one of the regions), else
-// its digits.
-func (m matcher) phoneKey(p string) string {
-	p = strings.TrimSpace(p)
-	if p == "" {
-		return ""
-	}
-	for _, region := range append([]string{""}, m.regions...) {
-		if num, err := phonenumbers.Parse(p, strings.ToUpper(region)); err == nil && phonenumbers.IsValidNumber(num) {
-			return phonenumbers.Format(num, phonenumbers.E164)
-		}
-	}
-	var b strings.Builder
-	for _, r := range p {
-		if r >= '0' && r <= '9' {
-			b.WriteRune(r)
-		}
-	}
-	if b.Len() == 0 {
-		return ""
-	}
-	return "+" + b.String()
-}
+// phoneKey makes spellings of one number compare equal, as the delivery
+// log stores them (identity.Phone).
+func (m matcher) phoneKey(p string) string { return identity.Phone(p, m.regions...) }
 
-// identity is the part of a spec.Event that identifies its user.
-type identity struct {
+// eventIdentity is the part of a spec.Event that identifies its user.
+type eventIdentity struct {
 	UserID     any            `json:"userId"`
 	Traits     map[string]any `json:"traits"`
 	Properties map[string]any `json:"properties"`
@@ -63,14 +41,14 @@ type identity struct {
 }
 
 var (
-	emailKeys = []string{"email", "Email", "$email"}
-	phoneKeys = []string{"phone", "phoneNumber", "phone_number", "Phone", "$phone_number"}
+	emailKeys = identity.EmailKeys
+	phoneKeys = identity.PhoneKeys
 )
 
 // payload reports whether the event JSON belongs to the user. A payload
 // that does not decode is not theirs (it cannot be delivered either).
 func (m matcher) payload(raw []byte) bool {
-	var id identity
+	var id eventIdentity
 	if json.Unmarshal(raw, &id) != nil {
 		return false
 	}

@@ -57,6 +57,10 @@ type Config struct {
 	// (internal/presink). An error dead-letters the event; what the
 	// policy dropped goes to the delivery log.
 	PreSink func(ctx context.Context, source string, ev *spec.Event) (PreSinkResult, error)
+	// PhoneRegion, when set, reads national phone numbers for the
+	// delivery log's phone column (Klaviyo's defaultPhoneCountry), as
+	// user deletion reads them.
+	PhoneRegion func() string
 	// Audit, when set, records which keys each delivered event sent and
 	// which the policy dropped (the store's audit log).
 	Audit func(ctx context.Context, entries []store.AuditEntry) error

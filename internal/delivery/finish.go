@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/relaycdp/relay/internal/destination"
+	"github.com/relaycdp/relay/internal/identity"
 	"github.com/relaycdp/relay/internal/store"
 )
 
@@ -132,6 +133,15 @@ func (b *batch) logEntry(it *item, now time.Time) store.LogEntry {
 		e.Email = strings.ToLower(email)
 	} else if strings.Contains(it.ev.UserID, "@") {
 		e.Email = strings.ToLower(it.ev.UserID)
+	}
+	// The phone, normalised as user deletion looks it up, so a user known
+	// only by phone can be removed from the log.
+	if phones := identity.Of(&it.ev).Phones; len(phones) > 0 {
+		region := ""
+		if b.w.cfg.PhoneRegion != nil {
+			region = b.w.cfg.PhoneRegion()
+		}
+		e.Phone = identity.Phone(phones[0], region)
 	}
 	return e
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -80,6 +81,13 @@ type Deletion struct {
 	LastError string // cut to MaxDetail
 	Steps     []DeletionStep
 	NextAt    time.Time // a pending request is due from then (zero: now)
+	// LeaseUntil: a running request belongs to the node that claimed it
+	// until then (ClaimDeletions); afterwards its node is taken as dead.
+	LeaseUntil time.Time
+	// Suppress, when set at CreateDeletions, is stored with the request in
+	// its transaction, under the regulation id DeletionRegulation(ID)
+	// (SUPPRESS_WITH_DELETE). Not read back.
+	Suppress  *Suppression
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -109,22 +117,38 @@ type DeletionStore interface {
 	Deletion(ctx context.Context, id int64) (Deletion, error)
 	ListDeletions(ctx context.Context, q DeletionQuery) ([]Deletion, error)
 	// DueDeletions returns up to limit requests to work on, oldest first:
-	// pending ones whose NextAt has come, and running ones (their worker
-	// died; the steps they finished are marked done).
+	// pending ones whose NextAt has come, and running ones whose lease
+	// ended (their worker died; the steps they finished are marked done).
 	DueDeletions(ctx context.Context, now time.Time, limit int) ([]Deletion, error)
-	// UpdateDeletion saves d's State, Attempts, LastError, Steps and
-	// NextAt. When State is done the subject is replaced by
-	// Subject.Redacted().
+	// ClaimDeletions is DueDeletions for a worker: it also marks them
+	// running with LeaseUntil = now + lease, atomically, so several nodes
+	// sharing the store never work one request at once.
+	ClaimDeletions(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Deletion, error)
+	// ExtendDeletionLease moves a running request's lease to until (the
+	// worker's heartbeat during a long step); other states are left alone.
+	ExtendDeletionLease(ctx context.Context, id int64, until time.Time) error
+	// UpdateDeletion saves d's State, Attempts, LastError, Steps, NextAt
+	// and (running only) LeaseUntil. When State is done the subject is
+	// replaced by Subject.Redacted().
 	UpdateDeletion(ctx context.Context, d Deletion) error
 	// ForgetUser deletes the delivery log rows of the subject (by userId,
-	// by email, or whose messageId is in messageIDs), blanks the userId
-	// and email of the same audit log entries, and deletes the dead letters
+	// by email, by phone (normalised as LogEntry.Phone), or whose
+	// messageId is in messageIDs), blanks the userId and email of the same
+	// audit log entries, and deletes the dead letters
 	// (pending or replayed) for which match returns true, in one
 	// transaction.
 	ForgetUser(ctx context.Context, s DeletionSubject, messageIDs []string, match func(DeadLetter) bool) (Forgotten, error)
 }
 
+// DeletionRegulation is the regulation id of a deletion request.
+func DeletionRegulation(id int64) string { return "del_" + strconv.FormatInt(id, 10) }
+
 func checkDeletion(i int, d *Deletion) error {
+	if d.Suppress != nil {
+		if err := checkSuppression(i, d.Suppress); err != nil {
+			return err
+		}
+	}
 	if d.Subject.Empty() {
 		return fmt.Errorf("deletion %d: subject: one of userId, email or phone is required: %w", i, ErrInvalid)
 	}
@@ -141,4 +165,12 @@ func deletionLimit(n int) int {
 		return 50
 	}
 	return min(n, 1000)
+}
+
+// leaseOf is the lease_until column of d: only a running request holds one.
+func leaseOf(d Deletion) int64 {
+	if d.State != DeletionRunning {
+		return 0
+	}
+	return toNanos(d.LeaseUntil)
 }

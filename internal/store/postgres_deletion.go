@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,7 +14,7 @@ import (
 )
 
 // The JSONB columns are read as text, so both stores decode the same bytes.
-const pgDeletionColumns = `id, user_id, email, phone, origin, local_only, dests::text, state, attempts, last_error, steps::text, next_at, created_at, updated_at`
+const pgDeletionColumns = `id, user_id, email, phone, origin, local_only, dests::text, state, attempts, last_error, steps::text, next_at, created_at, updated_at, lease_until`
 
 // CreateDeletions implements DeletionStore.
 func (s *Postgres) CreateDeletions(ctx context.Context, ds []Deletion) error {
@@ -35,6 +37,13 @@ func (s *Postgres) CreateDeletions(ctx context.Context, ds []Deletion) error {
 				toNanos(d.NextAt), now.UnixNano()).Scan(&ids[i])
 			if err != nil {
 				return fmt.Errorf("deletion %d: %w", i, err)
+			}
+			if d.Suppress != nil {
+				sp := *d.Suppress
+				sp.Regulation = DeletionRegulation(ids[i])
+				if _, _, err := pgInsertSuppression(ctx, tx, sp, now); err != nil {
+					return fmt.Errorf("deletion %d: suppression: %w", i, err)
+				}
 			}
 		}
 		return nil
@@ -80,8 +89,8 @@ func (s *Postgres) ListDeletions(ctx context.Context, q DeletionQuery) ([]Deleti
 // DueDeletions implements DeletionStore.
 func (s *Postgres) DueDeletions(ctx context.Context, now time.Time, limit int) ([]Deletion, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+pgDeletionColumns+` FROM deletion
-		WHERE state IN ('pending', 'running') AND (state = 'running' OR next_at <= $1) ORDER BY id LIMIT $2`,
-		now.UnixNano(), deletionLimit(limit))
+		WHERE state IN ('pending', 'running') AND (CASE state WHEN 'running' THEN lease_until ELSE next_at END) <= $1
+		ORDER BY id LIMIT $2`, now.UnixNano(), deletionLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("due deletions: %w", err)
 	}
@@ -103,9 +112,9 @@ func (s *Postgres) UpdateDeletion(ctx context.Context, d Deletion) error {
 	}
 	steps, _ := json.Marshal(nonNilSteps(d.Steps))
 	tag, err := s.pool.Exec(ctx, `UPDATE deletion SET user_id = $1, email = $2, phone = $3, state = $4, attempts = $5,
-		last_error = $6, steps = $7::jsonb, next_at = $8, updated_at = $9 WHERE id = $10`,
+		last_error = $6, steps = $7::jsonb, next_at = $8, updated_at = $9, lease_until = $11 WHERE id = $10`,
 		subj.UserID, subj.Email, subj.Phone, string(d.State), d.Attempts, truncate(d.LastError, MaxDetail),
-		string(steps), toNanos(d.NextAt), s.now().UnixNano(), d.ID)
+		string(steps), toNanos(d.NextAt), s.now().UnixNano(), d.ID, leaseOf(d))
 	if err != nil {
 		return fmt.Errorf("update deletion %d: %w", d.ID, err)
 	}
@@ -124,7 +133,7 @@ func (s *Postgres) ForgetUser(ctx context.Context, subj DeletionSubject, message
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		out = Forgotten{}
 		tag, err := tx.Exec(ctx, `DELETE FROM delivery_log WHERE ($1 != '' AND user_id = $1) OR ($2 != '' AND email = $2)
-			OR message_id = ANY($3)`, textSafe(subj.UserID), textSafe(strings.ToLower(subj.Email)), nonNil(messageIDs))
+			OR ($4 != '' AND phone = $4) OR message_id = ANY($3)`, textSafe(subj.UserID), textSafe(strings.ToLower(subj.Email)), nonNil(messageIDs), textSafe(subj.Phone))
 		if err != nil {
 			return fmt.Errorf("delivery log: %w", err)
 		}
@@ -192,11 +201,50 @@ func pgScanDeletion(r pgx.Row) (Deletion, error) {
 		d                            Deletion
 		state, dests, steps          string
 		nextAt, createdAt, updatedAt int64
+		leaseUntil                   int64
 	)
 	err := r.Scan(&d.ID, &d.Subject.UserID, &d.Subject.Email, &d.Subject.Phone, &d.Origin, &d.LocalOnly, &dests, &state,
-		&d.Attempts, &d.LastError, &steps, &nextAt, &createdAt, &updatedAt)
+		&d.Attempts, &d.LastError, &steps, &nextAt, &createdAt, &updatedAt, &leaseUntil)
 	if err != nil {
 		return Deletion{}, err
 	}
-	return finishDeletion(d, state, []byte(dests), []byte(steps), nextAt, createdAt, updatedAt)
+	return finishDeletion(d, state, []byte(dests), []byte(steps), nextAt, createdAt, updatedAt, leaseUntil)
+}
+
+// ClaimDeletions implements DeletionStore. SKIP LOCKED lets nodes claim at
+// once without waiting for each other; a row another node has just
+// claimed is re-checked under its lock and no longer qualifies.
+func (s *Postgres) ClaimDeletions(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Deletion, error) {
+	rows, err := s.pool.Query(ctx, `WITH due AS (
+			SELECT id FROM deletion WHERE state IN ('pending', 'running')
+				AND (CASE state WHEN 'running' THEN lease_until ELSE next_at END) <= $2
+			ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+		UPDATE deletion d SET state = 'running', lease_until = $1 FROM due WHERE d.id = due.id
+		RETURNING `+prefixColumns("d.", pgDeletionColumns), now.Add(lease).UnixNano(), now.UnixNano(), deletionLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("claim deletions: %w", err)
+	}
+	out, err := pgScanDeletionRows(rows)
+	if err != nil {
+		return nil, fmt.Errorf("claim deletions: %w", err)
+	}
+	slices.SortFunc(out, func(a, b Deletion) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// prefixColumns prefixes each column of a column list with p.
+func prefixColumns(p, cols string) string {
+	parts := strings.Split(cols, ", ")
+	for i := range parts {
+		parts[i] = p + parts[i]
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ExtendDeletionLease implements DeletionStore.
+func (s *Postgres) ExtendDeletionLease(ctx context.Context, id int64, until time.Time) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE deletion SET lease_until = $1 WHERE id = $2 AND state = 'running'`, until.UnixNano(), id); err != nil {
+		return fmt.Errorf("extend the lease of deletion %d: %w", id, err)
+	}
+	return nil
 }

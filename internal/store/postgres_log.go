@@ -12,14 +12,15 @@ import (
 // precedence in the WHERE of DO UPDATE, history as a JSONB array keeping
 // the last MaxHistory states.
 const pgRecordSQL = `
-INSERT INTO delivery_log AS d (message_id, dest, source, type, event, user_id, email, status, prec, attempts, detail, time)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+INSERT INTO delivery_log AS d (message_id, dest, source, type, event, user_id, email, status, prec, attempts, detail, time, phone)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 ON CONFLICT (message_id, dest) DO UPDATE SET
 	source   = CASE WHEN excluded.source  = '' THEN d.source  ELSE excluded.source  END,
 	type     = CASE WHEN excluded.type    = '' THEN d.type    ELSE excluded.type    END,
 	event    = CASE WHEN excluded.event   = '' THEN d.event   ELSE excluded.event   END,
 	user_id  = CASE WHEN excluded.user_id = '' THEN d.user_id ELSE excluded.user_id END,
 	email    = CASE WHEN excluded.email   = '' THEN d.email   ELSE excluded.email   END,
+	phone    = CASE WHEN excluded.phone   = '' THEN d.phone   ELSE excluded.phone   END,
 	status   = excluded.status,
 	prec     = excluded.prec,
 	attempts = excluded.attempts,
@@ -63,7 +64,7 @@ func (s *Postgres) recordTx(ctx context.Context, tx pgx.Tx, entries []LogEntry) 
 		}
 		b.Queue(pgRecordSQL, textSafe(e.MessageID), textSafe(e.Dest), textSafe(e.Source), textSafe(e.Type), textSafe(e.Event), textSafe(e.UserID),
 			textSafe(strings.ToLower(e.Email)), string(e.Status), e.Status.Rank(), e.Attempts,
-			textSafe(truncate(e.Detail, MaxDetail)), t)
+			textSafe(truncate(e.Detail, MaxDetail)), t, textSafe(e.Phone))
 	}
 	res := tx.SendBatch(ctx, &b)
 	for i := range entries {

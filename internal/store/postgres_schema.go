@@ -127,5 +127,9 @@ CREATE TABLE deletion (
 );
 CREATE INDEX deletion_open ON deletion (state, next_at) WHERE state IN ('pending', 'running');
 `,
+	}, {
+		version: 5,
+		name:    "suppressions, deletion leases, phone in the delivery log",
+		sql:     pgSuppressionSQL,
 	}}
 }

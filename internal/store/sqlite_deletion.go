@@ -1,16 +1,18 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
 
-const deletionColumns = `id, user_id, email, phone, origin, local_only, dests, state, attempts, last_error, steps, next_at, created_at, updated_at`
+const deletionColumns = `id, user_id, email, phone, origin, local_only, dests, state, attempts, last_error, steps, next_at, created_at, updated_at, lease_until`
 
 // CreateDeletions implements DeletionStore.
 func (s *SQLite) CreateDeletions(ctx context.Context, ds []Deletion) error {
@@ -33,6 +35,13 @@ func (s *SQLite) CreateDeletions(ctx context.Context, ds []Deletion) error {
 				toNanos(d.NextAt), now.UnixNano(), now.UnixNano()).Scan(&ids[i])
 			if err != nil {
 				return fmt.Errorf("deletion %d: %w", i, err)
+			}
+			if d.Suppress != nil {
+				sp := *d.Suppress
+				sp.Regulation = DeletionRegulation(ids[i])
+				if _, _, err := sqliteInsertSuppression(ctx, tx, sp, now); err != nil {
+					return fmt.Errorf("deletion %d: suppression: %w", i, err)
+				}
 			}
 		}
 		return nil
@@ -78,8 +87,8 @@ func (s *SQLite) ListDeletions(ctx context.Context, q DeletionQuery) ([]Deletion
 // DueDeletions implements DeletionStore.
 func (s *SQLite) DueDeletions(ctx context.Context, now time.Time, limit int) ([]Deletion, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+deletionColumns+` FROM deletion
-		WHERE state IN ('pending', 'running') AND (state = 'running' OR next_at <= ?) ORDER BY id LIMIT ?`,
-		now.UnixNano(), deletionLimit(limit))
+		WHERE state IN ('pending', 'running') AND (CASE state WHEN 'running' THEN lease_until ELSE next_at END) <= ?
+		ORDER BY id LIMIT ?`, now.UnixNano(), deletionLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("due deletions: %w", err)
 	}
@@ -103,9 +112,9 @@ func (s *SQLite) UpdateDeletion(ctx context.Context, d Deletion) error {
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE deletion SET user_id = ?, email = ?, phone = ?, state = ?, attempts = ?,
-			last_error = ?, steps = ?, next_at = ?, updated_at = ? WHERE id = ?`,
+			last_error = ?, steps = ?, next_at = ?, updated_at = ?, lease_until = ? WHERE id = ?`,
 			subj.UserID, subj.Email, subj.Phone, string(d.State), d.Attempts, truncate(d.LastError, MaxDetail),
-			string(steps), toNanos(d.NextAt), s.now().UnixNano(), d.ID)
+			string(steps), toNanos(d.NextAt), s.now().UnixNano(), leaseOf(d), d.ID)
 		if err != nil {
 			return err
 		}
@@ -131,8 +140,8 @@ func (s *SQLite) ForgetUser(ctx context.Context, subj DeletionSubject, messageID
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		out = Forgotten{}
 		res, err := tx.ExecContext(ctx, `DELETE FROM delivery_log WHERE (? != '' AND user_id = ?) OR (? != '' AND email = ?)
-			OR message_id IN (SELECT value FROM json_each(?))`,
-			subj.UserID, subj.UserID, subj.Email, strings.ToLower(subj.Email), string(ids))
+			OR (? != '' AND phone = ?) OR message_id IN (SELECT value FROM json_each(?))`,
+			subj.UserID, subj.UserID, subj.Email, strings.ToLower(subj.Email), subj.Phone, subj.Phone, string(ids))
 		if err != nil {
 			return fmt.Errorf("delivery log: %w", err)
 		}
@@ -207,17 +216,18 @@ func scanDeletion(r scanner) (Deletion, error) {
 		state                        string
 		dests, steps                 []byte
 		nextAt, createdAt, updatedAt int64
+		leaseUntil                   int64
 	)
 	err := r.Scan(&d.ID, &d.Subject.UserID, &d.Subject.Email, &d.Subject.Phone, &d.Origin, &d.LocalOnly, &dests, &state,
-		&d.Attempts, &d.LastError, &steps, &nextAt, &createdAt, &updatedAt)
+		&d.Attempts, &d.LastError, &steps, &nextAt, &createdAt, &updatedAt, &leaseUntil)
 	if err != nil {
 		return Deletion{}, err
 	}
-	return finishDeletion(d, state, dests, steps, nextAt, createdAt, updatedAt)
+	return finishDeletion(d, state, dests, steps, nextAt, createdAt, updatedAt, leaseUntil)
 }
 
 // finishDeletion decodes the JSON and time columns both stores share.
-func finishDeletion(d Deletion, state string, dests, steps []byte, nextAt, createdAt, updatedAt int64) (Deletion, error) {
+func finishDeletion(d Deletion, state string, dests, steps []byte, nextAt, createdAt, updatedAt, leaseUntil int64) (Deletion, error) {
 	d.State = DeletionState(state)
 	if err := json.Unmarshal(dests, &d.Dests); err != nil {
 		return Deletion{}, fmt.Errorf("deletion %d: dests: %w", d.ID, err)
@@ -232,6 +242,7 @@ func finishDeletion(d Deletion, state string, dests, steps []byte, nextAt, creat
 		d.Steps = nil
 	}
 	d.NextAt, d.CreatedAt, d.UpdatedAt = fromNanos(nextAt), fromNanos(createdAt), fromNanos(updatedAt)
+	d.LeaseUntil = fromNanos(leaseUntil)
 	return d, nil
 }
 
@@ -247,4 +258,38 @@ func nonNilSteps(s []DeletionStep) []DeletionStep {
 		return []DeletionStep{}
 	}
 	return s
+}
+
+// ClaimDeletions implements DeletionStore. SQLite has one writer, so the
+// select and the update in one transaction are atomic.
+func (s *SQLite) ClaimDeletions(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Deletion, error) {
+	var out []Deletion
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE deletion SET state = 'running', lease_until = ?
+			WHERE id IN (SELECT id FROM deletion WHERE state IN ('pending', 'running')
+				AND (CASE state WHEN 'running' THEN lease_until ELSE next_at END) <= ? ORDER BY id LIMIT ?)
+			RETURNING `+deletionColumns, now.Add(lease).UnixNano(), now.UnixNano(), deletionLimit(limit))
+		if err != nil {
+			return err
+		}
+		out, err = scanDeletionRows(rows)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim deletions: %w", err)
+	}
+	slices.SortFunc(out, func(a, b Deletion) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// ExtendDeletionLease implements DeletionStore.
+func (s *SQLite) ExtendDeletionLease(ctx context.Context, id int64, until time.Time) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE deletion SET lease_until = ? WHERE id = ? AND state = 'running'`, until.UnixNano(), id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("extend the lease of deletion %d: %w", id, err)
+	}
+	return nil
 }

@@ -15,14 +15,15 @@ import (
 // Empty descriptive fields never erase known ones (delivery may not know
 // the email the gateway recorded).
 const recordSQL = `
-INSERT INTO delivery_log (message_id, dest, source, type, event, user_id, email, status, prec, attempts, detail, time)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO delivery_log (message_id, dest, source, type, event, user_id, email, status, prec, attempts, detail, time, phone)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (message_id, dest) DO UPDATE SET
 	source   = CASE WHEN excluded.source  = '' THEN delivery_log.source  ELSE excluded.source  END,
 	type     = CASE WHEN excluded.type    = '' THEN delivery_log.type    ELSE excluded.type    END,
 	event    = CASE WHEN excluded.event   = '' THEN delivery_log.event   ELSE excluded.event   END,
 	user_id  = CASE WHEN excluded.user_id = '' THEN delivery_log.user_id ELSE excluded.user_id END,
 	email    = CASE WHEN excluded.email   = '' THEN delivery_log.email   ELSE excluded.email   END,
+	phone    = CASE WHEN excluded.phone   = '' THEN delivery_log.phone   ELSE excluded.phone   END,
 	status   = excluded.status,
 	prec     = excluded.prec,
 	attempts = excluded.attempts,
@@ -72,7 +73,7 @@ func (s *SQLite) recordTx(ctx context.Context, tx *sql.Tx, entries []LogEntry) e
 		}
 		_, err := stmt.ExecContext(ctx, e.MessageID, e.Dest, e.Source, e.Type, e.Event, e.UserID,
 			strings.ToLower(e.Email), string(e.Status), e.Status.Rank(), e.Attempts,
-			truncate(e.Detail, MaxDetail), t)
+			truncate(e.Detail, MaxDetail), t, e.Phone)
 		if err != nil {
 			return fmt.Errorf("entry %d (messageId %q): %w", i, e.MessageID, err)
 		}

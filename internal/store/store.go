@@ -101,10 +101,13 @@ type LogEntry struct {
 	Event     string // track event name (or page/screen name)
 	UserID    string
 	Email     string // stored and searched in lower case
-	Status    Status // required
-	Attempts  int
-	Detail    string    // Klaviyo's response summary, last error or reason; cut to MaxDetail
-	Time      time.Time // when this fate happened; the store's clock when zero
+	// Phone is the normalised number (identity.Phone), so user deletion
+	// finds the rows of users known only by phone. Not shown or searched.
+	Phone    string
+	Status   Status // required
+	Attempts int
+	Detail   string    // Klaviyo's response summary, last error or reason; cut to MaxDetail
+	Time     time.Time // when this fate happened; the store's clock when zero
 	// History holds the states this one replaced, oldest first, at most
 	// MaxHistory. Ignored by Record.
 	History []Step
@@ -313,5 +316,6 @@ type Store interface {
 	SourceAdmin
 	SettingsStore
 	DeletionStore
+	SuppressionStore
 	Close() error
 }

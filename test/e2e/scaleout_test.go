@@ -95,7 +95,7 @@ func scaleOut(t *testing.T, ackWait time.Duration) {
 
 // TestScaleOutBackends runs the embedded backend's end-to-end suite (zero
 // loss under SIGKILL, throttling and 5xx, dead letters and relay replay,
-// user deletion)
+// user deletion and suppression)
 // against queue: jetstream and store: postgres.
 func TestScaleOutBackends(t *testing.T) {
 	if testing.Short() {
@@ -109,6 +109,7 @@ func TestScaleOutBackends(t *testing.T) {
 		{"DeliveryUnderThrottlingAndErrors", TestDeliveryUnderThrottlingAndErrors},
 		{"DeadLetterAndReplay", TestDeadLetterAndReplay},
 		{"UserDeletion", TestUserDeletion},
+		{"UserSuppression", TestUserSuppression},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			scaleOut(t, 3*time.Second)

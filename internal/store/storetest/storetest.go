@@ -52,6 +52,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeletionLifecycle", testDeletionLifecycle},
 		{"DeletionInvalid", testDeletionInvalid},
 		{"ForgetUser", testForgetUser},
+		{"ForgetUserByPhone", testForgetUserByPhone},
+		{"DeletionClaim", testDeletionClaim},
+		{"Suppressions", testSuppressions},
+		{"SuppressionInvalid", testSuppressionInvalid},
+		{"SuppressionKey", testSuppressionKey},
+		{"DeletionWithSuppression", testDeletionWithSuppression},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Suppression keeps a user's future events from being delivered
+// (Segment's SUPPRESS_ONLY and SUPPRESS_WITH_DELETE, RudderStack's
+// suppress and suppress_with_delete). Its identifiers are keyed hashes made
+// with SuppressionKey by the caller (internal/deletion), never the
+// identifiers themselves: the list must outlive the deletion of the user's
+// data without keeping that data.
+type Suppression struct {
+	ID int64 // assigned by AddSuppressions
+	// Regulation is the id the caller was given (del_7 for a suppression
+	// with a deletion); AddSuppressions sets "sup_<ID>" when it is empty.
+	Regulation string
+	Origin     string // rudderstack, segment, cli, api
+	// UserID, Email and Phone are keyed hashes of the normalised
+	// identifiers; "" when not given. At least one is set.
+	UserID, Email, Phone string
+	CreatedAt            time.Time
+}
+
+// SuppressionQuery pages through suppressions by id.
+type SuppressionQuery struct {
+	After  int64 // ids above this (ascending), or below it when Newest and > 0
+	Newest bool  // newest first (the console); else oldest first (loading a cache)
+	Limit  int   // default 50, at most 10,000
+}
+
+// SuppressionVersion changes whenever the list changes: ids only grow, so
+// an addition raises MaxID or Count and a removal lowers Count; SumID
+// catches a removal and an out-of-order commit (PostgreSQL hands out ids
+// before commit) between two reads.
+type SuppressionVersion struct{ Count, MaxID, SumID int64 }
+
+// SuppressionStore keeps the suppression list.
+type SuppressionStore interface {
+	// SuppressionKey returns the secret that keys the identifier hashes,
+	// made on first use and shared by every node of the store.
+	SuppressionKey(ctx context.Context) ([]byte, error)
+	// AddSuppressions stores ss in one transaction and sets their ID,
+	// Regulation and CreatedAt.
+	AddSuppressions(ctx context.Context, ss []Suppression) error
+	ListSuppressions(ctx context.Context, q SuppressionQuery) ([]Suppression, error)
+	// RemoveSuppressions deletes the suppressions of a regulation id, and
+	// those with any identifier hash in hashes; it returns how many went.
+	RemoveSuppressions(ctx context.Context, regulation string, hashes []string) (int64, error)
+	SuppressionVersion(ctx context.Context) (SuppressionVersion, error)
+}
+
+// SuppressionRegulation is the regulation id of a suppression made alone.
+func SuppressionRegulation(id int64) string { return "sup_" + strconv.FormatInt(id, 10) }
+
+func checkSuppression(i int, s *Suppression) error {
+	if s.UserID == "" && s.Email == "" && s.Phone == "" {
+		return fmt.Errorf("suppression %d: one of the userId, email or phone hashes is required: %w", i, ErrInvalid)
+	}
+	for _, v := range []string{s.UserID, s.Email, s.Phone, s.Regulation, s.Origin} {
+		if len(v) > 256 {
+			return fmt.Errorf("suppression %d: a field longer than 256 bytes: %w", i, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+func suppressionLimit(n int) int {
+	if n <= 0 {
+		return 50
+	}
+	return min(n, 10000)
+}
+
+// suppressionKeySize is the HMAC-SHA256 key's length.
+const suppressionKeySize = 32
+
+// nonEmpty drops empty hashes, which would match every row without that
+// identifier.
+func nonEmpty(hashes []string) []string {
+	var out []string
+	for _, h := range hashes {
+		if h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
