@@ -50,7 +50,9 @@ func (b *batch) finish(ctx context.Context) error {
 			e.Status, e.Detail = store.StatusDead, describe(&f)
 		case r.Outcome == destination.Retry:
 			wait := max(b.w.backoff(it.job.Attempts+1), r.RetryAfter)
-			at := now.Add(wait).Truncate(time.Millisecond)
+			// Rounded up to the millisecond the queue keeps, so a retry
+			// never comes before a Retry-After.
+			at := now.Add(wait + time.Millisecond - 1).Truncate(time.Millisecond)
 			retries[at] = append(retries[at], it.job.ID)
 			reasons[at] = describe(r)
 			e.Status, e.Detail = store.StatusRetrying, describe(r)
