@@ -71,7 +71,9 @@ func (m *mapper) identifyList(p *Profile, traits map[string]any) ([]Op, error) {
 	if flag != nil {
 		plan.explicit = true
 	}
-	m.warnTopLevelSubscribe(traits, plan)
+	if m.topLevelUnsubscribe(traits, plan) {
+		return nil, nil
+	}
 	rm, err := m.removal(tprops, "traits.properties")
 	if err != nil || rm.field != "" {
 		if err == nil && flag != nil {
@@ -99,17 +101,24 @@ func (m *mapper) identifyList(p *Profile, traits map[string]any) ([]Op, error) {
 	return m.listOps(p, plan)
 }
 
-// warnTopLevelSubscribe: traits.subscribe is a profile property, not the
-// subscribe flag (traits.properties.subscribe, seed 004), so `false` there
-// does not stop the list subscription that listMode subscribe makes. That
-// is what Segment and RudderStack do too, but it reads as the opposite of
-// what happens, so it is said.
-func (m *mapper) warnTopLevelSubscribe(traits map[string]any, plan listPlan) {
+// topLevelUnsubscribe: traits.subscribe is a profile property, not the
+// subscribe flag (traits.properties.subscribe, seed 004), so Segment and
+// RudderStack subscribe the list that listMode subscribe names even when
+// it says false. Their presets keep that, with a warning; Relay's own
+// behaviour (compat relay) never subscribes a profile whose traits say
+// subscribe: false: it leaves consent alone, says so, and reports true.
+func (m *mapper) topLevelUnsubscribe(traits map[string]any, plan listPlan) bool {
 	if b, ok := traits["subscribe"].(bool); !ok || b || plan.flag != nil || plan.listID == "" || m.s.ListMode != ListModeSubscribe {
-		return
+		return false
+	}
+	if m.s.Compat == "" || m.s.Compat == CompatRelay {
+		m.warn("traits.subscribe is false: list " + plan.listID + " (" + plan.field + ") was not subscribed and consent was left unchanged " +
+			"(the subscribe flag is traits.properties.subscribe or integrations.Klaviyo.subscribe; compat segment or rudderstack would subscribe)")
+		return true
 	}
 	m.warn("traits.subscribe is false but is only a profile property: the subscribe flag is traits.properties.subscribe or integrations.Klaviyo.subscribe; list " +
 		plan.listID + " (" + plan.field + ") was subscribed as listMode subscribe does")
+	return false
 }
 
 // removalAsk is an event's request to end list membership without a
