@@ -6,77 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/relaycdp/relay/internal/delivery/deliverytest"
 	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/queue"
 	"github.com/relaycdp/relay/internal/store"
 )
-
-// fakeQueue hands out its jobs in claims and records how each ended.
-type fakeQueue struct {
-	mu        sync.Mutex
-	jobs      []queue.Job
-	succeeded []int64
-	retried   map[int64]time.Time
-	aborted   []int64
-}
-
-func (q *fakeQueue) Claim(_ context.Context, _ string, limit int, _ time.Duration) ([]queue.Job, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	n := min(limit, len(q.jobs))
-	out := q.jobs[:n]
-	q.jobs = q.jobs[n:]
-	return out, nil
-}
-
-func (q *fakeQueue) Succeed(_ context.Context, ids []int64) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.succeeded = append(q.succeeded, ids...)
-	return nil
-}
-
-func (q *fakeQueue) Retry(_ context.Context, ids []int64, at time.Time, _ string) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.retried == nil {
-		q.retried = map[int64]time.Time{}
-	}
-	for _, id := range ids {
-		q.retried[id] = at
-	}
-	return nil
-}
-
-func (q *fakeQueue) Abort(_ context.Context, ids []int64, _ string) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.aborted = append(q.aborted, ids...)
-	return nil
-}
-
-type fakeLog struct {
-	entries map[string]store.LogEntry
-	dead    map[string]store.DeadLetter
-}
-
-func (l *fakeLog) Record(_ context.Context, es []store.LogEntry) error {
-	for _, e := range es {
-		l.entries[e.MessageID] = e
-	}
-	return nil
-}
-
-func (l *fakeLog) AddDeadLetters(_ context.Context, dls []store.DeadLetter) error {
-	for _, d := range dls {
-		l.dead[d.MessageID] = d
-	}
-	return nil
-}
 
 // scriptSink answers each job by its messageId's prefix and records the
 // batches it was handed.
@@ -102,7 +39,7 @@ func track(msgID string) string {
 	return fmt.Sprintf(`{"type":"track","messageId":%q,"userId":"u1","event":"Clicked","context":{"traits":{"email":"U1@Example.com"}}}`, msgID)
 }
 
-func newWorker(sink destination.Sink, q *fakeQueue, l *fakeLog, stages ...destination.Stage) *Worker {
+func newWorker(sink destination.Sink, q *deliverytest.FakeQueue, l *deliverytest.FakeLog, stages ...destination.Stage) *Worker {
 	return New(Config{Dest: "hook", Title: "Webhook", Sink: sink, Stages: stages, MaxRetryAge: time.Hour, RetryBase: time.Second, RetryMax: time.Second},
 		q, l, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 }
@@ -121,7 +58,7 @@ func byPrefix(j destination.Job, _ bool) destination.Result {
 
 func TestOutcomesSettleQueueLogAndDeadLetters(t *testing.T) {
 	now := time.Now()
-	q := &fakeQueue{jobs: []queue.Job{
+	q := &deliverytest.FakeQueue{Jobs: []queue.Job{
 		job(1, "ok-1", track("ok-1"), now),
 		job(2, "dead-1", track("dead-1"), now),
 		job(3, "retry-1", track("retry-1"), now),
@@ -130,7 +67,7 @@ func TestOutcomesSettleQueueLogAndDeadLetters(t *testing.T) {
 		job(6, "off-1", `{"type":"track","messageId":"off-1","userId":"u","event":"E","integrations":{"Webhook":false}}`, now),
 		job(7, "retry-old", track("retry-old"), now.Add(-2*time.Hour)),
 	}}
-	l := &fakeLog{entries: map[string]store.LogEntry{}, dead: map[string]store.DeadLetter{}}
+	l := &deliverytest.FakeLog{}
 	sink := &scriptSink{answer: byPrefix}
 	n, err := newWorker(sink, q, l).RunOnce(context.Background())
 	if err != nil || n != 7 {
@@ -144,32 +81,32 @@ func TestOutcomesSettleQueueLogAndDeadLetters(t *testing.T) {
 		"skip-1": store.StatusSkipped, "bad-1": store.StatusDead, "off-1": store.StatusSkipped, "retry-old": store.StatusDead,
 	}
 	for id, st := range want {
-		if got := l.entries[id].Status; got != st {
-			t.Errorf("%s: log status %q, want %q (%s)", id, got, st, l.entries[id].Detail)
+		if got := l.Entries[id].Status; got != st {
+			t.Errorf("%s: log status %q, want %q (%s)", id, got, st, l.Entries[id].Detail)
 		}
 	}
-	if e := l.entries["ok-1"]; e.Email != "u1@example.com" || e.Event != "Clicked" || e.Dest != "hook" || e.Attempts != 1 {
+	if e := l.Entries["ok-1"]; e.Email != "u1@example.com" || e.Event != "Clicked" || e.Dest != "hook" || e.Attempts != 1 {
 		t.Errorf("log entry = %+v", e)
 	}
-	dl := l.dead["dead-1"]
+	dl := l.Dead["dead-1"]
 	if dl.Error != "HTTP 400: invalid: bad email: at /data/0" || dl.Status != 400 || dl.Code != "invalid" || dl.Pointer != "/data/0" || string(dl.Payload) != track("dead-1") {
 		t.Errorf("dead letter = %+v", dl)
 	}
-	if got := l.dead["bad-1"].Code; got != "bad_payload" {
+	if got := l.Dead["bad-1"].Code; got != "bad_payload" {
 		t.Errorf("undecodable payload dead-lettered with code %q", got)
 	}
-	if got := l.dead["retry-old"].Error; !strings.Contains(got, "gave up after 1 attempts over 1h0m0s: throttled") {
+	if got := l.Dead["retry-old"].Error; !strings.Contains(got, "gave up after 1 attempts over 1h0m0s: throttled") {
 		t.Errorf("expired retry: %q", got)
 	}
-	if !strings.Contains(l.entries["off-1"].Detail, "Webhook off") {
-		t.Errorf("integrations skip detail %q", l.entries["off-1"].Detail)
+	if !strings.Contains(l.Entries["off-1"].Detail, "Webhook off") {
+		t.Errorf("integrations skip detail %q", l.Entries["off-1"].Detail)
 	}
 	// Retry-After (90 min) outweighs the backoff (≤ 1 s).
-	if at := q.retried[3]; at.Before(now.Add(90 * time.Minute)) {
+	if at := q.Retried[3]; at.Before(now.Add(90 * time.Minute)) {
 		t.Errorf("retry at %v, want no sooner than Retry-After", at)
 	}
-	if len(q.succeeded) != 3 || len(q.aborted) != 3 {
-		t.Errorf("succeeded %v, aborted %v", q.succeeded, q.aborted)
+	if len(q.Succeeded) != 3 || len(q.Aborted) != 3 {
+		t.Errorf("succeeded %v, aborted %v", q.Succeeded, q.Aborted)
 	}
 }
 
@@ -177,8 +114,8 @@ func TestOutcomesSettleQueueLogAndDeadLetters(t *testing.T) {
 // batch marked as carried, and is not held twice.
 func TestHeldJobsCarryOverOnce(t *testing.T) {
 	now := time.Now()
-	q := &fakeQueue{jobs: []queue.Job{job(1, "a", track("a"), now), job(2, "b", track("b"), now)}}
-	l := &fakeLog{entries: map[string]store.LogEntry{}, dead: map[string]store.DeadLetter{}}
+	q := &deliverytest.FakeQueue{Jobs: []queue.Job{job(1, "a", track("a"), now), job(2, "b", track("b"), now)}}
+	l := &deliverytest.FakeLog{}
 	sink := &scriptSink{answer: func(j destination.Job, _ bool) destination.Result {
 		if j.MessageID == "b" {
 			return destination.Result{Outcome: destination.Held}
@@ -189,10 +126,10 @@ func TestHeldJobsCarryOverOnce(t *testing.T) {
 	if n, err := w.RunOnce(context.Background()); err != nil || n != 1 {
 		t.Fatalf("first batch settled %d (%v), want 1", n, err)
 	}
-	if _, ok := l.entries["b"]; ok || len(q.succeeded) != 1 {
-		t.Fatalf("held job settled: %+v, succeeded %v", l.entries["b"], q.succeeded)
+	if _, ok := l.Entries["b"]; ok || len(q.Succeeded) != 1 {
+		t.Fatalf("held job settled: %+v, succeeded %v", l.Entries["b"], q.Succeeded)
 	}
-	q.jobs = []queue.Job{job(3, "c", track("c"), now)}
+	q.Jobs = []queue.Job{job(3, "c", track("c"), now)}
 	if n, err := w.RunOnce(context.Background()); err != nil || n != 2 {
 		t.Fatalf("second batch settled %d (%v), want 2", n, err)
 	}
@@ -200,15 +137,15 @@ func TestHeldJobsCarryOverOnce(t *testing.T) {
 	if b.Carried != 1 || b.Jobs[0].MessageID != "b" {
 		t.Fatalf("second batch = carried %d, first %q; want the held job first, carried", b.Carried, b.Jobs[0].MessageID)
 	}
-	if got := l.entries["b"].Status; got != store.StatusRetrying {
+	if got := l.Entries["b"].Status; got != store.StatusRetrying {
 		t.Errorf("job held twice: status %q, want retrying", got)
 	}
 }
 
 func TestStagesRunBeforeTheSink(t *testing.T) {
 	now := time.Now()
-	q := &fakeQueue{jobs: []queue.Job{job(1, "a", track("a"), now), job(2, "drop", track("drop"), now)}}
-	l := &fakeLog{entries: map[string]store.LogEntry{}, dead: map[string]store.DeadLetter{}}
+	q := &deliverytest.FakeQueue{Jobs: []queue.Job{job(1, "a", track("a"), now), job(2, "drop", track("drop"), now)}}
+	l := &deliverytest.FakeLog{}
 	var seen []string
 	sink := &scriptSink{answer: func(j destination.Job, _ bool) destination.Result {
 		seen = append(seen, j.MessageID+":"+j.Event.UserID)
@@ -230,7 +167,7 @@ func TestStagesRunBeforeTheSink(t *testing.T) {
 	if len(seen) != 1 || seen[0] != "a:redacted" {
 		t.Errorf("sink saw %v, want only a, with the stage's change", seen)
 	}
-	if e := l.entries["drop"]; e.Status != store.StatusSkipped || e.Detail != "dropped by a stage" {
+	if e := l.Entries["drop"]; e.Status != store.StatusSkipped || e.Detail != "dropped by a stage" {
 		t.Errorf("stage-settled job: %+v", e)
 	}
 }

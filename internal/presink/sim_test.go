@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/relaycdp/relay/internal/delivery"
+	"github.com/relaycdp/relay/internal/delivery/deliverytest"
 	"github.com/relaycdp/relay/internal/klaviyo"
 	"github.com/relaycdp/relay/internal/klaviyo/kapi"
 	"github.com/relaycdp/relay/internal/klaviyo/kdest"
@@ -81,7 +82,7 @@ func TestNoDisallowedValueReachesKlaviyo(t *testing.T) {
 func deliver(t *testing.T, settings string) []string {
 	t.Helper()
 	bodies, log := deliverLog(t, settings)
-	for _, e := range log.entries {
+	for _, e := range log.Records {
 		if e.Status != store.StatusDelivered {
 			t.Errorf("%s: %s %s", e.MessageID, e.Status, e.Detail)
 		}
@@ -89,7 +90,7 @@ func deliver(t *testing.T, settings string) []string {
 	return bodies
 }
 
-func deliverLog(t *testing.T, settings string) ([]string, *memLog) {
+func deliverLog(t *testing.T, settings string) ([]string, *deliverytest.FakeLog) {
 	t.Helper()
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s, err := sim.New(sim.Config{Keys: []string{simKey}, JobDelay: -1}, discard)
@@ -122,8 +123,8 @@ func deliverLog(t *testing.T, settings string) ([]string, *memLog) {
 		t.Fatal(err)
 	}
 	stage := presink.New("klaviyo", usertransform.Limits{})
-	q := &onceQueue{jobs: goldenJobs(t)}
-	log := &memLog{}
+	q := &deliverytest.FakeQueue{Jobs: goldenJobs(t)}
+	log := &deliverytest.FakeLog{}
 	var audit []store.AuditEntry
 	sink := kdest.NewSink(kdest.Config{Settings: func() klaviyo.Settings { return st }, ImportJobTimeout: 5 * time.Second}, client, discard, nil)
 	w := delivery.New(delivery.Config{
@@ -139,7 +140,7 @@ func deliverLog(t *testing.T, settings string) ([]string, *memLog) {
 	}
 	// The audit log and the delivery log name keys, never values.
 	auditJSON, _ := json.Marshal(audit)
-	logJSON, _ := json.Marshal(log.entries)
+	logJSON, _ := json.Marshal(log.Records)
 	for _, sec := range secrets {
 		if strings.Contains(string(auditJSON), sec) || strings.Contains(string(logJSON), sec) {
 			t.Errorf("the audit or delivery log holds the value %q", sec)
@@ -158,14 +159,14 @@ func TestTransformationFailureDeadLetters(t *testing.T) {
 		"transformation": "function transformEvent(e) {\n  if (e.type === 'identify') {\n    throw new Error('no identifies here');\n  }\n  return e;\n}"}`
 	_, log := deliverLog(t, settings)
 	status := map[string]store.LogEntry{}
-	for _, e := range log.entries {
+	for _, e := range log.Records {
 		status[e.MessageID] = e
 	}
 	if e := status["g-identify"]; e.Status != store.StatusDead || !strings.Contains(e.Detail, "line 3") || !strings.Contains(e.Detail, "no identifies here") {
 		t.Errorf("identify: %s %q", e.Status, e.Detail)
 	}
-	if len(log.dead) != 1 || log.dead[0].Code != "transformation_js_error" {
-		t.Errorf("dead letters = %+v", log.dead)
+	if len(log.DeadLetters) != 1 || log.DeadLetters[0].Code != "transformation_js_error" {
+		t.Errorf("dead letters = %+v", log.DeadLetters)
 	}
 	if e := status["g-page"]; e.Status != store.StatusSkipped || !strings.Contains(e.Detail, "filter") {
 		t.Errorf("page: %s %q", e.Status, e.Detail)
@@ -178,7 +179,7 @@ func TestTransformationFailureDeadLetters(t *testing.T) {
 // The delivery log says which keys the policy dropped.
 func TestDeliveryLogNamesDroppedKeys(t *testing.T) {
 	_, log := deliverLog(t, presink.GoldenSettings["hipaa"])
-	for _, e := range log.entries {
+	for _, e := range log.Records {
 		if e.MessageID == "g-track" && !strings.Contains(e.Detail, "privacy policy dropped") || !strings.Contains(e.Detail, "context.ip") {
 			t.Errorf("%s detail = %q", e.MessageID, e.Detail)
 		}
@@ -204,36 +205,4 @@ func goldenJobs(t *testing.T) []queue.Job {
 		}})
 	}
 	return out
-}
-
-// onceQueue hands its jobs out once.
-type onceQueue struct{ jobs []queue.Job }
-
-func (q *onceQueue) Claim(context.Context, string, int, time.Duration) ([]queue.Job, error) {
-	out := q.jobs
-	q.jobs = nil
-	return out, nil
-}
-func (q *onceQueue) Succeed(context.Context, []int64) error                  { return nil }
-func (q *onceQueue) Retry(context.Context, []int64, time.Time, string) error { return nil }
-func (q *onceQueue) Abort(context.Context, []int64, string) error            { return nil }
-
-type memLog struct {
-	mu      sync.Mutex
-	entries []store.LogEntry
-	dead    []store.DeadLetter
-}
-
-func (l *memLog) Record(_ context.Context, es []store.LogEntry) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.entries = append(l.entries, es...)
-	return nil
-}
-
-func (l *memLog) AddDeadLetters(_ context.Context, dls []store.DeadLetter) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.dead = append(l.dead, dls...)
-	return nil
 }

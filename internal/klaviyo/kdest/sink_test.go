@@ -9,11 +9,11 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/relaycdp/relay/internal/delivery"
+	"github.com/relaycdp/relay/internal/delivery/deliverytest"
 	"github.com/relaycdp/relay/internal/klaviyo"
 	"github.com/relaycdp/relay/internal/klaviyo/kapi"
 	"github.com/relaycdp/relay/internal/queue"
@@ -25,85 +25,10 @@ import (
 
 const testKey = "pk_delivery_test"
 
-// fakeQueue hands out a fixed set of jobs once and records how each ended.
-type fakeQueue struct {
-	mu        sync.Mutex
-	jobs      []queue.Job
-	succeeded []int64
-	retried   map[int64]time.Time
-	aborted   []int64
-}
-
-func (q *fakeQueue) Claim(_ context.Context, _ string, limit int, _ time.Duration) ([]queue.Job, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	n := min(limit, len(q.jobs))
-	out := q.jobs[:n]
-	q.jobs = q.jobs[n:]
-	return out, nil
-}
-
-func (q *fakeQueue) Succeed(_ context.Context, ids []int64) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.succeeded = append(q.succeeded, ids...)
-	return nil
-}
-
-func (q *fakeQueue) Retry(_ context.Context, ids []int64, at time.Time, _ string) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.retried == nil {
-		q.retried = map[int64]time.Time{}
-	}
-	for _, id := range ids {
-		q.retried[id] = at
-	}
-	return nil
-}
-
-func (q *fakeQueue) Abort(_ context.Context, ids []int64, _ string) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.aborted = append(q.aborted, ids...)
-	return nil
-}
-
-// fakeLog keeps log entries and dead letters.
-type fakeLog struct {
-	mu      sync.Mutex
-	entries map[string]store.LogEntry
-	dead    map[string]store.DeadLetter
-}
-
-func (l *fakeLog) Record(_ context.Context, es []store.LogEntry) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.entries == nil {
-		l.entries = map[string]store.LogEntry{}
-	}
-	for _, e := range es {
-		l.entries[e.MessageID] = e
-	}
-	return nil
-}
-
-func (l *fakeLog) AddDeadLetters(_ context.Context, dls []store.DeadLetter) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.dead == nil {
-		l.dead = map[string]store.DeadLetter{}
-	}
-	for _, d := range dls {
-		l.dead[d.MessageID] = d
-	}
-	return nil
-}
-
 type env struct {
 	sim *sim.Sim
-	q   *fakeQueue
-	log *fakeLog
+	q   *deliverytest.FakeQueue
+	log *deliverytest.FakeLog
 	w   *delivery.Worker
 }
 
@@ -123,8 +48,8 @@ func newEnv(t *testing.T, settings klaviyo.Settings, faults sim.Faults, events .
 	if settings.PublicAPIKey == "" || settings.PrivateAPIKey != "" {
 		settings.PrivateAPIKey = testKey
 	}
-	e := &env{sim: s, q: &fakeQueue{}, log: &fakeLog{}}
-	e.q.jobs = jobs(t, events...)
+	e := &env{sim: s, q: &deliverytest.FakeQueue{}, log: &deliverytest.FakeLog{}}
+	e.q.Jobs = jobs(t, events...)
 	current := func() klaviyo.Settings { return settings }
 	in := &instance{Sink: NewSink(Config{Settings: current, ImportJobTimeout: 5 * time.Second}, c, discard, nil), settings: current}
 	e.w = delivery.New(delivery.Config{Dest: "klaviyo", Title: "Klaviyo", Sink: in, Stages: in.Stages(), Waiting: in.Waiting}, e.q, e.log, discard, nil)
@@ -187,7 +112,7 @@ func (e *env) settled(t *testing.T) sim.State {
 	return st
 }
 
-func (e *env) status(id string) store.Status { return e.log.entries[id].Status }
+func (e *env) status(id string) store.Status { return e.log.Entries[id].Status }
 
 func TestBulkDelivery(t *testing.T) {
 	var evs []string
@@ -203,11 +128,11 @@ func TestBulkDelivery(t *testing.T) {
 	if st.Requests["POST /api/event-bulk-create-jobs"] != 1 || st.Requests["POST /api/events"] != 0 {
 		t.Fatalf("requests = %v, want one bulk job", st.Requests)
 	}
-	if len(e.q.succeeded) != 30 || len(e.q.aborted) != 0 || len(e.q.retried) != 0 {
-		t.Fatalf("queue outcome: %d ok, %d aborted, %d retried", len(e.q.succeeded), len(e.q.aborted), len(e.q.retried))
+	if len(e.q.Succeeded) != 30 || len(e.q.Aborted) != 0 || len(e.q.Retried) != 0 {
+		t.Fatalf("queue outcome: %d ok, %d aborted, %d retried", len(e.q.Succeeded), len(e.q.Aborted), len(e.q.Retried))
 	}
-	if e.status("m7") != store.StatusDelivered || e.log.entries["m7"].Email != "u7@example.com" {
-		t.Fatalf("log entry = %+v", e.log.entries["m7"])
+	if e.status("m7") != store.StatusDelivered || e.log.Entries["m7"].Email != "u7@example.com" {
+		t.Fatalf("log entry = %+v", e.log.Entries["m7"])
 	}
 }
 
@@ -225,12 +150,12 @@ func TestBadItemIsolated(t *testing.T) {
 	if e.status("a") != store.StatusDelivered || e.status("c") != store.StatusDelivered || e.status("bad") != store.StatusDead {
 		t.Fatalf("statuses a=%s bad=%s c=%s", e.status("a"), e.status("bad"), e.status("c"))
 	}
-	dl := e.log.dead["bad"]
+	dl := e.log.Dead["bad"]
 	if dl.Status != 400 || !strings.Contains(dl.Pointer, "/data/attributes/events-bulk-create/data/1") {
 		t.Fatalf("dead letter = %+v, want Klaviyo's 400 with the item's pointer", dl)
 	}
-	if !slices.Equal(e.q.aborted, []int64{2}) {
-		t.Fatalf("aborted %v", e.q.aborted)
+	if !slices.Equal(e.q.Aborted, []int64{2}) {
+		t.Fatalf("aborted %v", e.q.Aborted)
 	}
 }
 
@@ -242,12 +167,12 @@ func TestMappingErrorsAndSkips(t *testing.T) {
 		track("ok", "u2", "u2@example.com"),
 	)
 	e.run(t)
-	if e.status("nogroup") != store.StatusDead || !strings.Contains(e.log.dead["nogroup"].Error, "groupId") {
-		t.Fatalf("group without groupId: %s %+v", e.status("nogroup"), e.log.dead["nogroup"])
+	if e.status("nogroup") != store.StatusDead || !strings.Contains(e.log.Dead["nogroup"].Error, "groupId") {
+		t.Fatalf("group without groupId: %s %+v", e.status("nogroup"), e.log.Dead["nogroup"])
 	}
 	for _, id := range []string{"page", "off"} {
-		if e.status(id) != store.StatusSkipped || e.log.entries[id].Detail == "" {
-			t.Errorf("%s: %+v, want skipped with a reason", id, e.log.entries[id])
+		if e.status(id) != store.StatusSkipped || e.log.Entries[id].Detail == "" {
+			t.Errorf("%s: %+v, want skipped with a reason", id, e.log.Entries[id])
 		}
 	}
 	if e.status("ok") != store.StatusDelivered {
@@ -261,10 +186,10 @@ func TestRetryableFailures(t *testing.T) {
 	e := newEnv(t, klaviyo.DefaultSettings(), sim.Faults{ErrorRate: 1}, track("a", "ua", "a@example.com"), track("b", "ub", "b@example.com"))
 	before := time.Now()
 	e.run(t)
-	if len(e.q.retried) != 2 || len(e.q.aborted) != 0 || len(e.log.dead) != 0 {
-		t.Fatalf("retried %v aborted %v dead %v", e.q.retried, e.q.aborted, e.log.dead)
+	if len(e.q.Retried) != 2 || len(e.q.Aborted) != 0 || len(e.log.Dead) != 0 {
+		t.Fatalf("retried %v aborted %v dead %v", e.q.Retried, e.q.Aborted, e.log.Dead)
 	}
-	for id, at := range e.q.retried {
+	for id, at := range e.q.Retried {
 		if !at.After(before) {
 			t.Errorf("job %d retry at %v, not in the future", id, at)
 		}
@@ -276,10 +201,10 @@ func TestRetryableFailures(t *testing.T) {
 
 func TestRetryGivesUpAfterMaxAge(t *testing.T) {
 	e := newEnv(t, klaviyo.DefaultSettings(), sim.Faults{ErrorRate: 1}, track("a", "ua", "a@example.com"))
-	e.q.jobs[0].ReceivedAt = time.Now().Add(-48 * time.Hour)
+	e.q.Jobs[0].ReceivedAt = time.Now().Add(-48 * time.Hour)
 	e.run(t)
-	if e.status("a") != store.StatusDead || !strings.Contains(e.log.dead["a"].Error, "gave up") {
-		t.Fatalf("status %s dead %+v", e.status("a"), e.log.dead["a"])
+	if e.status("a") != store.StatusDead || !strings.Contains(e.log.Dead["a"].Error, "gave up") {
+		t.Fatalf("status %s dead %+v", e.status("a"), e.log.Dead["a"])
 	}
 }
 
@@ -303,7 +228,7 @@ func TestProfileChangesKeepOrder(t *testing.T) {
 	}
 	for _, id := range []string{"i1", "t1", "i2"} {
 		if e.status(id) != store.StatusDelivered {
-			t.Errorf("%s: %s %s", id, e.status(id), e.log.entries[id].Detail)
+			t.Errorf("%s: %s %s", id, e.status(id), e.log.Entries[id].Detail)
 		}
 	}
 }
@@ -313,8 +238,8 @@ func TestProfileChangesKeepOrder(t *testing.T) {
 func TestRepeatedUniqueIDInOneBatch(t *testing.T) {
 	e := newEnv(t, klaviyo.DefaultSettings(), sim.Faults{}, track("same", "u1", "u1@example.com"), track("same", "u1", "u1@example.com"), track("other", "u2", "u2@example.com"))
 	e.run(t)
-	if len(e.q.succeeded) != 3 || len(e.q.aborted) != 0 {
-		t.Fatalf("succeeded %v aborted %v (%v)", e.q.succeeded, e.q.aborted, e.log.dead)
+	if len(e.q.Succeeded) != 3 || len(e.q.Aborted) != 0 {
+		t.Fatalf("succeeded %v aborted %v (%v)", e.q.Succeeded, e.q.Aborted, e.log.Dead)
 	}
 	if got := len(e.events(t, 2)); got != 2 {
 		t.Fatalf("Klaviyo holds %d events, want 2", got)
@@ -370,7 +295,7 @@ func TestProfileImportsMerged(t *testing.T) {
 	}
 	for _, id := range []string{"i1", "i2", "i3"} {
 		if e.status(id) != store.StatusDelivered {
-			t.Errorf("%s: %s %s", id, e.status(id), e.log.entries[id].Detail)
+			t.Errorf("%s: %s %s", id, e.status(id), e.log.Entries[id].Detail)
 		}
 	}
 }
@@ -384,28 +309,28 @@ func TestPartialRequestHeldForNextBatch(t *testing.T) {
 		evs = append(evs, track(fmt.Sprintf("m%d", i), fmt.Sprintf("u%d", i), fmt.Sprintf("u%d@example.com", i)))
 	}
 	e := newEnv(t, klaviyo.DefaultSettings(), sim.Faults{}, evs...)
-	first := e.q.jobs[:1200]
-	rest := e.q.jobs[1200:]
-	e.q.jobs = first
+	first := e.q.Jobs[:1200]
+	rest := e.q.Jobs[1200:]
+	e.q.Jobs = first
 	n, err := e.w.RunOnce(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 1000 || len(e.q.succeeded) != 1000 {
-		t.Fatalf("settled %d (%d succeeded); want 1000 sent in one full request and 200 held", n, len(e.q.succeeded))
+	if n != 1000 || len(e.q.Succeeded) != 1000 {
+		t.Fatalf("settled %d (%d succeeded); want 1000 sent in one full request and 200 held", n, len(e.q.Succeeded))
 	}
 	if got := e.sim.State().Requests["POST /api/event-bulk-create-jobs"]; got != 1 {
 		t.Fatalf("%d bulk requests, want 1", got)
 	}
-	e.q.jobs = rest // 300 more arrive: 200 held + 300 = 500, below a full request: all sent
+	e.q.Jobs = rest // 300 more arrive: 200 held + 300 = 500, below a full request: all sent
 	if n, err := e.w.RunOnce(context.Background()); err != nil || n != 500 {
 		t.Fatalf("second batch settled %d (%v), want the 200 held and 300 new", n, err)
 	}
 	if got := len(e.events(t, 1500)); got != 1500 {
 		t.Fatalf("Klaviyo holds %d events, want 1500", got)
 	}
-	if len(e.q.succeeded) != 1500 || len(e.log.entries) != 1500 {
-		t.Fatalf("succeeded %d, logged %d", len(e.q.succeeded), len(e.log.entries))
+	if len(e.q.Succeeded) != 1500 || len(e.log.Entries) != 1500 {
+		t.Fatalf("succeeded %d, logged %d", len(e.q.Succeeded), len(e.log.Entries))
 	}
 }
 
@@ -419,12 +344,12 @@ func TestOrderProductFailureDelivered(t *testing.T) {
 	if got := len(e.events(t, 2)); got != 2 {
 		t.Fatalf("Klaviyo holds %d events, want Placed Order and one Ordered Product", got)
 	}
-	entry := e.log.entries["order"]
+	entry := e.log.Entries["order"]
 	if entry.Status != store.StatusDelivered || !strings.Contains(entry.Detail, "properties.products[1]") {
 		t.Fatalf("log entry = %+v, want delivered naming the failed product", entry)
 	}
-	if len(e.q.aborted) != 0 {
-		t.Fatalf("aborted %v", e.q.aborted)
+	if len(e.q.Aborted) != 0 {
+		t.Fatalf("aborted %v", e.q.Aborted)
 	}
 }
 
@@ -440,7 +365,7 @@ func TestListRemoval(t *testing.T) {
 	if got := len(e.settled(t).Lists["L1"]); got != 2 {
 		t.Fatalf("list L1 has %d members after the adds, want 2", got)
 	}
-	e.q.jobs = jobs(t,
+	e.q.Jobs = jobs(t,
 		`{"type":"track","messageId":"rm1","userId":"u1","event":"Left","context":{"traits":{"email":"u1@example.com"}},"integrations":{"Klaviyo":{"removeFromList":"L1"}}}`,
 		`{"type":"track","messageId":"rm3","userId":"u3","event":"Left","context":{"traits":{"email":"nobody@example.com"}},"integrations":{"Klaviyo":{"removeFromList":"L1"}}}`)
 	e.run(t)
@@ -453,7 +378,7 @@ func TestListRemoval(t *testing.T) {
 	}
 	for _, id := range []string{"rm1", "rm3"} {
 		if e.status(id) != store.StatusDelivered {
-			t.Errorf("%s: %+v", id, e.log.entries[id])
+			t.Errorf("%s: %+v", id, e.log.Entries[id])
 		}
 	}
 }
@@ -462,12 +387,12 @@ func TestListRemoval(t *testing.T) {
 // key instead of failing attempts until maxRetryAge.
 func TestNoKeyLeavesJobsQueued(t *testing.T) {
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
-	q := &fakeQueue{jobs: jobs(t, track("m1", "u1", "u1@example.com"))}
+	q := &deliverytest.FakeQueue{Jobs: jobs(t, track("m1", "u1", "u1@example.com"))}
 	in := &instance{settings: klaviyo.DefaultSettings}
-	w := delivery.New(delivery.Config{Dest: "klaviyo", Title: "Klaviyo", Sink: nil, Waiting: in.Waiting}, q, &fakeLog{}, discard, nil)
+	w := delivery.New(delivery.Config{Dest: "klaviyo", Title: "Klaviyo", Sink: nil, Waiting: in.Waiting}, q, &deliverytest.FakeLog{}, discard, nil)
 	n, err := w.RunOnce(context.Background())
-	if err != nil || n != 0 || len(q.jobs) != 1 || len(q.retried) != 0 || len(q.aborted) != 0 {
-		t.Fatalf("RunOnce = %d, %v; queue %d jobs, %d retried, %d aborted", n, err, len(q.jobs), len(q.retried), len(q.aborted))
+	if err != nil || n != 0 || len(q.Jobs) != 1 || len(q.Retried) != 0 || len(q.Aborted) != 0 {
+		t.Fatalf("RunOnce = %d, %v; queue %d jobs, %d retried, %d aborted", n, err, len(q.Jobs), len(q.Retried), len(q.Aborted))
 	}
 }
 
@@ -485,7 +410,7 @@ func TestPublicKeyOnly(t *testing.T) {
 	}
 	for _, id := range []string{"id1", "tr1"} {
 		if e.status(id) != store.StatusDelivered {
-			t.Errorf("%s: %+v", id, e.log.entries[id])
+			t.Errorf("%s: %+v", id, e.log.Entries[id])
 		}
 	}
 }
@@ -503,8 +428,8 @@ func TestDeviceModeSkipsBrowserEvents(t *testing.T) {
 	)
 	e.run(t)
 	for _, id := range []string{"seg", "rs"} {
-		if e.status(id) != store.StatusSkipped || !strings.Contains(e.log.entries[id].Detail, "device mode") {
-			t.Errorf("%s: %s %+v, want skipped as sent by the browser", id, e.status(id), e.log.entries[id])
+		if e.status(id) != store.StatusSkipped || !strings.Contains(e.log.Entries[id].Detail, "device mode") {
+			t.Errorf("%s: %s %+v, want skipped as sent by the browser", id, e.status(id), e.log.Entries[id])
 		}
 	}
 	if e.status("server") != store.StatusDelivered {
