@@ -174,3 +174,67 @@ func leaseOf(d Deletion) int64 {
 	}
 	return toNanos(d.LeaseUntil)
 }
+
+// deletionColumns are the columns scanDeletion reads.
+func deletionColumns(d dialect) string {
+	return `id, user_id, email, phone, origin, local_only, ` + d.jsonText("dests") + `, state, attempts, last_error, ` +
+		d.jsonText("steps") + `, next_at, created_at, updated_at, lease_until`
+}
+
+func lookupDeletion(ctx context.Context, d dialect, id int64) (Deletion, error) {
+	del, err := scanDeletion(d.queryRow(ctx, `SELECT `+deletionColumns(d)+` FROM deletion WHERE id = ?`, id))
+	if d.noRows(err) {
+		return Deletion{}, fmt.Errorf("deletion %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Deletion{}, fmt.Errorf("look up deletion %d: %w", id, err)
+	}
+	return del, nil
+}
+
+func listDeletions(ctx context.Context, d dialect, q DeletionQuery) ([]Deletion, error) {
+	if q.State != "" && !q.State.Valid() {
+		return nil, fmt.Errorf("list deletions: state %q: %w", q.State, ErrInvalid)
+	}
+	state := d.text(string(q.State))
+	rs, err := d.query(ctx, `SELECT `+deletionColumns(d)+` FROM deletion
+		WHERE (? = '' OR state = ?) ORDER BY id DESC LIMIT ?`, state, state, deletionLimit(q.Limit))
+	if err != nil {
+		return nil, fmt.Errorf("list deletions: %w", err)
+	}
+	out, err := scanAll(rs, scanDeletion)
+	if err != nil {
+		return nil, fmt.Errorf("list deletions: %w", err)
+	}
+	return out, nil
+}
+
+func dueDeletions(ctx context.Context, d dialect, now time.Time, limit int) ([]Deletion, error) {
+	rs, err := d.query(ctx, `SELECT `+deletionColumns(d)+` FROM deletion
+		WHERE state IN ('pending', 'running') AND (CASE state WHEN 'running' THEN lease_until ELSE next_at END) <= ?
+		ORDER BY id LIMIT ?`, now.UnixNano(), deletionLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("due deletions: %w", err)
+	}
+	out, err := scanAll(rs, scanDeletion)
+	if err != nil {
+		return nil, fmt.Errorf("due deletions: %w", err)
+	}
+	return out, nil
+}
+
+// scanDeletion reads a deletionColumns row.
+func scanDeletion(r scanner) (Deletion, error) {
+	var (
+		d                            Deletion
+		state, dests, steps          string
+		nextAt, createdAt, updatedAt int64
+		leaseUntil                   int64
+	)
+	err := r.Scan(&d.ID, &d.Subject.UserID, &d.Subject.Email, &d.Subject.Phone, &d.Origin, &d.LocalOnly, &dests, &state,
+		&d.Attempts, &d.LastError, &steps, &nextAt, &createdAt, &updatedAt, &leaseUntil)
+	if err != nil {
+		return Deletion{}, err
+	}
+	return finishDeletion(d, state, []byte(dests), []byte(steps), nextAt, createdAt, updatedAt, leaseUntil)
+}

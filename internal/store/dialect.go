@@ -30,6 +30,9 @@ type dialect interface {
 	// byteOrder is an ORDER BY term sorting col by bytes (PostgreSQL's
 	// default collation is the locale's).
 	byteOrder(col string) string
+	// jsonText is a select term reading JSON column col as text, so both
+	// stores decode the same bytes (PostgreSQL keeps it as JSONB).
+	jsonText(col string) string
 }
 
 type rows interface {
@@ -61,6 +64,7 @@ func (d sqliteDialect) queryRow(ctx context.Context, q string, args ...any) scan
 func (sqliteDialect) noRows(err error) bool       { return errors.Is(err, sql.ErrNoRows) }
 func (sqliteDialect) text(s string) string        { return s }
 func (sqliteDialect) byteOrder(col string) string { return col }
+func (sqliteDialect) jsonText(col string) string  { return col }
 
 // pgDialect reads through pgx, numbering the placeholders.
 type pgDialect struct{ pool *pgxpool.Pool }
@@ -76,6 +80,7 @@ func (d pgDialect) queryRow(ctx context.Context, q string, args ...any) scanner 
 func (pgDialect) noRows(err error) bool       { return errors.Is(err, pgx.ErrNoRows) }
 func (pgDialect) text(s string) string        { return textSafe(s) }
 func (pgDialect) byteOrder(col string) string { return col + ` COLLATE "C"` }
+func (pgDialect) jsonText(col string) string  { return col + `::text` }
 
 // textArgs maps the string arguments of a query through d.text.
 func textArgs(d dialect, args []any) []any {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,9 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 )
-
-// The JSONB columns are read as text, so both stores decode the same bytes.
-const pgDeletionColumns = `id, user_id, email, phone, origin, local_only, dests::text, state, attempts, last_error, steps::text, next_at, created_at, updated_at, lease_until`
 
 // CreateDeletions implements DeletionStore.
 func (s *Postgres) CreateDeletions(ctx context.Context, ds []Deletion) error {
@@ -57,48 +53,19 @@ func (s *Postgres) CreateDeletions(ctx context.Context, ds []Deletion) error {
 	return nil
 }
 
-// Deletion implements DeletionStore.
+// Deletion implements DeletionStore (deletion.go).
 func (s *Postgres) Deletion(ctx context.Context, id int64) (Deletion, error) {
-	d, err := pgScanDeletion(s.pool.QueryRow(ctx, `SELECT `+pgDeletionColumns+` FROM deletion WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Deletion{}, fmt.Errorf("deletion %d: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Deletion{}, fmt.Errorf("look up deletion %d: %w", id, err)
-	}
-	return d, nil
+	return lookupDeletion(ctx, pgDialect{s.pool}, id)
 }
 
-// ListDeletions implements DeletionStore.
+// ListDeletions implements DeletionStore (deletion.go).
 func (s *Postgres) ListDeletions(ctx context.Context, q DeletionQuery) ([]Deletion, error) {
-	if q.State != "" && !q.State.Valid() {
-		return nil, fmt.Errorf("list deletions: state %q: %w", q.State, ErrInvalid)
-	}
-	rows, err := s.pool.Query(ctx, `SELECT `+pgDeletionColumns+` FROM deletion
-		WHERE ($1 = '' OR state = $1) ORDER BY id DESC LIMIT $2`, string(q.State), deletionLimit(q.Limit))
-	if err != nil {
-		return nil, fmt.Errorf("list deletions: %w", err)
-	}
-	out, err := pgScanDeletionRows(rows)
-	if err != nil {
-		return nil, fmt.Errorf("list deletions: %w", err)
-	}
-	return out, nil
+	return listDeletions(ctx, pgDialect{s.pool}, q)
 }
 
-// DueDeletions implements DeletionStore.
+// DueDeletions implements DeletionStore (deletion.go).
 func (s *Postgres) DueDeletions(ctx context.Context, now time.Time, limit int) ([]Deletion, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+pgDeletionColumns+` FROM deletion
-		WHERE state IN ('pending', 'running') AND (CASE state WHEN 'running' THEN lease_until ELSE next_at END) <= $1
-		ORDER BY id LIMIT $2`, now.UnixNano(), deletionLimit(limit))
-	if err != nil {
-		return nil, fmt.Errorf("due deletions: %w", err)
-	}
-	out, err := pgScanDeletionRows(rows)
-	if err != nil {
-		return nil, fmt.Errorf("due deletions: %w", err)
-	}
-	return out, nil
+	return dueDeletions(ctx, pgDialect{s.pool}, now, limit)
 }
 
 // UpdateDeletion implements DeletionStore.
@@ -183,34 +150,6 @@ func (s *Postgres) ForgetUser(ctx context.Context, subj DeletionSubject, message
 	return out, nil
 }
 
-func pgScanDeletionRows(rows pgx.Rows) ([]Deletion, error) {
-	defer rows.Close()
-	var out []Deletion
-	for rows.Next() {
-		d, err := pgScanDeletion(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
-}
-
-func pgScanDeletion(r pgx.Row) (Deletion, error) {
-	var (
-		d                            Deletion
-		state, dests, steps          string
-		nextAt, createdAt, updatedAt int64
-		leaseUntil                   int64
-	)
-	err := r.Scan(&d.ID, &d.Subject.UserID, &d.Subject.Email, &d.Subject.Phone, &d.Origin, &d.LocalOnly, &dests, &state,
-		&d.Attempts, &d.LastError, &steps, &nextAt, &createdAt, &updatedAt, &leaseUntil)
-	if err != nil {
-		return Deletion{}, err
-	}
-	return finishDeletion(d, state, []byte(dests), []byte(steps), nextAt, createdAt, updatedAt, leaseUntil)
-}
-
 // ClaimDeletions implements DeletionStore. SKIP LOCKED lets nodes claim at
 // once without waiting for each other; a row another node has just
 // claimed is re-checked under its lock and no longer qualifies.
@@ -220,11 +159,11 @@ func (s *Postgres) ClaimDeletions(ctx context.Context, now time.Time, lease time
 				AND (CASE state WHEN 'running' THEN lease_until ELSE next_at END) <= $2
 			ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
 		UPDATE deletion d SET state = 'running', lease_until = $1 FROM due WHERE d.id = due.id
-		RETURNING `+prefixColumns("d.", pgDeletionColumns), now.Add(lease).UnixNano(), now.UnixNano(), deletionLimit(limit))
+		RETURNING `+prefixColumns("d.", deletionColumns(pgDialect{})), now.Add(lease).UnixNano(), now.UnixNano(), deletionLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("claim deletions: %w", err)
 	}
-	out, err := pgScanDeletionRows(rows)
+	out, err := scanAll(rows, scanDeletion)
 	if err != nil {
 		return nil, fmt.Errorf("claim deletions: %w", err)
 	}

@@ -5,14 +5,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 )
-
-const deletionColumns = `id, user_id, email, phone, origin, local_only, dests, state, attempts, last_error, steps, next_at, created_at, updated_at, lease_until`
 
 // CreateDeletions implements DeletionStore.
 func (s *SQLite) CreateDeletions(ctx context.Context, ds []Deletion) error {
@@ -55,48 +52,19 @@ func (s *SQLite) CreateDeletions(ctx context.Context, ds []Deletion) error {
 	return nil
 }
 
-// Deletion implements DeletionStore.
+// Deletion implements DeletionStore (deletion.go).
 func (s *SQLite) Deletion(ctx context.Context, id int64) (Deletion, error) {
-	d, err := scanDeletion(s.r.QueryRowContext(ctx, `SELECT `+deletionColumns+` FROM deletion WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Deletion{}, fmt.Errorf("deletion %d: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Deletion{}, fmt.Errorf("look up deletion %d: %w", id, err)
-	}
-	return d, nil
+	return lookupDeletion(ctx, sqliteDialect{s.r}, id)
 }
 
-// ListDeletions implements DeletionStore.
+// ListDeletions implements DeletionStore (deletion.go).
 func (s *SQLite) ListDeletions(ctx context.Context, q DeletionQuery) ([]Deletion, error) {
-	if q.State != "" && !q.State.Valid() {
-		return nil, fmt.Errorf("list deletions: state %q: %w", q.State, ErrInvalid)
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+deletionColumns+` FROM deletion
-		WHERE (? = '' OR state = ?) ORDER BY id DESC LIMIT ?`, string(q.State), string(q.State), deletionLimit(q.Limit))
-	if err != nil {
-		return nil, fmt.Errorf("list deletions: %w", err)
-	}
-	out, err := scanDeletionRows(rows)
-	if err != nil {
-		return nil, fmt.Errorf("list deletions: %w", err)
-	}
-	return out, nil
+	return listDeletions(ctx, sqliteDialect{s.r}, q)
 }
 
-// DueDeletions implements DeletionStore.
+// DueDeletions implements DeletionStore (deletion.go).
 func (s *SQLite) DueDeletions(ctx context.Context, now time.Time, limit int) ([]Deletion, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+deletionColumns+` FROM deletion
-		WHERE state IN ('pending', 'running') AND (CASE state WHEN 'running' THEN lease_until ELSE next_at END) <= ?
-		ORDER BY id LIMIT ?`, now.UnixNano(), deletionLimit(limit))
-	if err != nil {
-		return nil, fmt.Errorf("due deletions: %w", err)
-	}
-	out, err := scanDeletionRows(rows)
-	if err != nil {
-		return nil, fmt.Errorf("due deletions: %w", err)
-	}
-	return out, nil
+	return dueDeletions(ctx, sqliteDialect{s.r}, now, limit)
 }
 
 // UpdateDeletion implements DeletionStore.
@@ -197,35 +165,6 @@ func (s *SQLite) ForgetUser(ctx context.Context, subj DeletionSubject, messageID
 	return out, nil
 }
 
-func scanDeletionRows(rows *sql.Rows) ([]Deletion, error) {
-	defer rows.Close()
-	var out []Deletion
-	for rows.Next() {
-		d, err := scanDeletion(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
-}
-
-func scanDeletion(r scanner) (Deletion, error) {
-	var (
-		d                            Deletion
-		state                        string
-		dests, steps                 []byte
-		nextAt, createdAt, updatedAt int64
-		leaseUntil                   int64
-	)
-	err := r.Scan(&d.ID, &d.Subject.UserID, &d.Subject.Email, &d.Subject.Phone, &d.Origin, &d.LocalOnly, &dests, &state,
-		&d.Attempts, &d.LastError, &steps, &nextAt, &createdAt, &updatedAt, &leaseUntil)
-	if err != nil {
-		return Deletion{}, err
-	}
-	return finishDeletion(d, state, dests, steps, nextAt, createdAt, updatedAt, leaseUntil)
-}
-
 // finishDeletion decodes the JSON and time columns both stores share.
 func finishDeletion(d Deletion, state string, dests, steps []byte, nextAt, createdAt, updatedAt, leaseUntil int64) (Deletion, error) {
 	d.State = DeletionState(state)
@@ -268,11 +207,11 @@ func (s *SQLite) ClaimDeletions(ctx context.Context, now time.Time, lease time.D
 		rows, err := tx.QueryContext(ctx, `UPDATE deletion SET state = 'running', lease_until = ?
 			WHERE id IN (SELECT id FROM deletion WHERE state IN ('pending', 'running')
 				AND (CASE state WHEN 'running' THEN lease_until ELSE next_at END) <= ? ORDER BY id LIMIT ?)
-			RETURNING `+deletionColumns, now.Add(lease).UnixNano(), now.UnixNano(), deletionLimit(limit))
+			RETURNING `+deletionColumns(sqliteDialect{}), now.Add(lease).UnixNano(), now.UnixNano(), deletionLimit(limit))
 		if err != nil {
 			return err
 		}
-		out, err = scanDeletionRows(rows)
+		out, err = scanAll[Deletion](sqlRows{rows}, scanDeletion)
 		return err
 	})
 	if err != nil {
