@@ -39,25 +39,7 @@ func (s *Postgres) RecordAudit(ctx context.Context, entries []AuditEntry) error 
 	return nil
 }
 
-// QueryAudit implements AuditLog.
+// QueryAudit implements AuditLog (audit.go).
 func (s *Postgres) QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
-	where, args := auditFilter(q)
-	args = textArgs(pgDialect{}, args)
-	rows, err := s.pool.Query(ctx, numbered(`SELECT `+auditColumns+` FROM audit_log`+where+` ORDER BY id DESC LIMIT ?`), append(args, clampLimit(q.Limit))...)
-	if err != nil {
-		return nil, fmt.Errorf("query audit: %w", err)
-	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
-		e, err := scanAudit(rows)
-		if err != nil {
-			return nil, fmt.Errorf("query audit: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query audit: %w", err)
-	}
-	return out, nil
+	return queryAudit(ctx, pgDialect{s.pool}, q)
 }

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"errors"
 	"fmt"
 	"time"
 
@@ -32,26 +30,16 @@ CREATE INDEX delivery_log_phone ON delivery_log (phone) WHERE phone != '';
 ALTER TABLE deletion ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;
 `
 
-// SuppressionKey implements SuppressionStore.
+// SuppressionKey implements SuppressionStore (suppression.go). Two nodes
+// may race to create the key: the first insert wins and both read it.
 func (s *Postgres) SuppressionKey(ctx context.Context) ([]byte, error) {
-	var key []byte
-	err := s.pool.QueryRow(ctx, `SELECT key FROM suppression_key WHERE id = 1`).Scan(&key)
-	if err == nil {
-		return key, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("suppression key: %w", err)
-	}
-	fresh := make([]byte, suppressionKeySize)
-	_, _ = rand.Read(fresh)
-	// Two nodes may race here: the first insert wins and both read it.
-	if _, err := s.pool.Exec(ctx, `INSERT INTO suppression_key (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING`, fresh); err != nil {
-		return nil, fmt.Errorf("suppression key: %w", err)
-	}
-	if err := s.pool.QueryRow(ctx, `SELECT key FROM suppression_key WHERE id = 1`).Scan(&key); err != nil {
-		return nil, fmt.Errorf("suppression key: %w", err)
-	}
-	return key, nil
+	return suppressionKey(ctx, pgDialect{s.pool}, func(fresh []byte) (key []byte, err error) {
+		if _, err := s.pool.Exec(ctx, `INSERT INTO suppression_key (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING`, fresh); err != nil {
+			return nil, err
+		}
+		err = s.pool.QueryRow(ctx, suppressionKeyQuery).Scan(&key)
+		return key, err
+	})
 }
 
 // AddSuppressions implements SuppressionStore.
@@ -82,31 +70,9 @@ func (s *Postgres) AddSuppressions(ctx context.Context, ss []Suppression) error 
 	return nil
 }
 
-// ListSuppressions implements SuppressionStore.
+// ListSuppressions implements SuppressionStore (suppression.go).
 func (s *Postgres) ListSuppressions(ctx context.Context, q SuppressionQuery) ([]Suppression, error) {
-	query := `SELECT ` + suppressionColumns + ` FROM suppression WHERE id > $1 ORDER BY id LIMIT $2`
-	if q.Newest {
-		query = `SELECT ` + suppressionColumns + ` FROM suppression WHERE ($1 <= 0 OR id < $1) ORDER BY id DESC LIMIT $2`
-	}
-	rows, err := s.pool.Query(ctx, query, q.After, suppressionLimit(q.Limit))
-	if err != nil {
-		return nil, fmt.Errorf("list suppressions: %w", err)
-	}
-	defer rows.Close()
-	var out []Suppression
-	for rows.Next() {
-		var sp Suppression
-		var created int64
-		if err := rows.Scan(&sp.ID, &sp.Regulation, &sp.Origin, &sp.UserID, &sp.Email, &sp.Phone, &created); err != nil {
-			return nil, fmt.Errorf("list suppressions: %w", err)
-		}
-		sp.CreatedAt = fromNanos(created)
-		out = append(out, sp)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list suppressions: %w", err)
-	}
-	return out, nil
+	return listSuppressions(ctx, pgDialect{s.pool}, q)
 }
 
 // RemoveSuppressions implements SuppressionStore.
@@ -126,13 +92,9 @@ func (s *Postgres) RemoveSuppressions(ctx context.Context, regulation string, ha
 	return tag.RowsAffected(), nil
 }
 
-// SuppressionVersion implements SuppressionStore.
+// SuppressionVersion implements SuppressionStore (suppression.go).
 func (s *Postgres) SuppressionVersion(ctx context.Context) (SuppressionVersion, error) {
-	var v SuppressionVersion
-	if err := s.pool.QueryRow(ctx, `SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0)::BIGINT FROM suppression`).Scan(&v.Count, &v.MaxID, &v.SumID); err != nil {
-		return v, fmt.Errorf("suppression version: %w", err)
-	}
-	return v, nil
+	return suppressionVersion(ctx, pgDialect{s.pool})
 }
 
 // pgInsertSuppression inserts sp, naming it sup_<id> when it has no

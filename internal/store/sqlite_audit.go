@@ -42,24 +42,7 @@ func (s *SQLite) RecordAudit(ctx context.Context, entries []AuditEntry) error {
 	return nil
 }
 
-// QueryAudit implements AuditLog.
+// QueryAudit implements AuditLog (audit.go).
 func (s *SQLite) QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
-	where, args := auditFilter(q)
-	rows, err := s.r.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_log`+where+` ORDER BY id DESC LIMIT ?`, append(args, clampLimit(q.Limit))...)
-	if err != nil {
-		return nil, fmt.Errorf("query audit: %w", err)
-	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
-		e, err := scanAudit(rows)
-		if err != nil {
-			return nil, fmt.Errorf("query audit: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query audit: %w", err)
-	}
-	return out, nil
+	return queryAudit(ctx, sqliteDialect{s.r}, q)
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -35,30 +34,17 @@ CREATE INDEX delivery_log_phone ON delivery_log (phone) WHERE phone != '';
 ALTER TABLE deletion ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
 `
 
-const suppressionColumns = `id, regulation, origin, user_id, email, phone, created_at`
-
-// SuppressionKey implements SuppressionStore.
+// SuppressionKey implements SuppressionStore (suppression.go).
 func (s *SQLite) SuppressionKey(ctx context.Context) ([]byte, error) {
-	var key []byte
-	err := s.r.QueryRowContext(ctx, `SELECT key FROM suppression_key WHERE id = 1`).Scan(&key)
-	if err == nil {
-		return key, nil
-	}
-	if err != sql.ErrNoRows {
-		return nil, fmt.Errorf("suppression key: %w", err)
-	}
-	fresh := make([]byte, suppressionKeySize)
-	_, _ = rand.Read(fresh)
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO suppression_key (id, key) VALUES (1, ?)`, fresh); err != nil {
-			return err
-		}
-		return tx.QueryRowContext(ctx, `SELECT key FROM suppression_key WHERE id = 1`).Scan(&key)
+	return suppressionKey(ctx, sqliteDialect{s.r}, func(fresh []byte) (key []byte, err error) {
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO suppression_key (id, key) VALUES (1, ?)`, fresh); err != nil {
+				return err
+			}
+			return tx.QueryRowContext(ctx, suppressionKeyQuery).Scan(&key)
+		})
+		return key, err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("suppression key: %w", err)
-	}
-	return key, nil
 }
 
 // AddSuppressions implements SuppressionStore.
@@ -89,36 +75,9 @@ func (s *SQLite) AddSuppressions(ctx context.Context, ss []Suppression) error {
 	return nil
 }
 
-// ListSuppressions implements SuppressionStore.
+// ListSuppressions implements SuppressionStore (suppression.go).
 func (s *SQLite) ListSuppressions(ctx context.Context, q SuppressionQuery) ([]Suppression, error) {
-	query := `SELECT ` + suppressionColumns + ` FROM suppression WHERE id > ? ORDER BY id LIMIT ?`
-	after := q.After
-	if q.Newest {
-		query = `SELECT ` + suppressionColumns + ` FROM suppression WHERE (? <= 0 OR id < ?) ORDER BY id DESC LIMIT ?`
-	}
-	args := []any{after, suppressionLimit(q.Limit)}
-	if q.Newest {
-		args = []any{after, after, suppressionLimit(q.Limit)}
-	}
-	rows, err := s.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list suppressions: %w", err)
-	}
-	defer rows.Close()
-	var out []Suppression
-	for rows.Next() {
-		var sp Suppression
-		var created int64
-		if err := rows.Scan(&sp.ID, &sp.Regulation, &sp.Origin, &sp.UserID, &sp.Email, &sp.Phone, &created); err != nil {
-			return nil, fmt.Errorf("list suppressions: %w", err)
-		}
-		sp.CreatedAt = fromNanos(created)
-		out = append(out, sp)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list suppressions: %w", err)
-	}
-	return out, nil
+	return listSuppressions(ctx, sqliteDialect{s.r}, q)
 }
 
 // RemoveSuppressions implements SuppressionStore.
@@ -148,13 +107,9 @@ func (s *SQLite) RemoveSuppressions(ctx context.Context, regulation string, hash
 	return n, nil
 }
 
-// SuppressionVersion implements SuppressionStore.
+// SuppressionVersion implements SuppressionStore (suppression.go).
 func (s *SQLite) SuppressionVersion(ctx context.Context) (SuppressionVersion, error) {
-	var v SuppressionVersion
-	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0) FROM suppression`).Scan(&v.Count, &v.MaxID, &v.SumID); err != nil {
-		return v, fmt.Errorf("suppression version: %w", err)
-	}
-	return v, nil
+	return suppressionVersion(ctx, sqliteDialect{s.r})
 }
 
 // sqliteInsertSuppression inserts sp, naming it sup_<id> when it has no

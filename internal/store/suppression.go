@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"strconv"
 	"time"
@@ -88,4 +89,68 @@ func nonEmpty(hashes []string) []string {
 		}
 	}
 	return out
+}
+
+const suppressionColumns = `id, regulation, origin, user_id, email, phone, created_at`
+
+func listSuppressions(ctx context.Context, d dialect, q SuppressionQuery) ([]Suppression, error) {
+	query, args := `SELECT `+suppressionColumns+` FROM suppression WHERE id > ? ORDER BY id LIMIT ?`, []any{q.After, suppressionLimit(q.Limit)}
+	if q.Newest {
+		query = `SELECT ` + suppressionColumns + ` FROM suppression WHERE (? <= 0 OR id < ?) ORDER BY id DESC LIMIT ?`
+		args = []any{q.After, q.After, suppressionLimit(q.Limit)}
+	}
+	rs, err := d.query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list suppressions: %w", err)
+	}
+	out, err := scanAll(rs, scanSuppression)
+	if err != nil {
+		return nil, fmt.Errorf("list suppressions: %w", err)
+	}
+	return out, nil
+}
+
+func scanSuppression(r scanner) (Suppression, error) {
+	var (
+		sp      Suppression
+		created int64
+	)
+	if err := r.Scan(&sp.ID, &sp.Regulation, &sp.Origin, &sp.UserID, &sp.Email, &sp.Phone, &created); err != nil {
+		return Suppression{}, err
+	}
+	sp.CreatedAt = fromNanos(created)
+	return sp, nil
+}
+
+// suppressionVersion casts the sum: PostgreSQL sums BIGINTs as NUMERIC.
+func suppressionVersion(ctx context.Context, d dialect) (SuppressionVersion, error) {
+	var v SuppressionVersion
+	err := d.queryRow(ctx, `SELECT COUNT(*), COALESCE(MAX(id), 0), CAST(COALESCE(SUM(id), 0) AS BIGINT) FROM suppression`).
+		Scan(&v.Count, &v.MaxID, &v.SumID)
+	if err != nil {
+		return v, fmt.Errorf("suppression version: %w", err)
+	}
+	return v, nil
+}
+
+const suppressionKeyQuery = `SELECT key FROM suppression_key WHERE id = 1`
+
+// suppressionKey reads the key, or has create store a fresh one unless
+// another node got there first and return the stored key (each store
+// writes in its own way).
+func suppressionKey(ctx context.Context, d dialect, create func(fresh []byte) ([]byte, error)) ([]byte, error) {
+	var key []byte
+	err := d.queryRow(ctx, suppressionKeyQuery).Scan(&key)
+	if err == nil {
+		return key, nil
+	}
+	if !d.noRows(err) {
+		return nil, fmt.Errorf("suppression key: %w", err)
+	}
+	fresh := make([]byte, suppressionKeySize)
+	_, _ = rand.Read(fresh)
+	if key, err = create(fresh); err != nil {
+		return nil, fmt.Errorf("suppression key: %w", err)
+	}
+	return key, nil
 }
