@@ -33,6 +33,12 @@ type dialect interface {
 	// jsonText is a select term reading JSON column col as text, so both
 	// stores decode the same bytes (PostgreSQL keeps it as JSONB).
 	jsonText(col string) string
+	// jsonParam is the placeholder of a value bound for a JSON column.
+	jsonParam() string
+	// inList is a condition holding when col is in the list bound by
+	// listArg (PostgreSQL binds an array, SQLite a JSON array).
+	inList(col string) string
+	listArg(list any) any
 }
 
 type rows interface {
@@ -65,6 +71,16 @@ func (sqliteDialect) noRows(err error) bool       { return errors.Is(err, sql.Er
 func (sqliteDialect) text(s string) string        { return s }
 func (sqliteDialect) byteOrder(col string) string { return col }
 func (sqliteDialect) jsonText(col string) string  { return col }
+func (sqliteDialect) jsonParam() string           { return `?` }
+func (sqliteDialect) inList(col string) string {
+	return col + ` IN (SELECT value FROM json_each(?))`
+}
+
+// listArg marshals list, a []string or []int64, as a JSON array.
+func (sqliteDialect) listArg(list any) any {
+	b, _ := json.Marshal(list)
+	return string(b)
+}
 
 // pgDialect reads through pgx, numbering the placeholders.
 type pgDialect struct{ pool *pgxpool.Pool }
@@ -81,6 +97,22 @@ func (pgDialect) noRows(err error) bool       { return errors.Is(err, pgx.ErrNoR
 func (pgDialect) text(s string) string        { return textSafe(s) }
 func (pgDialect) byteOrder(col string) string { return col + ` COLLATE "C"` }
 func (pgDialect) jsonText(col string) string  { return col + `::text` }
+func (pgDialect) jsonParam() string           { return `?::jsonb` }
+func (pgDialect) inList(col string) string    { return col + ` = ANY(?)` }
+
+// listArg binds list, a []string or []int64, as an array, its strings
+// mapped as the text columns keep them.
+func (d pgDialect) listArg(list any) any {
+	ss, ok := list.([]string)
+	if !ok {
+		return list
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = d.text(s)
+	}
+	return out
+}
 
 // textArgs maps the string arguments of a query through d.text.
 func textArgs(d dialect, args []any) []any {

@@ -37,7 +37,7 @@ func (s *Postgres) CreateDeletions(ctx context.Context, ds []Deletion) error {
 			if d.Suppress != nil {
 				sp := *d.Suppress
 				sp.Regulation = DeletionRegulation(ids[i])
-				if _, _, err := pgInsertSuppression(ctx, tx, sp, now); err != nil {
+				if _, _, err := insertSuppression(ctx, pgDialect{}, pgTx{tx}, sp, now); err != nil {
 					return fmt.Errorf("deletion %d: suppression: %w", i, err)
 				}
 			}

@@ -36,7 +36,7 @@ func (s *SQLite) CreateDeletions(ctx context.Context, ds []Deletion) error {
 			if d.Suppress != nil {
 				sp := *d.Suppress
 				sp.Regulation = DeletionRegulation(ids[i])
-				if _, _, err := sqliteInsertSuppression(ctx, tx, sp, now); err != nil {
+				if _, _, err := insertSuppression(ctx, sqliteDialect{}, sqliteTx{tx}, sp, now); err != nil {
 					return fmt.Errorf("deletion %d: suppression: %w", i, err)
 				}
 			}

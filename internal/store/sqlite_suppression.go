@@ -3,9 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
-	"fmt"
-	"time"
 )
 
 // sqliteSuppressionSQL is migration 5. AUTOINCREMENT keeps a removed
@@ -47,32 +44,9 @@ func (s *SQLite) SuppressionKey(ctx context.Context) ([]byte, error) {
 	})
 }
 
-// AddSuppressions implements SuppressionStore.
+// AddSuppressions implements SuppressionStore (suppression.go).
 func (s *SQLite) AddSuppressions(ctx context.Context, ss []Suppression) error {
-	for i := range ss {
-		if err := checkSuppression(i, &ss[i]); err != nil {
-			return fmt.Errorf("add suppressions: %w", err)
-		}
-	}
-	now := s.now()
-	ids := make([]int64, len(ss))
-	regs := make([]string, len(ss))
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for i, sp := range ss {
-			var err error
-			if ids[i], regs[i], err = sqliteInsertSuppression(ctx, tx, sp, now); err != nil {
-				return fmt.Errorf("suppression %d: %w", i, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("add %d suppressions: %w", len(ss), err)
-	}
-	for i := range ss {
-		ss[i].ID, ss[i].Regulation, ss[i].CreatedAt = ids[i], regs[i], now
-	}
-	return nil
+	return addSuppressions(ctx, s, ss, s.now())
 }
 
 // ListSuppressions implements SuppressionStore (suppression.go).
@@ -80,48 +54,12 @@ func (s *SQLite) ListSuppressions(ctx context.Context, q SuppressionQuery) ([]Su
 	return listSuppressions(ctx, sqliteDialect{s.r}, q)
 }
 
-// RemoveSuppressions implements SuppressionStore.
+// RemoveSuppressions implements SuppressionStore (suppression.go).
 func (s *SQLite) RemoveSuppressions(ctx context.Context, regulation string, hashes []string) (int64, error) {
-	if regulation == "" && len(hashes) == 0 {
-		return 0, fmt.Errorf("remove suppressions: no regulation id and no identifier: %w", ErrInvalid)
-	}
-	hashes = nonEmpty(hashes)
-	if regulation == "" && len(hashes) == 0 {
-		return 0, nil
-	}
-	hs, _ := json.Marshal(nonNil(hashes))
-	var n int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM suppression WHERE (? != '' AND regulation = ?)
-			OR user_id IN (SELECT value FROM json_each(?)) OR email IN (SELECT value FROM json_each(?))
-			OR phone IN (SELECT value FROM json_each(?))`, regulation, regulation, string(hs), string(hs), string(hs))
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("remove suppressions: %w", err)
-	}
-	return n, nil
+	return removeSuppressions(ctx, s, regulation, hashes)
 }
 
 // SuppressionVersion implements SuppressionStore (suppression.go).
 func (s *SQLite) SuppressionVersion(ctx context.Context) (SuppressionVersion, error) {
 	return suppressionVersion(ctx, sqliteDialect{s.r})
-}
-
-// sqliteInsertSuppression inserts sp, naming it sup_<id> when it has no
-// regulation id.
-func sqliteInsertSuppression(ctx context.Context, tx *sql.Tx, sp Suppression, now time.Time) (int64, string, error) {
-	var id int64
-	err := tx.QueryRowContext(ctx, `INSERT INTO suppression (regulation, origin, user_id, email, phone, created_at)
-		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, sp.Regulation, sp.Origin, sp.UserID, sp.Email, sp.Phone, now.UnixNano()).Scan(&id)
-	if err != nil || sp.Regulation != "" {
-		return id, sp.Regulation, err
-	}
-	reg := SuppressionRegulation(id)
-	_, err = tx.ExecContext(ctx, `UPDATE suppression SET regulation = ? WHERE id = ?`, reg, id)
-	return id, reg, err
 }

@@ -154,3 +154,68 @@ func suppressionKey(ctx context.Context, d dialect, create func(fresh []byte) ([
 	}
 	return key, nil
 }
+
+// addSuppressions stores ss in one transaction and sets their ID, Regulation and CreatedAt.
+func addSuppressions(ctx context.Context, st writer, ss []Suppression, now time.Time) error {
+	for i := range ss {
+		if err := checkSuppression(i, &ss[i]); err != nil {
+			return fmt.Errorf("add suppressions: %w", err)
+		}
+	}
+	ids := make([]int64, len(ss))
+	regs := make([]string, len(ss))
+	err := st.write(ctx, func(d dialect, w txer) error {
+		for i, sp := range ss {
+			var err error
+			if ids[i], regs[i], err = insertSuppression(ctx, d, w, sp, now); err != nil {
+				return fmt.Errorf("suppression %d: %w", i, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("add %d suppressions: %w", len(ss), err)
+	}
+	for i := range ss {
+		ss[i].ID, ss[i].Regulation, ss[i].CreatedAt = ids[i], regs[i], now
+	}
+	return nil
+}
+
+// insertSuppression inserts sp, naming it sup_<id> when it has no
+// regulation id.
+func insertSuppression(ctx context.Context, d dialect, w txer, sp Suppression, now time.Time) (int64, string, error) {
+	var id int64
+	err := w.queryRow(ctx, `INSERT INTO suppression (regulation, origin, user_id, email, phone, created_at)
+		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, d.text(sp.Regulation), d.text(sp.Origin), d.text(sp.UserID), d.text(sp.Email),
+		d.text(sp.Phone), now.UnixNano()).Scan(&id)
+	if err != nil || sp.Regulation != "" {
+		return id, sp.Regulation, err
+	}
+	reg := SuppressionRegulation(id)
+	_, err = w.exec(ctx, `UPDATE suppression SET regulation = ? WHERE id = ?`, reg, id)
+	return id, reg, err
+}
+
+func removeSuppressions(ctx context.Context, st writer, regulation string, hashes []string) (int64, error) {
+	if regulation == "" && len(hashes) == 0 {
+		return 0, fmt.Errorf("remove suppressions: no regulation id and no identifier: %w", ErrInvalid)
+	}
+	hashes = nonEmpty(hashes)
+	if regulation == "" && len(hashes) == 0 {
+		return 0, nil
+	}
+	var n int64
+	err := st.write(ctx, func(d dialect, w txer) error {
+		hs := d.listArg(nonNil(hashes))
+		var err error
+		n, err = w.exec(ctx, `DELETE FROM suppression WHERE (? != '' AND regulation = ?)
+			OR `+d.inList("user_id")+` OR `+d.inList("email")+` OR `+d.inList("phone"),
+			d.text(regulation), d.text(regulation), hs, hs, hs)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("remove suppressions: %w", err)
+	}
+	return n, nil
+}
