@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 )
 
 // RecordAudit implements AuditLog.
@@ -12,26 +11,19 @@ func (s *SQLite) RecordAudit(ctx context.Context, entries []AuditEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	for i := range entries {
-		if err := checkAudit(i, &entries[i]); err != nil {
-			return fmt.Errorf("record audit: %w", err)
-		}
+	if err := checkAudits(entries); err != nil {
+		return err
 	}
 	now := s.now().UnixNano()
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_log (message_id, dest, source, user_id, email, time, sent, dropped) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		stmt, err := tx.PrepareContext(ctx, auditInsert)
 		if err != nil {
 			return fmt.Errorf("prepare: %w", err)
 		}
 		defer stmt.Close()
 		for i := range entries {
-			e := &entries[i]
-			t := toNanos(e.Time)
-			if t == 0 {
-				t = now
-			}
-			if _, err := stmt.ExecContext(ctx, e.MessageID, e.Dest, e.Source, e.UserID, strings.ToLower(e.Email), t, auditKeys(e.Sent), auditKeys(e.Dropped)); err != nil {
-				return fmt.Errorf("entry %d (messageId %q): %w", i, e.MessageID, err)
+			if _, err := stmt.ExecContext(ctx, auditArgs(sqliteDialect{}, &entries[i], now)...); err != nil {
+				return fmt.Errorf("entry %d (messageId %q): %w", i, entries[i].MessageID, err)
 			}
 		}
 		return nil
