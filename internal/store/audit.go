@@ -138,15 +138,7 @@ const auditColumns = `id, message_id, dest, source, user_id, email, time, sent, 
 func queryAudit(ctx context.Context, d dialect, q AuditQuery) ([]AuditEntry, error) {
 	where, args := auditFilter(q)
 	args = append(textArgs(d, args), clampLimit(q.Limit))
-	rs, err := d.query(ctx, `SELECT `+auditColumns+` FROM audit_log`+where+` ORDER BY id DESC LIMIT ?`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query audit: %w", err)
-	}
-	out, err := scanAll(rs, scanAudit)
-	if err != nil {
-		return nil, fmt.Errorf("query audit: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, d, "query audit", scanAudit, `SELECT `+auditColumns+` FROM audit_log`+where+` ORDER BY id DESC LIMIT ?`, args...)
 }
 
 func scanAudit(r scanner) (AuditEntry, error) {

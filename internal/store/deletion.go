@@ -198,30 +198,14 @@ func listDeletions(ctx context.Context, d dialect, q DeletionQuery) ([]Deletion,
 		return nil, fmt.Errorf("list deletions: state %q: %w", q.State, ErrInvalid)
 	}
 	state := d.text(string(q.State))
-	rs, err := d.query(ctx, `SELECT `+deletionColumns(d)+` FROM deletion
+	return queryAll(ctx, d, "list deletions", scanDeletion, `SELECT `+deletionColumns(d)+` FROM deletion
 		WHERE (? = '' OR state = ?) ORDER BY id DESC LIMIT ?`, state, state, deletionLimit(q.Limit))
-	if err != nil {
-		return nil, fmt.Errorf("list deletions: %w", err)
-	}
-	out, err := scanAll(rs, scanDeletion)
-	if err != nil {
-		return nil, fmt.Errorf("list deletions: %w", err)
-	}
-	return out, nil
 }
 
 func dueDeletions(ctx context.Context, d dialect, now time.Time, limit int) ([]Deletion, error) {
-	rs, err := d.query(ctx, `SELECT `+deletionColumns(d)+` FROM deletion
+	return queryAll(ctx, d, "due deletions", scanDeletion, `SELECT `+deletionColumns(d)+` FROM deletion
 		WHERE state IN ('pending', 'running') AND (CASE state WHEN 'running' THEN lease_until ELSE next_at END) <= ?
 		ORDER BY id LIMIT ?`, now.UnixNano(), deletionLimit(limit))
-	if err != nil {
-		return nil, fmt.Errorf("due deletions: %w", err)
-	}
-	out, err := scanAll(rs, scanDeletion)
-	if err != nil {
-		return nil, fmt.Errorf("due deletions: %w", err)
-	}
-	return out, nil
 }
 
 // scanDeletion reads a deletionColumns row.

@@ -135,15 +135,7 @@ func queryLog(ctx context.Context, d dialect, q LogQuery) ([]LogEntry, error) {
 	}
 	where, args := logFilter(q)
 	args = append(textArgs(d, args), clampLimit(q.Limit))
-	rs, err := d.query(ctx, `SELECT `+logColumns+` FROM delivery_log`+where+` ORDER BY time DESC, id DESC LIMIT ?`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query log: %w", err)
-	}
-	out, err := scanAll(rs, scanLog)
-	if err != nil {
-		return nil, fmt.Errorf("query log: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, d, "query log", scanLog, `SELECT `+logColumns+` FROM delivery_log`+where+` ORDER BY time DESC, id DESC LIMIT ?`, args...)
 }
 
 func lookupLog(ctx context.Context, d dialect, messageID, dest string) (LogEntry, error) {
@@ -205,15 +197,7 @@ func listDeadLetters(ctx context.Context, d dialect, q DeadLetterQuery) ([]DeadL
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	rs, err := d.query(ctx, query+` ORDER BY id DESC LIMIT ?`, append(args, clampLimit(q.Limit))...)
-	if err != nil {
-		return nil, fmt.Errorf("list dead letters: %w", err)
-	}
-	out, err := scanAll(rs, scanDead)
-	if err != nil {
-		return nil, fmt.Errorf("list dead letters: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, d, "list dead letters", scanDead, query+` ORDER BY id DESC LIMIT ?`, append(args, clampLimit(q.Limit))...)
 }
 
 func lookupDeadLetter(ctx context.Context, d dialect, id int64) (DeadLetter, error) {
@@ -237,6 +221,19 @@ func countDeadLetters(ctx context.Context, d dialect, dest string) (int64, error
 		return 0, fmt.Errorf("count dead letters: %w", err)
 	}
 	return n, nil
+}
+
+// queryAll runs q on d and scans every row; what names the read in errors.
+func queryAll[T any](ctx context.Context, d dialect, what string, scan func(scanner) (T, error), q string, args ...any) ([]T, error) {
+	rs, err := d.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	out, err := scanAll(rs, scan)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
 }
 
 func scanAll[T any](rs rows, scan func(scanner) (T, error)) ([]T, error) {
@@ -351,15 +348,7 @@ func destSettings(ctx context.Context, d dialect, dest string) (DestSettings, er
 }
 
 func listDestSettings(ctx context.Context, d dialect) ([]DestSettings, error) {
-	rs, err := d.query(ctx, `SELECT dest, settings, version, updated_at FROM dest_settings ORDER BY `+d.byteOrder("dest"))
-	if err != nil {
-		return nil, fmt.Errorf("list destination settings: %w", err)
-	}
-	out, err := scanAll(rs, scanSettings)
-	if err != nil {
-		return nil, fmt.Errorf("list destination settings: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, d, "list destination settings", scanSettings, `SELECT dest, settings, version, updated_at FROM dest_settings ORDER BY `+d.byteOrder("dest"))
 }
 
 func scanSettings(r scanner) (DestSettings, error) {

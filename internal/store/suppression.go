@@ -99,15 +99,7 @@ func listSuppressions(ctx context.Context, d dialect, q SuppressionQuery) ([]Sup
 		query = `SELECT ` + suppressionColumns + ` FROM suppression WHERE (? <= 0 OR id < ?) ORDER BY id DESC LIMIT ?`
 		args = []any{q.After, q.After, suppressionLimit(q.Limit)}
 	}
-	rs, err := d.query(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list suppressions: %w", err)
-	}
-	out, err := scanAll(rs, scanSuppression)
-	if err != nil {
-		return nil, fmt.Errorf("list suppressions: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, d, "list suppressions", scanSuppression, query, args...)
 }
 
 func scanSuppression(r scanner) (Suppression, error) {
