@@ -1,8 +1,6 @@
 package store
 
-import (
-	"context"
-)
+import "context"
 
 // pgSuppressionSQL is migration 5 (sqliteSuppressionSQL in PostgreSQL;
 // identity ids never come back).
@@ -26,16 +24,9 @@ CREATE INDEX delivery_log_phone ON delivery_log (phone) WHERE phone != '';
 ALTER TABLE deletion ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;
 `
 
-// SuppressionKey implements SuppressionStore (suppression.go). Two nodes
-// may race to create the key: the first insert wins and both read it.
+// SuppressionKey implements SuppressionStore (suppression.go).
 func (s *Postgres) SuppressionKey(ctx context.Context) ([]byte, error) {
-	return suppressionKey(ctx, pgDialect{s.pool}, func(fresh []byte) (key []byte, err error) {
-		if _, err := s.pool.Exec(ctx, `INSERT INTO suppression_key (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING`, fresh); err != nil {
-			return nil, err
-		}
-		err = s.pool.QueryRow(ctx, suppressionKeyQuery).Scan(&key)
-		return key, err
-	})
+	return suppressionKey(ctx, pgDialect{s.pool}, s)
 }
 
 // AddSuppressions implements SuppressionStore (suppression.go).

@@ -1,9 +1,6 @@
 package store
 
-import (
-	"context"
-	"database/sql"
-)
+import "context"
 
 // sqliteSuppressionSQL is migration 5. AUTOINCREMENT keeps a removed
 // suppression's id from coming back (SuppressionVersion relies on ids only
@@ -33,15 +30,7 @@ ALTER TABLE deletion ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
 
 // SuppressionKey implements SuppressionStore (suppression.go).
 func (s *SQLite) SuppressionKey(ctx context.Context) ([]byte, error) {
-	return suppressionKey(ctx, sqliteDialect{s.r}, func(fresh []byte) (key []byte, err error) {
-		err = s.inTx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO suppression_key (id, key) VALUES (1, ?)`, fresh); err != nil {
-				return err
-			}
-			return tx.QueryRowContext(ctx, suppressionKeyQuery).Scan(&key)
-		})
-		return key, err
-	})
+	return suppressionKey(ctx, sqliteDialect{s.r}, s)
 }
 
 // AddSuppressions implements SuppressionStore (suppression.go).

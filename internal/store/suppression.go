@@ -127,10 +127,9 @@ func suppressionVersion(ctx context.Context, d dialect) (SuppressionVersion, err
 
 const suppressionKeyQuery = `SELECT key FROM suppression_key WHERE id = 1`
 
-// suppressionKey reads the key, or has create store a fresh one unless
-// another node got there first and return the stored key (each store
-// writes in its own way).
-func suppressionKey(ctx context.Context, d dialect, create func(fresh []byte) ([]byte, error)) ([]byte, error) {
+// suppressionKey reads the key, or stores a fresh one unless another node
+// got there first (its insert wins) and returns the stored key.
+func suppressionKey(ctx context.Context, d dialect, st writer) ([]byte, error) {
 	var key []byte
 	err := d.queryRow(ctx, suppressionKeyQuery).Scan(&key)
 	if err == nil {
@@ -141,7 +140,13 @@ func suppressionKey(ctx context.Context, d dialect, create func(fresh []byte) ([
 	}
 	fresh := make([]byte, suppressionKeySize)
 	_, _ = rand.Read(fresh)
-	if key, err = create(fresh); err != nil {
+	err = st.write(ctx, func(_ dialect, w txer) error {
+		if _, err := w.exec(ctx, `INSERT INTO suppression_key (id, key) VALUES (1, ?) ON CONFLICT (id) DO NOTHING`, fresh); err != nil {
+			return err
+		}
+		return w.queryRow(ctx, suppressionKeyQuery).Scan(&key)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("suppression key: %w", err)
 	}
 	return key, nil
