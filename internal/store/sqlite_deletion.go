@@ -3,7 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"fmt"
 	"slices"
 	"time"
@@ -43,15 +42,15 @@ func (s *SQLite) ForgetUser(ctx context.Context, subj DeletionSubject, messageID
 // select and the update in one transaction are atomic.
 func (s *SQLite) ClaimDeletions(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Deletion, error) {
 	var out []Deletion
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE deletion SET state = 'running', lease_until = ?
+	err := s.write(ctx, func(d dialect, w txer) error {
+		rs, err := w.query(ctx, `UPDATE deletion SET state = 'running', lease_until = ?
 			WHERE id IN (SELECT id FROM deletion WHERE state IN ('pending', 'running')
 				AND (CASE state WHEN 'running' THEN lease_until ELSE next_at END) <= ? ORDER BY id LIMIT ?)
-			RETURNING `+deletionColumns(sqliteDialect{}), now.Add(lease).UnixNano(), now.UnixNano(), deletionLimit(limit))
+			RETURNING `+deletionColumns(d), now.Add(lease).UnixNano(), now.UnixNano(), deletionLimit(limit))
 		if err != nil {
 			return err
 		}
-		out, err = scanAll[Deletion](sqlRows{rows}, scanDeletion)
+		out, err = scanAll(rs, scanDeletion)
 		return err
 	})
 	if err != nil {
