@@ -110,7 +110,36 @@ func auditFilter(q AuditQuery) (string, []any) {
 	return " WHERE " + strings.Join(where, " AND "), args
 }
 
+const auditInsert = `INSERT INTO audit_log (message_id, dest, source, user_id, email, time, sent, dropped) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+
+// checkAudits checks every entry before a store writes any.
+func checkAudits(entries []AuditEntry) error {
+	for i := range entries {
+		if err := checkAudit(i, &entries[i]); err != nil {
+			return fmt.Errorf("record audit: %w", err)
+		}
+	}
+	return nil
+}
+
+// auditArgs are auditInsert's arguments for e, stamped now (Unix
+// nanoseconds) when it has no time.
+func auditArgs(d dialect, e *AuditEntry, now int64) []any {
+	t := toNanos(e.Time)
+	if t == 0 {
+		t = now
+	}
+	return []any{d.text(e.MessageID), d.text(e.Dest), d.text(e.Source), d.text(e.UserID), d.text(strings.ToLower(e.Email)),
+		t, auditKeys(e.Sent), auditKeys(e.Dropped)}
+}
+
 const auditColumns = `id, message_id, dest, source, user_id, email, time, sent, dropped`
+
+func queryAudit(ctx context.Context, d dialect, q AuditQuery) ([]AuditEntry, error) {
+	where, args := auditFilter(q)
+	args = append(textArgs(d, args), clampLimit(q.Limit))
+	return queryAll(ctx, d, "query audit", scanAudit, `SELECT `+auditColumns+` FROM audit_log`+where+` ORDER BY id DESC LIMIT ?`, args...)
+}
 
 func scanAudit(r scanner) (AuditEntry, error) {
 	var (

@@ -30,6 +30,15 @@ type dialect interface {
 	// byteOrder is an ORDER BY term sorting col by bytes (PostgreSQL's
 	// default collation is the locale's).
 	byteOrder(col string) string
+	// jsonText is a select term reading JSON column col as text, so both
+	// stores decode the same bytes (PostgreSQL keeps it as JSONB).
+	jsonText(col string) string
+	// jsonParam is the placeholder of a value bound for a JSON column.
+	jsonParam() string
+	// inList is a condition holding when col is in the list bound by
+	// listArg (PostgreSQL binds an array, SQLite a JSON array).
+	inList(col string) string
+	listArg(list any) any
 }
 
 type rows interface {
@@ -61,6 +70,17 @@ func (d sqliteDialect) queryRow(ctx context.Context, q string, args ...any) scan
 func (sqliteDialect) noRows(err error) bool       { return errors.Is(err, sql.ErrNoRows) }
 func (sqliteDialect) text(s string) string        { return s }
 func (sqliteDialect) byteOrder(col string) string { return col }
+func (sqliteDialect) jsonText(col string) string  { return col }
+func (sqliteDialect) jsonParam() string           { return `?` }
+func (sqliteDialect) inList(col string) string {
+	return col + ` IN (SELECT value FROM json_each(?))`
+}
+
+// listArg marshals list, a []string or []int64, as a JSON array.
+func (sqliteDialect) listArg(list any) any {
+	b, _ := json.Marshal(list)
+	return string(b)
+}
 
 // pgDialect reads through pgx, numbering the placeholders.
 type pgDialect struct{ pool *pgxpool.Pool }
@@ -76,6 +96,23 @@ func (d pgDialect) queryRow(ctx context.Context, q string, args ...any) scanner 
 func (pgDialect) noRows(err error) bool       { return errors.Is(err, pgx.ErrNoRows) }
 func (pgDialect) text(s string) string        { return textSafe(s) }
 func (pgDialect) byteOrder(col string) string { return col + ` COLLATE "C"` }
+func (pgDialect) jsonText(col string) string  { return col + `::text` }
+func (pgDialect) jsonParam() string           { return `?::jsonb` }
+func (pgDialect) inList(col string) string    { return col + ` = ANY(?)` }
+
+// listArg binds list, a []string or []int64, as an array, its strings
+// mapped as the text columns keep them.
+func (d pgDialect) listArg(list any) any {
+	ss, ok := list.([]string)
+	if !ok {
+		return list
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = d.text(s)
+	}
+	return out
+}
 
 // textArgs maps the string arguments of a query through d.text.
 func textArgs(d dialect, args []any) []any {
@@ -98,15 +135,7 @@ func queryLog(ctx context.Context, d dialect, q LogQuery) ([]LogEntry, error) {
 	}
 	where, args := logFilter(q)
 	args = append(textArgs(d, args), clampLimit(q.Limit))
-	rs, err := d.query(ctx, `SELECT `+logColumns+` FROM delivery_log`+where+` ORDER BY time DESC, id DESC LIMIT ?`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query log: %w", err)
-	}
-	out, err := scanAll(rs, scanLog)
-	if err != nil {
-		return nil, fmt.Errorf("query log: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, d, "query log", scanLog, `SELECT `+logColumns+` FROM delivery_log`+where+` ORDER BY time DESC, id DESC LIMIT ?`, args...)
 }
 
 func lookupLog(ctx context.Context, d dialect, messageID, dest string) (LogEntry, error) {
@@ -168,15 +197,7 @@ func listDeadLetters(ctx context.Context, d dialect, q DeadLetterQuery) ([]DeadL
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	rs, err := d.query(ctx, query+` ORDER BY id DESC LIMIT ?`, append(args, clampLimit(q.Limit))...)
-	if err != nil {
-		return nil, fmt.Errorf("list dead letters: %w", err)
-	}
-	out, err := scanAll(rs, scanDead)
-	if err != nil {
-		return nil, fmt.Errorf("list dead letters: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, d, "list dead letters", scanDead, query+` ORDER BY id DESC LIMIT ?`, append(args, clampLimit(q.Limit))...)
 }
 
 func lookupDeadLetter(ctx context.Context, d dialect, id int64) (DeadLetter, error) {
@@ -200,6 +221,19 @@ func countDeadLetters(ctx context.Context, d dialect, dest string) (int64, error
 		return 0, fmt.Errorf("count dead letters: %w", err)
 	}
 	return n, nil
+}
+
+// queryAll runs q on d and scans every row; what names the read in errors.
+func queryAll[T any](ctx context.Context, d dialect, what string, scan func(scanner) (T, error), q string, args ...any) ([]T, error) {
+	rs, err := d.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	out, err := scanAll(rs, scan)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
 }
 
 func scanAll[T any](rs rows, scan func(scanner) (T, error)) ([]T, error) {
@@ -314,15 +348,7 @@ func destSettings(ctx context.Context, d dialect, dest string) (DestSettings, er
 }
 
 func listDestSettings(ctx context.Context, d dialect) ([]DestSettings, error) {
-	rs, err := d.query(ctx, `SELECT dest, settings, version, updated_at FROM dest_settings ORDER BY `+d.byteOrder("dest"))
-	if err != nil {
-		return nil, fmt.Errorf("list destination settings: %w", err)
-	}
-	out, err := scanAll(rs, scanSettings)
-	if err != nil {
-		return nil, fmt.Errorf("list destination settings: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, d, "list destination settings", scanSettings, `SELECT dest, settings, version, updated_at FROM dest_settings ORDER BY `+d.byteOrder("dest"))
 }
 
 func scanSettings(r scanner) (DestSettings, error) {

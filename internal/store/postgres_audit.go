@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -13,23 +12,14 @@ func (s *Postgres) RecordAudit(ctx context.Context, entries []AuditEntry) error 
 	if len(entries) == 0 {
 		return nil
 	}
-	for i := range entries {
-		if err := checkAudit(i, &entries[i]); err != nil {
-			return fmt.Errorf("record audit: %w", err)
-		}
+	if err := checkAudits(entries); err != nil {
+		return err
 	}
 	now := s.now().UnixNano()
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var b pgx.Batch
 		for i := range entries {
-			e := &entries[i]
-			t := toNanos(e.Time)
-			if t == 0 {
-				t = now
-			}
-			b.Queue(`INSERT INTO audit_log (message_id, dest, source, user_id, email, time, sent, dropped) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-				textSafe(e.MessageID), textSafe(e.Dest), textSafe(e.Source), textSafe(e.UserID), textSafe(strings.ToLower(e.Email)),
-				t, auditKeys(e.Sent), auditKeys(e.Dropped))
+			b.Queue(numbered(auditInsert), auditArgs(pgDialect{}, &entries[i], now)...)
 		}
 		return tx.SendBatch(ctx, &b).Close()
 	})
@@ -39,25 +29,7 @@ func (s *Postgres) RecordAudit(ctx context.Context, entries []AuditEntry) error 
 	return nil
 }
 
-// QueryAudit implements AuditLog.
+// QueryAudit implements AuditLog (audit.go).
 func (s *Postgres) QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
-	where, args := auditFilter(q)
-	args = textArgs(pgDialect{}, args)
-	rows, err := s.pool.Query(ctx, numbered(`SELECT `+auditColumns+` FROM audit_log`+where+` ORDER BY id DESC LIMIT ?`), append(args, clampLimit(q.Limit))...)
-	if err != nil {
-		return nil, fmt.Errorf("query audit: %w", err)
-	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
-		e, err := scanAudit(rows)
-		if err != nil {
-			return nil, fmt.Errorf("query audit: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query audit: %w", err)
-	}
-	return out, nil
+	return queryAudit(ctx, pgDialect{s.pool}, q)
 }

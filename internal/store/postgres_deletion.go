@@ -3,212 +3,40 @@ package store
 import (
 	"cmp"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
-// The JSONB columns are read as text, so both stores decode the same bytes.
-const pgDeletionColumns = `id, user_id, email, phone, origin, local_only, dests::text, state, attempts, last_error, steps::text, next_at, created_at, updated_at, lease_until`
-
-// CreateDeletions implements DeletionStore.
+// CreateDeletions implements DeletionStore (deletion.go).
 func (s *Postgres) CreateDeletions(ctx context.Context, ds []Deletion) error {
-	for i := range ds {
-		if err := checkDeletion(i, &ds[i]); err != nil {
-			return fmt.Errorf("create deletions: %w", err)
-		}
-	}
-	now := s.now()
-	ids := make([]int64, len(ds))
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		for i := range ds {
-			d := &ds[i]
-			dests, _ := json.Marshal(nonNil(d.Dests))
-			steps, _ := json.Marshal(nonNilSteps(d.Steps))
-			err := tx.QueryRow(ctx, `INSERT INTO deletion
-				(user_id, email, phone, origin, local_only, dests, state, steps, next_at, created_at, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6::jsonb, 'pending', $7::jsonb, $8, $9, $9) RETURNING id`,
-				d.Subject.UserID, d.Subject.Email, d.Subject.Phone, d.Origin, d.LocalOnly, string(dests), string(steps),
-				toNanos(d.NextAt), now.UnixNano()).Scan(&ids[i])
-			if err != nil {
-				return fmt.Errorf("deletion %d: %w", i, err)
-			}
-			if d.Suppress != nil {
-				sp := *d.Suppress
-				sp.Regulation = DeletionRegulation(ids[i])
-				if _, _, err := pgInsertSuppression(ctx, tx, sp, now); err != nil {
-					return fmt.Errorf("deletion %d: suppression: %w", i, err)
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("create %d deletions: %w", len(ds), err)
-	}
-	for i := range ds {
-		ds[i].ID, ds[i].State, ds[i].CreatedAt, ds[i].UpdatedAt = ids[i], DeletionPending, now, now
-	}
-	return nil
+	return createDeletions(ctx, s, ds, s.now())
 }
 
-// Deletion implements DeletionStore.
+// Deletion implements DeletionStore (deletion.go).
 func (s *Postgres) Deletion(ctx context.Context, id int64) (Deletion, error) {
-	d, err := pgScanDeletion(s.pool.QueryRow(ctx, `SELECT `+pgDeletionColumns+` FROM deletion WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Deletion{}, fmt.Errorf("deletion %d: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Deletion{}, fmt.Errorf("look up deletion %d: %w", id, err)
-	}
-	return d, nil
+	return lookupDeletion(ctx, pgDialect{s.pool}, id)
 }
 
-// ListDeletions implements DeletionStore.
+// ListDeletions implements DeletionStore (deletion.go).
 func (s *Postgres) ListDeletions(ctx context.Context, q DeletionQuery) ([]Deletion, error) {
-	if q.State != "" && !q.State.Valid() {
-		return nil, fmt.Errorf("list deletions: state %q: %w", q.State, ErrInvalid)
-	}
-	rows, err := s.pool.Query(ctx, `SELECT `+pgDeletionColumns+` FROM deletion
-		WHERE ($1 = '' OR state = $1) ORDER BY id DESC LIMIT $2`, string(q.State), deletionLimit(q.Limit))
-	if err != nil {
-		return nil, fmt.Errorf("list deletions: %w", err)
-	}
-	out, err := pgScanDeletionRows(rows)
-	if err != nil {
-		return nil, fmt.Errorf("list deletions: %w", err)
-	}
-	return out, nil
+	return listDeletions(ctx, pgDialect{s.pool}, q)
 }
 
-// DueDeletions implements DeletionStore.
+// DueDeletions implements DeletionStore (deletion.go).
 func (s *Postgres) DueDeletions(ctx context.Context, now time.Time, limit int) ([]Deletion, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+pgDeletionColumns+` FROM deletion
-		WHERE state IN ('pending', 'running') AND (CASE state WHEN 'running' THEN lease_until ELSE next_at END) <= $1
-		ORDER BY id LIMIT $2`, now.UnixNano(), deletionLimit(limit))
-	if err != nil {
-		return nil, fmt.Errorf("due deletions: %w", err)
-	}
-	out, err := pgScanDeletionRows(rows)
-	if err != nil {
-		return nil, fmt.Errorf("due deletions: %w", err)
-	}
-	return out, nil
+	return dueDeletions(ctx, pgDialect{s.pool}, now, limit)
 }
 
-// UpdateDeletion implements DeletionStore.
+// UpdateDeletion implements DeletionStore (deletion.go).
 func (s *Postgres) UpdateDeletion(ctx context.Context, d Deletion) error {
-	if !d.State.Valid() {
-		return fmt.Errorf("update deletion %d: state %q: %w", d.ID, d.State, ErrInvalid)
-	}
-	subj := d.Subject
-	if d.State == DeletionDone {
-		subj = subj.Redacted()
-	}
-	steps, _ := json.Marshal(nonNilSteps(d.Steps))
-	tag, err := s.pool.Exec(ctx, `UPDATE deletion SET user_id = $1, email = $2, phone = $3, state = $4, attempts = $5,
-		last_error = $6, steps = $7::jsonb, next_at = $8, updated_at = $9, lease_until = $11 WHERE id = $10`,
-		subj.UserID, subj.Email, subj.Phone, string(d.State), d.Attempts, truncate(d.LastError, MaxDetail),
-		string(steps), toNanos(d.NextAt), s.now().UnixNano(), d.ID, leaseOf(d))
-	if err != nil {
-		return fmt.Errorf("update deletion %d: %w", d.ID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("update deletion %d: %w", d.ID, ErrNotFound)
-	}
-	return nil
+	return updateDeletion(ctx, s, d, s.now())
 }
 
-// ForgetUser implements DeletionStore.
+// ForgetUser implements DeletionStore (deletion.go).
 func (s *Postgres) ForgetUser(ctx context.Context, subj DeletionSubject, messageIDs []string, match func(DeadLetter) bool) (Forgotten, error) {
-	var out Forgotten
-	if subj.Empty() && len(messageIDs) == 0 {
-		return out, fmt.Errorf("forget user: no identifier and no messageId: %w", ErrInvalid)
-	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		out = Forgotten{}
-		tag, err := tx.Exec(ctx, `DELETE FROM delivery_log WHERE ($1 != '' AND user_id = $1) OR ($2 != '' AND email = $2)
-			OR ($4 != '' AND phone = $4) OR message_id = ANY($3)`, textSafe(subj.UserID), textSafe(strings.ToLower(subj.Email)), nonNil(messageIDs), textSafe(subj.Phone))
-		if err != nil {
-			return fmt.Errorf("delivery log: %w", err)
-		}
-		out.LogRows = tag.RowsAffected()
-		tag, err = tx.Exec(ctx, `UPDATE audit_log SET user_id = '', email = '' WHERE ($1 != '' AND user_id = $1) OR ($2 != '' AND email = $2)
-			OR message_id = ANY($3)`, subj.UserID, strings.ToLower(subj.Email), nonNil(messageIDs))
-		if err != nil {
-			return fmt.Errorf("audit log: %w", err)
-		}
-		out.AuditEntries = tag.RowsAffected()
-		if match == nil {
-			return nil
-		}
-		var gone []int64
-		for after := int64(0); ; {
-			rows, err := tx.Query(ctx, `SELECT `+deadColumns+` FROM dead_letter WHERE id > $1 ORDER BY id LIMIT 500`, after)
-			if err != nil {
-				return fmt.Errorf("dead letters: %w", err)
-			}
-			page, err := scanAll[DeadLetter](rows, scanDead)
-			if err != nil {
-				return fmt.Errorf("dead letters: %w", err)
-			}
-			for _, d := range page {
-				if match(d) {
-					gone = append(gone, d.ID)
-				}
-			}
-			if len(page) < 500 {
-				break
-			}
-			after = page[len(page)-1].ID
-		}
-		if len(gone) == 0 {
-			return nil
-		}
-		tag, err = tx.Exec(ctx, `DELETE FROM dead_letter WHERE id = ANY($1)`, gone)
-		if err != nil {
-			return fmt.Errorf("dead letters: %w", err)
-		}
-		out.DeadLetters = tag.RowsAffected()
-		return nil
-	})
-	if err != nil {
-		return Forgotten{}, fmt.Errorf("forget user: %w", err)
-	}
-	return out, nil
-}
-
-func pgScanDeletionRows(rows pgx.Rows) ([]Deletion, error) {
-	defer rows.Close()
-	var out []Deletion
-	for rows.Next() {
-		d, err := pgScanDeletion(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
-}
-
-func pgScanDeletion(r pgx.Row) (Deletion, error) {
-	var (
-		d                            Deletion
-		state, dests, steps          string
-		nextAt, createdAt, updatedAt int64
-		leaseUntil                   int64
-	)
-	err := r.Scan(&d.ID, &d.Subject.UserID, &d.Subject.Email, &d.Subject.Phone, &d.Origin, &d.LocalOnly, &dests, &state,
-		&d.Attempts, &d.LastError, &steps, &nextAt, &createdAt, &updatedAt, &leaseUntil)
-	if err != nil {
-		return Deletion{}, err
-	}
-	return finishDeletion(d, state, []byte(dests), []byte(steps), nextAt, createdAt, updatedAt, leaseUntil)
+	return forgetUser(ctx, s, subj, messageIDs, match)
 }
 
 // ClaimDeletions implements DeletionStore. SKIP LOCKED lets nodes claim at
@@ -220,11 +48,11 @@ func (s *Postgres) ClaimDeletions(ctx context.Context, now time.Time, lease time
 				AND (CASE state WHEN 'running' THEN lease_until ELSE next_at END) <= $2
 			ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
 		UPDATE deletion d SET state = 'running', lease_until = $1 FROM due WHERE d.id = due.id
-		RETURNING `+prefixColumns("d.", pgDeletionColumns), now.Add(lease).UnixNano(), now.UnixNano(), deletionLimit(limit))
+		RETURNING `+prefixColumns("d.", deletionColumns(pgDialect{})), now.Add(lease).UnixNano(), now.UnixNano(), deletionLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("claim deletions: %w", err)
 	}
-	out, err := pgScanDeletionRows(rows)
+	out, err := scanAll(rows, scanDeletion)
 	if err != nil {
 		return nil, fmt.Errorf("claim deletions: %w", err)
 	}
@@ -241,10 +69,7 @@ func prefixColumns(p, cols string) string {
 	return strings.Join(parts, ", ")
 }
 
-// ExtendDeletionLease implements DeletionStore.
+// ExtendDeletionLease implements DeletionStore (deletion.go).
 func (s *Postgres) ExtendDeletionLease(ctx context.Context, id int64, until time.Time) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE deletion SET lease_until = $1 WHERE id = $2 AND state = 'running'`, until.UnixNano(), id); err != nil {
-		return fmt.Errorf("extend the lease of deletion %d: %w", id, err)
-	}
-	return nil
+	return extendDeletionLease(ctx, s, id, until)
 }

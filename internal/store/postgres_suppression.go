@@ -1,14 +1,6 @@
 package store
 
-import (
-	"context"
-	"crypto/rand"
-	"errors"
-	"fmt"
-	"time"
-
-	"github.com/jackc/pgx/v5"
-)
+import "context"
 
 // pgSuppressionSQL is migration 5 (sqliteSuppressionSQL in PostgreSQL;
 // identity ids never come back).
@@ -32,119 +24,27 @@ CREATE INDEX delivery_log_phone ON delivery_log (phone) WHERE phone != '';
 ALTER TABLE deletion ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;
 `
 
-// SuppressionKey implements SuppressionStore.
+// SuppressionKey implements SuppressionStore (suppression.go).
 func (s *Postgres) SuppressionKey(ctx context.Context) ([]byte, error) {
-	var key []byte
-	err := s.pool.QueryRow(ctx, `SELECT key FROM suppression_key WHERE id = 1`).Scan(&key)
-	if err == nil {
-		return key, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("suppression key: %w", err)
-	}
-	fresh := make([]byte, suppressionKeySize)
-	_, _ = rand.Read(fresh)
-	// Two nodes may race here: the first insert wins and both read it.
-	if _, err := s.pool.Exec(ctx, `INSERT INTO suppression_key (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING`, fresh); err != nil {
-		return nil, fmt.Errorf("suppression key: %w", err)
-	}
-	if err := s.pool.QueryRow(ctx, `SELECT key FROM suppression_key WHERE id = 1`).Scan(&key); err != nil {
-		return nil, fmt.Errorf("suppression key: %w", err)
-	}
-	return key, nil
+	return suppressionKey(ctx, pgDialect{s.pool}, s)
 }
 
-// AddSuppressions implements SuppressionStore.
+// AddSuppressions implements SuppressionStore (suppression.go).
 func (s *Postgres) AddSuppressions(ctx context.Context, ss []Suppression) error {
-	for i := range ss {
-		if err := checkSuppression(i, &ss[i]); err != nil {
-			return fmt.Errorf("add suppressions: %w", err)
-		}
-	}
-	now := s.now()
-	ids := make([]int64, len(ss))
-	regs := make([]string, len(ss))
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		for i, sp := range ss {
-			var err error
-			if ids[i], regs[i], err = pgInsertSuppression(ctx, tx, sp, now); err != nil {
-				return fmt.Errorf("suppression %d: %w", i, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("add %d suppressions: %w", len(ss), err)
-	}
-	for i := range ss {
-		ss[i].ID, ss[i].Regulation, ss[i].CreatedAt = ids[i], regs[i], now
-	}
-	return nil
+	return addSuppressions(ctx, s, ss, s.now())
 }
 
-// ListSuppressions implements SuppressionStore.
+// ListSuppressions implements SuppressionStore (suppression.go).
 func (s *Postgres) ListSuppressions(ctx context.Context, q SuppressionQuery) ([]Suppression, error) {
-	query := `SELECT ` + suppressionColumns + ` FROM suppression WHERE id > $1 ORDER BY id LIMIT $2`
-	if q.Newest {
-		query = `SELECT ` + suppressionColumns + ` FROM suppression WHERE ($1 <= 0 OR id < $1) ORDER BY id DESC LIMIT $2`
-	}
-	rows, err := s.pool.Query(ctx, query, q.After, suppressionLimit(q.Limit))
-	if err != nil {
-		return nil, fmt.Errorf("list suppressions: %w", err)
-	}
-	defer rows.Close()
-	var out []Suppression
-	for rows.Next() {
-		var sp Suppression
-		var created int64
-		if err := rows.Scan(&sp.ID, &sp.Regulation, &sp.Origin, &sp.UserID, &sp.Email, &sp.Phone, &created); err != nil {
-			return nil, fmt.Errorf("list suppressions: %w", err)
-		}
-		sp.CreatedAt = fromNanos(created)
-		out = append(out, sp)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list suppressions: %w", err)
-	}
-	return out, nil
+	return listSuppressions(ctx, pgDialect{s.pool}, q)
 }
 
-// RemoveSuppressions implements SuppressionStore.
+// RemoveSuppressions implements SuppressionStore (suppression.go).
 func (s *Postgres) RemoveSuppressions(ctx context.Context, regulation string, hashes []string) (int64, error) {
-	if regulation == "" && len(hashes) == 0 {
-		return 0, fmt.Errorf("remove suppressions: no regulation id and no identifier: %w", ErrInvalid)
-	}
-	hashes = nonEmpty(hashes)
-	if regulation == "" && len(hashes) == 0 {
-		return 0, nil
-	}
-	tag, err := s.pool.Exec(ctx, `DELETE FROM suppression WHERE ($1 != '' AND regulation = $1)
-		OR user_id = ANY($2) OR email = ANY($2) OR phone = ANY($2)`, regulation, nonNil(hashes))
-	if err != nil {
-		return 0, fmt.Errorf("remove suppressions: %w", err)
-	}
-	return tag.RowsAffected(), nil
+	return removeSuppressions(ctx, s, regulation, hashes)
 }
 
-// SuppressionVersion implements SuppressionStore.
+// SuppressionVersion implements SuppressionStore (suppression.go).
 func (s *Postgres) SuppressionVersion(ctx context.Context) (SuppressionVersion, error) {
-	var v SuppressionVersion
-	if err := s.pool.QueryRow(ctx, `SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0)::BIGINT FROM suppression`).Scan(&v.Count, &v.MaxID, &v.SumID); err != nil {
-		return v, fmt.Errorf("suppression version: %w", err)
-	}
-	return v, nil
-}
-
-// pgInsertSuppression inserts sp, naming it sup_<id> when it has no
-// regulation id.
-func pgInsertSuppression(ctx context.Context, tx pgx.Tx, sp Suppression, now time.Time) (int64, string, error) {
-	var id int64
-	err := tx.QueryRow(ctx, `INSERT INTO suppression (regulation, origin, user_id, email, phone, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, sp.Regulation, sp.Origin, sp.UserID, sp.Email, sp.Phone, now.UnixNano()).Scan(&id)
-	if err != nil || sp.Regulation != "" {
-		return id, sp.Regulation, err
-	}
-	reg := SuppressionRegulation(id)
-	_, err = tx.Exec(ctx, `UPDATE suppression SET regulation = $1 WHERE id = $2`, reg, id)
-	return id, reg, err
+	return suppressionVersion(ctx, pgDialect{s.pool})
 }

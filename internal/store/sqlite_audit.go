@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 )
 
 // RecordAudit implements AuditLog.
@@ -12,26 +11,19 @@ func (s *SQLite) RecordAudit(ctx context.Context, entries []AuditEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	for i := range entries {
-		if err := checkAudit(i, &entries[i]); err != nil {
-			return fmt.Errorf("record audit: %w", err)
-		}
+	if err := checkAudits(entries); err != nil {
+		return err
 	}
 	now := s.now().UnixNano()
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_log (message_id, dest, source, user_id, email, time, sent, dropped) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		stmt, err := tx.PrepareContext(ctx, auditInsert)
 		if err != nil {
 			return fmt.Errorf("prepare: %w", err)
 		}
 		defer stmt.Close()
 		for i := range entries {
-			e := &entries[i]
-			t := toNanos(e.Time)
-			if t == 0 {
-				t = now
-			}
-			if _, err := stmt.ExecContext(ctx, e.MessageID, e.Dest, e.Source, e.UserID, strings.ToLower(e.Email), t, auditKeys(e.Sent), auditKeys(e.Dropped)); err != nil {
-				return fmt.Errorf("entry %d (messageId %q): %w", i, e.MessageID, err)
+			if _, err := stmt.ExecContext(ctx, auditArgs(sqliteDialect{}, &entries[i], now)...); err != nil {
+				return fmt.Errorf("entry %d (messageId %q): %w", i, entries[i].MessageID, err)
 			}
 		}
 		return nil
@@ -42,24 +34,7 @@ func (s *SQLite) RecordAudit(ctx context.Context, entries []AuditEntry) error {
 	return nil
 }
 
-// QueryAudit implements AuditLog.
+// QueryAudit implements AuditLog (audit.go).
 func (s *SQLite) QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
-	where, args := auditFilter(q)
-	rows, err := s.r.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_log`+where+` ORDER BY id DESC LIMIT ?`, append(args, clampLimit(q.Limit))...)
-	if err != nil {
-		return nil, fmt.Errorf("query audit: %w", err)
-	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
-		e, err := scanAudit(rows)
-		if err != nil {
-			return nil, fmt.Errorf("query audit: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query audit: %w", err)
-	}
-	return out, nil
+	return queryAudit(ctx, sqliteDialect{s.r}, q)
 }
