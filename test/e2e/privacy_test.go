@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -52,26 +51,8 @@ func TestPrivacyAndTransformation(t *testing.T) {
 	settings := `{"privacyMode": "hipaa", "propertyAllowlist": ["plan", "total_cents"],
       "transformation": "function transformEvent(e) {\n  if (e.event === 'Explode') {\n    throw new Error('cannot handle ' + e.event);\n  }\n  if (e.properties) { e.properties.total_cents = Math.round((e.properties.total || 0) * 100) }\n  return e;\n}",
       "filter": {"drop": "event == \"Debug\""}}`
-	cfg := fmt.Sprintf(`
-admin: {token: %s}
-sources:
-  - name: e2e
-    writeKeys: [%s]
-destinations:
-  - name: klaviyo
-    type: klaviyo
-    sources: [e2e]
-    endpoint: %s
-    settings: %s
-delivery:
-  batchWait: 200ms
-log:
-  level: warn
-`, token, writeKey, srv.URL, settings)
-	cfgPath := filepath.Join(dir, "relay.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := relayConfig(t, dir, srv.URL, settings)
+	appendFile(t, cfgPath, fmt.Sprintf("admin: {token: %s}\n", token))
 	r := startRelay(t, cfgPath, filepath.Join(dir, "data"), freeAddr(t))
 
 	events := []string{
