@@ -35,10 +35,11 @@ Output: one outcome per event, in input order:
   compact unless --pretty.
 
 Exit codes:
-  0  every event mapped or was skipped
+  0  every event mapped or was skipped; no events at all (empty input, [])
+     writes an empty array
   1  some event has an error (its outcome says which and why); the output
      is complete: one event's error never stops the others
-  2  invalid flags or settings, empty input, or input that cannot be read
+  2  invalid flags or settings, or input that cannot be read
      further (not JSON, truncated, no comma between events, a line that is
      not an object...): stderr names the event's index, line and byte
      offset; the outcomes of the events before it were written, and a JSON

@@ -90,12 +90,14 @@ func newStreamTransformer(out io.Writer, opts StreamOptions, s Settings) *stream
 func (t *streamTransformer) run(rd *eventstream.Reader) error {
 	for {
 		v, err := rd.Next()
-		if err == io.EOF {
+		// No events is an empty result, not bad input: a pipeline whose
+		// filter matched nothing must not fail (as jq and grep -c do not).
+		if err == io.EOF || errors.Is(err, eventstream.ErrEmpty) {
 			return t.end()
 		}
 		if err != nil {
 			var se *eventstream.SyntaxError
-			if errors.Is(err, eventstream.ErrEmpty) || errors.As(err, &se) {
+			if errors.As(err, &se) {
 				return fmt.Errorf("%w: %w", spec.ErrMalformed, err)
 			}
 			return err
@@ -230,10 +232,12 @@ func (t *streamTransformer) write(o *Outcome) error {
 	return nil
 }
 
-// end closes a JSON array.
+// end closes a JSON array (an empty one when there were no events).
 func (t *streamTransformer) end() error {
 	switch {
 	case t.opts.NDJSON:
+	case t.stats.Events == 0:
+		t.w.WriteString("[]\n")
 	case t.opts.Pretty:
 		t.w.WriteString("\n]\n")
 	default:
