@@ -2,14 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/relaycdp/relay/internal/app"
 	"github.com/relaycdp/relay/internal/config"
-	"github.com/relaycdp/relay/internal/klaviyo"
 )
 
 // runConfig is `relay config check --config F`: it loads and validates a
@@ -33,7 +33,15 @@ func runConfig(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 	}
 	cfg, err := checkConfig(*path, os.LookupEnv)
 	if err != nil {
-		fmt.Fprintf(stderr, "relay config check: %v\n", err)
+		problems := config.AsProblems(err)
+		if len(problems) == 1 {
+			fmt.Fprintf(stderr, "relay config check: %v\n", err)
+		} else {
+			fmt.Fprintf(stderr, "relay config check: %s: %d problems\n", *path, len(problems))
+			for _, p := range problems {
+				fmt.Fprintf(stderr, "  - %v\n", p)
+			}
+		}
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d sources, %d destinations, queue %s, store %s)\n",
@@ -41,29 +49,18 @@ func runConfig(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 	return 0
 }
 
+// checkConfig loads the config as relay serve does and lists every
+// problem: the file's (config.Validate) and what serve checks at start
+// (app.CheckConfig, each destination's settings by its type). A file that
+// cannot be read or parsed is the one problem reported.
 func checkConfig(path string, env func(string) (string, bool)) (config.Config, error) {
 	cfg, err := config.Load(path, env)
-	if err != nil {
+	var invalid config.Problems
+	if err != nil && !errors.As(err, &invalid) {
 		return cfg, err
 	}
-	if err := config.CheckAdminToken(cfg.Admin.Token); err != nil {
-		return cfg, err
+	if err := app.CheckConfig(cfg); err != nil {
+		invalid = append(invalid, config.AsProblems(err)...)
 	}
-	for _, d := range cfg.Destinations {
-		raw, err := json.Marshal(d.Settings)
-		if err != nil {
-			return cfg, fmt.Errorf("destinations %s.settings: %w", d.Name, err)
-		}
-		if d.Settings == nil {
-			raw = []byte("{}")
-		}
-		s, err := klaviyo.ParseSettings(raw)
-		if err == nil {
-			err = s.Validate()
-		}
-		if err != nil {
-			return cfg, fmt.Errorf("destinations %s.settings: %w", d.Name, err)
-		}
-	}
-	return cfg, nil
+	return cfg, invalid.Err()
 }

@@ -53,6 +53,26 @@ destinations:
 		{"unset variable", []string{"config", "check", "--config", write("env.yaml", "admin: {token: ${RELAY_TEST_UNSET_XYZ}}\n")}, 1, "", "admin.token (line 1): environment variable not set: RELAY_TEST_UNSET_XYZ"},
 		// relay serve refuses it at start, so the check must too.
 		{"short admin token", []string{"config", "check", "--config", write("short.yaml", "admin: {token: change-me}\n")}, 1, "", "admin.token: must be at least 16 characters, got 9"},
+		{"short deletion key", []string{"config", "check", "--config", write("shortdk.yaml", "admin: {deletionKey: dk_1}\n")}, 1, "", "admin.deletionKey: must be at least 16 characters, got 4"},
+		{"webhook", []string{"config", "check", "--config", write("webhook.yaml",
+			"sources: [{name: web}]\ndestinations: [{name: hook, type: webhook, settings: {url: 'https://example.com/in', mode: batch}}]\n")}, 0, "webhook.yaml: ok (1 sources, 1 destinations", ""},
+		{"unknown type", []string{"config", "check", "--config", write("type.yaml",
+			"destinations: [{name: m, type: mailchimp}]\n")}, 1, "", `destinations[0].type: "mailchimp" is not a known destination type (klaviyo, webhook)`},
+		// Every problem at once, each on its own line, file and settings alike.
+		{"several problems", []string{"config", "check", "--config", write("many.yaml", `
+queue: kafka
+log: {level: loud}
+admin: {token: change-me}
+destinations:
+  - {name: hook, type: webhook, settings: {url: 'ftp://x', timeout: 0s}}
+  - {name: k, type: klaviyo, settings: {listMode: sometimes}}
+`)}, 1, "", "many.yaml: 6 problems\n" +
+			"  - queue: \"kafka\" is not one of sqlite, jetstream\n" +
+			"  - log.level: \"loud\" is not one of debug, info, warn, error\n" +
+			"  - admin.token: must be at least 16 characters, got 9; generate one with `openssl rand -hex 16`\n" +
+			"  - destinations hook.settings: webhook setting url: want an http or https URL\n" +
+			"  - destinations hook.settings: webhook setting timeout: want 1s to 5m\n" +
+			"  - destinations k.settings: klaviyo setting listMode: want \"subscribe\" or \"add\"\n"},
 		{"missing file", []string{"config", "check", "--config", filepath.Join(dir, "nope.yaml")}, 1, "", "no such file"},
 		{"no subcommand", []string{"config"}, 2, "", "usage: relay config check"},
 		{"stray argument", []string{"config", "check", "--config", good, "extra"}, 2, "", `unexpected argument "extra"`},

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"unicode/utf8"
 
 	"github.com/relaycdp/relay/internal/config"
 	"github.com/relaycdp/relay/internal/gateway"
@@ -97,16 +96,10 @@ func seedSources(srcs []config.Source) []store.Source {
 	return out
 }
 
-// adminToken is the configured console token, or a random one for this run.
-// minAdminTokenLen is the shortest admin token relay serve accepts.
-const minAdminTokenLen = 16
-
+// adminToken is the configured console token (its length checked with
+// the config, config.CheckAdminSecrets), or a random one for this run.
 func adminToken(configured string) (string, error) {
 	if configured != "" {
-		// Throttling slows guessing; only length makes it hopeless.
-		if n := utf8.RuneCountInString(configured); n < minAdminTokenLen {
-			return "", fmt.Errorf("admin.token: must be at least %d characters, got %d; generate one with `openssl rand -hex 16`", minAdminTokenLen, n)
-		}
 		return configured, nil
 	}
 	b := make([]byte, 16)

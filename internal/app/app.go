@@ -123,7 +123,7 @@ func build(ctx context.Context, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTypes(cfg, types); err != nil {
+	if err := checkStart(cfg, types); err != nil {
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: newLogger(cfg.Log, os.Stderr), reg: prometheus.NewRegistry(), types: types}

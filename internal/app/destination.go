@@ -48,14 +48,68 @@ type settingsBox struct{ s destination.Settings }
 
 func (d *dest) current() destination.Settings { return d.settings.Load().s }
 
-// checkTypes fails on a destination whose type no package registered.
-func checkTypes(cfg config.Config, types *destination.Registry) error {
+// checkStart is what relay serve checks beyond config.Validate before it
+// opens anything: the admin secrets' length and each destination's type.
+func checkStart(cfg config.Config, types *destination.Registry) error {
+	var p config.Problems
+	if err := config.CheckAdminSecrets(cfg.Admin); err != nil {
+		p = append(p, config.AsProblems(err)...)
+	}
 	for i, dc := range cfg.Destinations {
-		if _, ok := types.Lookup(dc.Type); !ok {
-			return fmt.Errorf("destinations[%d].type: %q is not a known destination type (%s)", i, dc.Type, strings.Join(types.Names(), ", "))
+		if _, ok := types.Lookup(dc.Type); !ok && dc.Type != "" {
+			p = append(p, fmt.Errorf("destinations[%d].type: %q is not a known destination type (%s)", i, dc.Type, strings.Join(types.Names(), ", ")))
 		}
 	}
-	return nil
+	return p.Err()
+}
+
+// CheckConfig is `relay config check` beyond config.Load: what relay serve
+// checks at start, and each destination's settings in the file parsed by
+// its type, every problem listed.
+func CheckConfig(cfg config.Config) error {
+	types, err := Types()
+	if err != nil {
+		return err
+	}
+	var p config.Problems
+	if err := checkStart(cfg, types); err != nil {
+		p = append(p, config.AsProblems(err)...)
+	}
+	for _, dc := range cfg.Destinations {
+		typ, ok := types.Lookup(dc.Type)
+		if !ok {
+			continue // reported above
+		}
+		raw, err := fileSettings(dc)
+		if err == nil {
+			_, err = typ.Parse(raw)
+		}
+		for _, e := range joined(err) {
+			p = append(p, fmt.Errorf("destinations %s.settings: %w", dc.Name, e))
+		}
+	}
+	return p.Err()
+}
+
+// joined lists the errors an errors.Join holds, err alone otherwise (none
+// for nil): a type's Parse joins one error per setting.
+func joined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
+}
+
+// fileSettings is a destination's settings from the config file as the
+// JSON document its type parses ({} when there are none).
+func fileSettings(dc config.Destination) ([]byte, error) {
+	if dc.Settings == nil {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(dc.Settings)
 }
 
 func (a *App) openDestinations(ctx context.Context) error {
@@ -124,12 +178,9 @@ func (d *dest) start(ctx context.Context, g *errgroup.Group) {
 // which the console may have edited since, stay.
 func (a *App) loadSettings(ctx context.Context, d *dest) (destination.Settings, error) {
 	dc := d.cfg
-	fileJSON, err := json.Marshal(dc.Settings)
+	fileJSON, err := fileSettings(dc)
 	if err != nil {
 		return nil, fmt.Errorf("destinations %s.settings: %w", dc.Name, err)
-	}
-	if dc.Settings == nil {
-		fileJSON = []byte("{}")
 	}
 	sum := sha256.Sum256(fileJSON)
 	marker := "config-hash:" + dc.Name

@@ -16,12 +16,12 @@ func TestDestinationTypesChecked(t *testing.T) {
 	}
 	for _, name := range types.Names() {
 		cfg := config.Config{Destinations: []config.Destination{{Name: "d", Type: name}}}
-		if err := checkTypes(cfg, types); err != nil {
+		if err := checkStart(cfg, types); err != nil {
 			t.Errorf("registered type %s refused: %v", name, err)
 		}
 	}
 	cfg := config.Config{Destinations: []config.Destination{{Name: "k", Type: "klaviyo"}, {Name: "m", Type: "mailchimp"}}}
-	err = checkTypes(cfg, types)
+	err = checkStart(cfg, types)
 	if err == nil || !strings.Contains(err.Error(), `destinations[1].type: "mailchimp" is not a known destination type (klaviyo`) {
 		t.Errorf("unknown type: %v", err)
 	}

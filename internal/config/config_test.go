@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,5 +128,27 @@ func TestAdminAddrAndProxies(t *testing.T) {
 		if _, err := Load(path, envOf(nil)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err %v, want it to mention %q", y, err, want)
 		}
+	}
+}
+
+// Every problem is reported at once, each naming its field.
+func TestValidateListsEveryProblem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "relay.yaml")
+	y := "queue: kafka\nlog: {level: loud, format: xml}\nsources: [{name: a}, {name: a}]\ndestinations: [{name: k}]\n"
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path, envOf(nil))
+	var p Problems
+	if !errors.As(err, &p) || len(p) != 5 {
+		t.Fatalf("err = %v, want 5 problems", err)
+	}
+	for _, want := range []string{"queue:", "log.level:", "log.format:", "sources[1].name:", "destinations[0].type:"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to mention %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("err = %q: one line for logs", err)
 	}
 }
