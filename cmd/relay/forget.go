@@ -67,11 +67,7 @@ func runForget(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 			destList = append(destList, d)
 		}
 	}
-	if *cfgPath == "" {
-		if _, err := os.Stat("relay.yaml"); err == nil {
-			*cfgPath = "relay.yaml"
-		}
-	}
+	*cfgPath = configPath(*cfgPath)
 	cfg, err := config.Load(*cfgPath, os.LookupEnv)
 	if err != nil {
 		fmt.Fprintf(stderr, "relay forget: %v\n", err)

@@ -36,11 +36,7 @@ func runReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		}
 		from = t
 	}
-	if *cfgPath == "" {
-		if _, err := os.Stat("relay.yaml"); err == nil {
-			*cfgPath = "relay.yaml"
-		}
-	}
+	*cfgPath = configPath(*cfgPath)
 	n, err := app.Replay(ctx, app.ReplayOptions{ConfigPath: *cfgPath, Data: *data, Dest: *dest, ID: *id, Since: from, Env: os.LookupEnv})
 	if err != nil {
 		fmt.Fprintf(stderr, "relay replay: %v\n", err)

@@ -216,7 +216,11 @@ func (a *App) serve(ctx context.Context, opts Options) error {
 		ln.Close()
 		return err
 	}
-	a.log.Info("relay serving", slog.String("addr", addr), slog.Int("destinations", len(a.dests)))
+	cfgFrom := opts.ConfigPath
+	if cfgFrom == "" {
+		cfgFrom = "embedded defaults"
+	}
+	a.log.Info("relay serving", slog.String("addr", addr), slog.String("config", cfgFrom), slog.Int("destinations", len(a.dests)))
 	if a.demo != nil {
 		a.demo.banner(opts.Out, addr, a.admin)
 	} else if a.cfg.Admin.Token == "" {

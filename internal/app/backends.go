@@ -106,6 +106,38 @@ func openQueue(ctx context.Context, cfg config.Config, log *slog.Logger) (appQue
 // usesDataDir reports whether cfg keeps files in cfg.Data.
 func usesDataDir(cfg config.Config) bool { return cfg.Queue == "sqlite" || cfg.Store == "sqlite" }
 
+// ErrNoData means a command that works on relay serve's data (relay forget
+// and relay replay without a server) was pointed at a data dir serve never
+// used: opening it would create an empty one, and a request stored there
+// would wait for a server that never reads it.
+var ErrNoData = errors.New("holds no Relay data")
+
+// openExistingBackends is openBackends for data relay serve made: it
+// refuses, naming the dir, a data dir without serve's files in it.
+func openExistingBackends(ctx context.Context, cfg config.Config, env func(string) (string, bool), log *slog.Logger) (*backends, error) {
+	if usesDataDir(cfg) {
+		for _, name := range dataFiles(cfg) {
+			if _, err := os.Stat(filepath.Join(cfg.Data, name)); err != nil {
+				return nil, fmt.Errorf("data dir %q %w (no %s): relay serve has not run with it; "+
+					"pass --data with the data dir relay serve uses, or --config with its config", cfg.Data, ErrNoData, name)
+			}
+		}
+	}
+	return openBackends(ctx, cfg, env, log)
+}
+
+// dataFiles are the SQLite files relay serve keeps in its data dir.
+func dataFiles(cfg config.Config) []string {
+	var names []string
+	if cfg.Store == "sqlite" {
+		names = append(names, "state.db")
+	}
+	if cfg.Queue == "sqlite" {
+		names = append(names, "queue.db")
+	}
+	return names
+}
+
 // close closes what is open, the queue first, and releases the data dir.
 func (b *backends) close(log *slog.Logger) {
 	var errs []error

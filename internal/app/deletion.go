@@ -84,15 +84,11 @@ func StoreDeletion(ctx context.Context, o ForgetOptions) (store.Deletion, error)
 		cfg.Data = o.Data
 	}
 	log := newLogger(cfg.Log, discard{})
-	b, err := openBackends(ctx, cfg, o.Env, log)
+	b, err := openExistingBackends(ctx, cfg, o.Env, log)
 	if err != nil {
 		return store.Deletion{}, err
 	}
 	defer b.close(log)
-	var names []deletion.Destination
-	for _, d := range cfg.Destinations {
-		names = append(names, deletion.Destination{Name: d.Name})
-	}
 	w, err := offlineWorker(ctx, cfg, b)
 	if err != nil {
 		return store.Deletion{}, err
@@ -135,7 +131,7 @@ func StoreSuppression(ctx context.Context, o ForgetOptions, unsuppress bool, reg
 		cfg.Data = o.Data
 	}
 	log := newLogger(cfg.Log, discard{})
-	b, err := openBackends(ctx, cfg, o.Env, log)
+	b, err := openExistingBackends(ctx, cfg, o.Env, log)
 	if err != nil {
 		return "", err
 	}

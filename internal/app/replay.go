@@ -57,7 +57,7 @@ func Replay(ctx context.Context, o ReplayOptions) (int, error) {
 		cfg.Data = o.Data
 	}
 	log := newLogger(cfg.Log, discard{})
-	b, err := openBackends(ctx, cfg, o.Env, log)
+	b, err := openExistingBackends(ctx, cfg, o.Env, log)
 	if held, ok := errors.AsType[*datadir.HeldError](err); ok {
 		return replayRemote(ctx, cfg.Admin.Token, held, o)
 	}
