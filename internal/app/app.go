@@ -26,6 +26,7 @@ import (
 	"github.com/relaycdp/relay/internal/datadir"
 	"github.com/relaycdp/relay/internal/deletion"
 	"github.com/relaycdp/relay/internal/destination"
+	"github.com/relaycdp/relay/internal/forwarded"
 	"github.com/relaycdp/relay/internal/gateway"
 	"github.com/relaycdp/relay/internal/ratelimit"
 	"github.com/relaycdp/relay/internal/readiness"
@@ -156,7 +157,8 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	if a.admin, err = adminToken(a.cfg.Admin.Token); err != nil {
 		return err
 	}
-	a.authLimit = authlimit.New(nil)
+	proxies, _ := forwarded.Parse("trustedProxies", a.cfg.TrustedProxies) // checked by Validate
+	a.authLimit = authlimit.New(nil, proxies)
 	if err := a.openDestinations(ctx); err != nil {
 		return err
 	}

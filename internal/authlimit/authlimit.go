@@ -6,11 +6,12 @@
 package authlimit
 
 import (
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/relaycdp/relay/internal/forwarded"
 )
 
 const (
@@ -28,15 +29,17 @@ const (
 type Limiter struct {
 	mu       sync.Mutex
 	now      func() time.Time
+	proxies  forwarded.Trusted
 	failures map[string][]time.Time
 }
 
-// New returns a Limiter on the clock now (nil: time.Now).
-func New(now func() time.Time) *Limiter {
+// New returns a Limiter on the clock now (nil: time.Now) that counts
+// clients behind the trusted proxies by their forwarded address.
+func New(now func() time.Time, proxies forwarded.Trusted) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
-	return &Limiter{now: now, failures: map[string][]time.Time{}}
+	return &Limiter{now: now, proxies: proxies, failures: map[string][]time.Time{}}
 }
 
 // Allow reports whether addr may try a token now, and if not, how long
@@ -94,13 +97,9 @@ func (l *Limiter) Succeeded(addr string) {
 	delete(l.failures, addr)
 }
 
-// ClientAddr is the address failures are counted by: the peer's IP.
-func ClientAddr(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
-}
+// ClientAddr is the address failures are counted by: the peer's IP, or
+// behind a trusted proxy the client's (forwarded.Trusted.ClientIP).
+func (l *Limiter) ClientAddr(r *http.Request) string { return l.proxies.ClientIP(r) }
 
 // RetryAfter is the Retry-After header value for a wait: whole seconds,
 // at least 1.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaycdp/relay/internal/forwarded"
 	"github.com/relaycdp/relay/internal/testutil"
 )
 
@@ -16,7 +17,7 @@ var start = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 // unaffected; a success or the window passing lets it try again.
 func TestLimiter(t *testing.T) {
 	clock := testutil.NewClock(start)
-	l := New(clock.Now)
+	l := New(clock.Now, forwarded.Trusted{})
 	const a, b = "192.0.2.1", "198.51.100.7"
 	for i := range Failures {
 		if ok, wait := l.Allow(a); !ok || wait != 0 {
@@ -57,7 +58,7 @@ func TestLimiter(t *testing.T) {
 // remembered, and the newest failing address is always counted.
 func TestLimiterBounded(t *testing.T) {
 	clock := testutil.NewClock(start)
-	l := New(clock.Now)
+	l := New(clock.Now, forwarded.Trusted{})
 	for i := range maxAddrs + 500 {
 		l.Failed(fmt.Sprintf("addr-%d", i))
 	}
@@ -80,15 +81,35 @@ func TestLimiterBounded(t *testing.T) {
 }
 
 func TestClientAddr(t *testing.T) {
-	for _, c := range []struct{ remote, want string }{
-		{"192.0.2.1:1000", "192.0.2.1"},
-		{"[2001:db8::1]:443", "2001:db8::1"},
-		{"not-host-port", "not-host-port"},
+	proxies, err := forwarded.Parse("trustedProxies", []string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		proxies    forwarded.Trusted
+		remote, ff string
+		want       string
+	}{
+		{remote: "192.0.2.1:1000", want: "192.0.2.1"},
+		{remote: "[2001:db8::1]:443", want: "2001:db8::1"},
+		{remote: "not-host-port", want: "not-host-port"},
+		// No trusted proxy: a client's own X-Forwarded-For changes nothing.
+		{remote: "192.0.2.1:1000", ff: "198.51.100.7", want: "192.0.2.1"},
+		// Behind a trusted proxy each client counts apart.
+		{proxies: proxies, remote: "10.0.0.5:1000", ff: "198.51.100.7", want: "198.51.100.7"},
+		{proxies: proxies, remote: "10.0.0.5:1000", ff: "203.0.113.9", want: "203.0.113.9"},
+		// What the client wrote before the proxies does not count.
+		{proxies: proxies, remote: "10.0.0.5:1000", ff: "1.2.3.4, 198.51.100.7, 10.0.0.9", want: "198.51.100.7"},
+		{proxies: proxies, remote: "10.0.0.5:1000", want: "10.0.0.5"},
+		{proxies: proxies, remote: "10.0.0.5:1000", ff: "junk", want: "10.0.0.5"},
 	} {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.RemoteAddr = c.remote
-		if got := ClientAddr(r); got != c.want {
-			t.Errorf("ClientAddr(%q) = %q, want %q", c.remote, got, c.want)
+		if c.ff != "" {
+			r.Header.Set("X-Forwarded-For", c.ff)
+		}
+		if got := New(nil, c.proxies).ClientAddr(r); got != c.want {
+			t.Errorf("ClientAddr(%q, X-Forwarded-For %q) = %q, want %q", c.remote, c.ff, got, c.want)
 		}
 	}
 }

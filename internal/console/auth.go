@@ -120,7 +120,7 @@ func (s *sessions) delete(id string) {
 // checkToken proves got for the request's address, counting failures and
 // logging them without the guess. ok false means the answer was written.
 func (c *Console) checkToken(w http.ResponseWriter, r *http.Request, got, via string) (ok bool, throttled bool) {
-	addr := authlimit.ClientAddr(r)
+	addr := c.limit.ClientAddr(r)
 	if allowed, wait := c.limit.Allow(addr); !allowed {
 		w.Header().Set("Retry-After", authlimit.RetryAfter(wait))
 		return false, true

@@ -12,12 +12,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/relaycdp/relay/internal/readiness"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/relaycdp/relay/internal/forwarded"
+	"github.com/relaycdp/relay/internal/readiness"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -197,7 +199,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Console, error) {
 	}
 	c.sessions = newSessions(cfg.SessionTTL, cfg.Now)
 	if c.limit = cfg.Limiter; c.limit == nil {
-		c.limit = authlimit.New(cfg.Now)
+		c.limit = authlimit.New(cfg.Now, forwarded.Trusted{})
 	}
 	// The counters' baseline, so the first minute shown has a rate.
 	if mv, err := readMetrics(deps.Metrics); err == nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/relaycdp/relay/internal/authlimit"
+	"github.com/relaycdp/relay/internal/forwarded"
 	"github.com/relaycdp/relay/internal/store"
 )
 
@@ -43,7 +44,7 @@ const maxBody = 2 << 20
 // the API's own).
 func NewAPI(w *Worker, s Store, limit *authlimit.Limiter, log *slog.Logger, tokens ...string) *API {
 	if limit == nil {
-		limit = authlimit.New(nil)
+		limit = authlimit.New(nil, forwarded.Trusted{})
 	}
 	a := &API{w: w, store: s, limit: limit, log: log.With(slog.String("component", "deletion-api"))}
 	for _, t := range tokens {
@@ -85,7 +86,7 @@ func (a *API) authed(h func(http.ResponseWriter, *http.Request)) http.Handler {
 			a.unauthorized(w)
 			return
 		}
-		addr := authlimit.ClientAddr(r)
+		addr := a.limit.ClientAddr(r)
 		if allowed, wait := a.limit.Allow(addr); !allowed {
 			w.Header().Set("Retry-After", authlimit.RetryAfter(wait))
 			writeError(w, http.StatusTooManyRequests, "too many failed authentications from this address; retry after the Retry-After delay")

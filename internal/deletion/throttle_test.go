@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/relaycdp/relay/internal/authlimit"
+	"github.com/relaycdp/relay/internal/forwarded"
 	"github.com/relaycdp/relay/internal/testutil"
 )
 
@@ -23,7 +24,7 @@ func TestAPIThrottledPerAddress(t *testing.T) {
 	clock := testutil.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	var logs bytes.Buffer
 	mux := http.NewServeMux()
-	NewAPI(f.worker, f.store, authlimit.New(clock.Now), slog.New(slog.NewTextHandler(&logs, nil)), "adm_token", "del_key").Register(mux)
+	NewAPI(f.worker, f.store, authlimit.New(clock.Now, forwarded.Trusted{}), slog.New(slog.NewTextHandler(&logs, nil)), "adm_token", "del_key").Register(mux)
 	do := func(addr, token string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(http.MethodPost, "/admin/api/deletions", strings.NewReader(`{"userId":"u1"}`))
 		r.Header.Set("Authorization", "Bearer "+token)

@@ -1,6 +1,7 @@
 // Package forwarded owns trusting reverse proxies: which peers may say,
-// through X-Forwarded-Proto, that the client's connection was HTTPS. A
-// header from any other peer is ignored, since a client can send it too.
+// through X-Forwarded-Proto, that the client's connection was HTTPS, and
+// through X-Forwarded-For, who the client is. A header from any other
+// peer is ignored, since a client can send it too.
 package forwarded
 
 import (
@@ -41,14 +42,11 @@ func (t Trusted) Trusts(r *http.Request) bool {
 	if len(t.nets) == 0 {
 		return false
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
+	a, err := netip.ParseAddr(peer(r))
+	return err == nil && t.trustsAddr(a)
+}
+
+func (t Trusted) trustsAddr(a netip.Addr) bool {
 	a = a.Unmap()
 	for _, p := range t.nets {
 		if p.Contains(a) {
@@ -56,6 +54,37 @@ func (t Trusted) Trusts(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+func peer(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
+// ClientIP is the address of the client behind any trusted proxies: the
+// peer, or, when the peer is a trusted proxy, the rightmost address of
+// X-Forwarded-For that is not itself a trusted proxy (what is left of it
+// the client may have written). Behind a proxy every request shares the
+// proxy's address, so per-client throttling needs this.
+func (t Trusted) ClientIP(r *http.Request) string {
+	client := peer(r)
+	if !t.Trusts(r) {
+		return client
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return client // a hop we cannot read: stop at what we know
+		}
+		client = a.Unmap().String()
+		if !t.trustsAddr(a) {
+			break
+		}
+	}
+	return client
 }
 
 // Secure reports whether the client's connection was HTTPS: TLS to us, or
