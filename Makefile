@@ -61,6 +61,7 @@ FUZZ_TARGETS += internal/klaviyo:FuzzTransformStream
 FUZZ_TARGETS += internal/spec:FuzzDecodeValid
 FUZZ_TARGETS += internal/deletion:FuzzMatcher
 FUZZ_TARGETS += internal/webhook:FuzzParseSettings
+FUZZ_TARGETS += internal/forwarded:FuzzClientIP
 FUZZ_TARGETS += internal/spec:FuzzParseElement
 FUZZ_TARGETS += internal/jsonx:FuzzPlainPrefix
 fuzz:

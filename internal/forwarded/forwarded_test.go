@@ -3,6 +3,7 @@ package forwarded
 import (
 	"crypto/tls"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -64,4 +65,31 @@ func TestParseErrors(t *testing.T) {
 			t.Errorf("Parse(%q): %v, want an error naming trustedProxies[1]", in, err)
 		}
 	}
+}
+
+// Whatever a client puts in X-Forwarded-For, the address is the peer's or
+// one of the header's hops, never a made-up string, and nothing panics.
+func FuzzClientIP(f *testing.F) {
+	f.Add("10.0.0.5:1000", "198.51.100.7")
+	f.Add("10.0.0.5:1000", "1.2.3.4, ::ffff:10.0.0.9 ,fe80::1%eth0")
+	f.Add("192.0.2.1:1", ",,")
+	trusted, err := Parse("trustedProxies", []string{"10.0.0.0/8", "::1"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, remote, ff string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = remote
+		r.Header.Set("X-Forwarded-For", ff)
+		got := trusted.ClientIP(r)
+		if got == peer(r) {
+			return
+		}
+		for _, hop := range strings.Split(ff, ",") {
+			if a, err := netip.ParseAddr(strings.TrimSpace(hop)); err == nil && a.Unmap().String() == got {
+				return
+			}
+		}
+		t.Fatalf("ClientIP = %q: neither the peer %q nor a hop of %q", got, peer(r), ff)
+	})
 }
