@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/relaycdp/relay/internal/klaviyo"
+	"github.com/relaycdp/relay/internal/presink"
 	"github.com/relaycdp/relay/internal/spec"
+	"github.com/relaycdp/relay/internal/usertransform"
 )
 
 // transformUsage is `relay transform -h`: what goes in, what comes out, and
@@ -27,6 +29,8 @@ Input (detected; a UTF-8 byte-order mark and whitespace are ignored):
     object is an event or a batch envelope {"batch":[...]}.
 Events without a timestamp are dated by the time they are read, as the
 server dates what it receives (--received-at fixes that time instead).
+The settings' transformation, filter and privacy policy run before the
+mapping, as in delivery: dropped keys and console.log lines are warnings.
 
 Output: one outcome per event, in input order:
   {"messageId":...,"requests":[...]}, with "skipped" when it maps to
@@ -141,9 +145,19 @@ func transformFlags(args []string, stderr io.Writer) (opts klaviyo.StreamOptions
 	for _, w := range s.Warnings() {
 		fmt.Fprintf(stderr, "relay transform: warning: %s\n", w)
 	}
-	if s.Mode != "" || s.Transformation != "" || s.Filter != nil || s.PropertyAllowlist != nil || s.TraitAllowlist != nil ||
-		s.DropIP != nil || s.DropUserAgent != nil || s.StripPageURLs != nil || s.DropFreeText != nil || s.Identifiers != nil {
-		fmt.Fprintln(stderr, "relay transform: warning: the privacy, transformation and filter settings are not applied here; the console's event tester applies them (docs/PRIVACY.md)")
+	if presink.Applies(s) {
+		opts.Stage = preSinkStage(s)
 	}
 	return opts, s, -1
+}
+
+// preSinkStage runs the settings' transformation, filter and privacy
+// policy before mapping, as relay serve's delivery does, so the output is
+// what would be sent.
+func preSinkStage(s klaviyo.Settings) func(ev *spec.Event) (klaviyo.StageResult, error) {
+	stage := presink.New("relay-transform", usertransform.Limits{VMs: 1})
+	return func(ev *spec.Event) (klaviyo.StageResult, error) {
+		pr, err := stage.Run(context.Background(), s, "relay-transform", ev)
+		return klaviyo.StageResult{Events: pr.Events, Skipped: pr.Skipped, Dropped: pr.Dropped, Logs: pr.Logs}, err
+	}
 }

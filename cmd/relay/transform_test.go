@@ -280,3 +280,48 @@ func TestTransformMidStreamError(t *testing.T) {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
 }
+
+// The settings' transformation, filter and privacy policy run before the
+// mapping, as relay serve's delivery runs them, so the output is what
+// would be sent: no value of a dropped key in it, the dropped keys and the
+// transformation's logs as warnings, its null a skip, its throw an error.
+func TestTransformRunsPreSinkStage(t *testing.T) {
+	settings := writeFile(t, "hipaa.yaml", `privacyMode: hipaa
+transformation: |
+  export function transformEvent(event, metadata) {
+    console.log("saw " + event.event);
+    if (event.event === "Drop me") return null;
+    if (event.event === "Boom") throw new Error("bad event");
+    return event;
+  }
+`)
+	in := `{"type":"track","messageId":"m1","userId":"u1","event":"Viewed Result","properties":{"diagnosis":"flu-secret-value"},"context":{"ip":"203.0.113.77","traits":{"email":"a@example.com"}}}
+{"type":"track","messageId":"m2","userId":"u1","event":"Drop me"}
+{"type":"track","messageId":"m3","userId":"u1","event":"Boom"}`
+	code, stdout, stderr := runTransformCmd(t, in, "--settings", settings)
+	if code != 1 {
+		t.Fatalf("exit %d (one event fails), stderr %s", code, stderr)
+	}
+	for _, secret := range []string{"flu-secret-value", "203.0.113.77"} {
+		if strings.Contains(stdout, secret) {
+			t.Errorf("a dropped value reached the output: %s", secret)
+		}
+	}
+	o := decodeOutput(t, stdout)
+	if len(o) != 3 {
+		t.Fatalf("%d outcomes, want 3: %s", len(o), stdout)
+	}
+	if len(o[0].Requests) != 1 || !strings.Contains(string(o[0].Requests[0]), `"email":"a@example.com"`) ||
+		strings.Join(o[0].Warnings, "|") != "dropped by the privacy policy: context.ip, properties.diagnosis|transformation log: saw Viewed Result" {
+		t.Errorf("m1: %+v", o[0])
+	}
+	if o[1].Skipped != "the transformation dropped the event (returned null)" || len(o[1].Requests) != 0 {
+		t.Errorf("m2: %+v", o[1])
+	}
+	if o[2].Error == nil || o[2].Error.Code != "transformation_js_error" || !strings.Contains(o[2].Error.Message, "line 4") {
+		t.Errorf("m3: %+v", o[2])
+	}
+	if strings.Contains(stderr, "not applied") {
+		t.Errorf("stderr still says the stage is not applied: %s", stderr)
+	}
+}

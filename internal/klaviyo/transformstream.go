@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/relaycdp/relay/internal/eventstream"
@@ -30,6 +31,22 @@ type StreamOptions struct {
 	Pretty bool
 	// MaxEventBytes rejects (per event) an event larger than this; 0 = no limit.
 	MaxEventBytes int
+	// Stage, when set, runs on each parsed event before it is mapped, as
+	// relay serve's pre-sink stage does (transformation, filter, privacy
+	// policy; internal/presink). An error is that event's outcome, its
+	// code from an ErrorCode method.
+	Stage func(ev *spec.Event) (StageResult, error)
+}
+
+// StageResult is what StreamOptions.Stage made of one event.
+type StageResult struct {
+	// Events are mapped in its place: none means skipped (Skipped says
+	// why), several when a transformation fans out.
+	Events  []spec.Event
+	Skipped string
+	// Dropped are the keys a privacy policy removed and Logs a
+	// transformation's console.log lines: warnings on the outcome.
+	Dropped, Logs []string
 }
 
 // StreamStats count what TransformStream wrote.
@@ -134,12 +151,54 @@ func (t *streamTransformer) value(rd *eventstream.Reader, v []byte) error {
 		if it.Err == nil && !recv.IsZero() {
 			received(&it.Event, recv)
 		}
+		if t.opts.Stage != nil && it.Err == nil {
+			if err := t.staged(&it.Event); err != nil {
+				return err
+			}
+			continue
+		}
 		o := transformEvent(it, t.s, &t.phones)
 		if err := t.write(&o); err != nil {
 			return err
 		}
 	}
 	clear(t.items) // drop the events' maps before the next value
+	return nil
+}
+
+// staged runs the stage on ev and writes an outcome for each event it
+// leaves, the policy's dropped keys and the transformation's logs as
+// warnings on the first.
+func (t *streamTransformer) staged(ev *spec.Event) error {
+	res, err := t.opts.Stage(ev)
+	var notes []string
+	if len(res.Dropped) > 0 {
+		notes = append(notes, "dropped by the privacy policy: "+strings.Join(res.Dropped, ", "))
+	}
+	for _, l := range res.Logs {
+		notes = append(notes, "transformation log: "+l)
+	}
+	var outs []Outcome
+	switch {
+	case err != nil:
+		code := "transformation_error"
+		if c, ok := err.(interface{ ErrorCode() string }); ok {
+			code = c.ErrorCode()
+		}
+		outs = []Outcome{{MessageID: ev.MessageID, Error: &OutcomeError{Code: code, Message: err.Error()}}}
+	case len(res.Events) == 0:
+		outs = []Outcome{{MessageID: ev.MessageID, Requests: []Request{}, Skipped: res.Skipped}}
+	default:
+		for i := range res.Events {
+			outs = append(outs, transformEvent(&spec.Item{Event: res.Events[i]}, t.s, &t.phones))
+		}
+	}
+	outs[0].Warnings = append(notes, outs[0].Warnings...)
+	for i := range outs {
+		if err := t.write(&outs[i]); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

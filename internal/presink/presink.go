@@ -130,6 +130,10 @@ func (s *Stage) Run(ctx context.Context, st klaviyo.Settings, source string, ev 
 	return res, nil
 }
 
+// Applies reports whether st has any of the stage's settings; without
+// them Run passes every event through unchanged.
+func Applies(st klaviyo.Settings) bool { return !unset(&st) }
+
 // unset reports whether st has none of the stage's settings: the common
 // case skips compiling and the policy altogether.
 func unset(st *klaviyo.Settings) bool {
