@@ -258,7 +258,7 @@ func (a *App) serve(ctx context.Context, opts Options) error {
 		g.Go(func() error { return a.console.RunSampler(gctx, 30*time.Second) })
 	}
 	g.Go(func() error {
-		return store.RunPruner(gctx, a.store, time.Minute, store.Retention{LogMaxRows: 1_000_000, LogMaxAge: 30 * 24 * time.Hour, ReplayedMaxAge: 30 * 24 * time.Hour}, a.log)
+		return store.RunPruner(gctx, a.store, time.Minute, store.Retention(a.cfg.Retention), a.log)
 	})
 	serveErr := make(chan error, 2) // the ingest and the admin listener
 	go func() { serveErr <- srv.Serve(ln) }()

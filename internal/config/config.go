@@ -44,7 +44,9 @@ type Config struct {
 	Postgres Postgres `yaml:"postgres"`
 	Limits   Limits   `yaml:"limits"`
 	Delivery Delivery `yaml:"delivery"`
-	Log      Log      `yaml:"log"`
+	// Retention bounds what the store keeps.
+	Retention Retention `yaml:"retention"`
+	Log       Log       `yaml:"log"`
 }
 
 // Admin protects the console.
@@ -116,6 +118,19 @@ type Delivery struct {
 	Workers int `yaml:"workers"`
 }
 
+// Retention bounds the store's delivery log, replayed dead letters and
+// audit log, pruned every minute; zero keeps without limit. Dead letters
+// not replayed are never pruned.
+type Retention struct {
+	LogMaxRows     int64         `yaml:"logMaxRows"`
+	LogMaxAge      time.Duration `yaml:"logMaxAge"`
+	ReplayedMaxAge time.Duration `yaml:"replayedMaxAge"`
+	// AuditMaxAge is zero by default: the audit log is a compliance record
+	// (HIPAA asks for six years of documentation), so expiring it is the
+	// operator's decision.
+	AuditMaxAge time.Duration `yaml:"auditMaxAge"`
+}
+
 // Log configures structured logging.
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
@@ -135,8 +150,9 @@ func Default() Config {
 			MaxEventBytes:   32 << 10,
 			MaxQueueDepth:   5_000_000,
 		},
-		Delivery: Delivery{BatchWait: 500 * time.Millisecond, MaxRetryAge: 24 * time.Hour, Workers: 2},
-		Log:      Log{Level: "info", Format: "text"},
+		Delivery:  Delivery{BatchWait: 500 * time.Millisecond, MaxRetryAge: 24 * time.Hour, Workers: 2},
+		Retention: Retention{LogMaxRows: 1_000_000, LogMaxAge: 30 * 24 * time.Hour, ReplayedMaxAge: 30 * 24 * time.Hour},
+		Log:       Log{Level: "info", Format: "text"},
 	}
 }
 

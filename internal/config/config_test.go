@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func envOf(m map[string]string) func(string) (string, bool) {
@@ -150,5 +151,27 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "\n") {
 		t.Errorf("err = %q: one line for logs", err)
+	}
+}
+
+func TestRetention(t *testing.T) {
+	cfg, err := Load("", envOf(nil))
+	if err != nil || cfg.Retention.LogMaxRows != 1_000_000 || cfg.Retention.LogMaxAge != 30*24*time.Hour || cfg.Retention.AuditMaxAge != 0 {
+		t.Fatalf("defaults: %+v, %v (the audit log is kept unless asked)", cfg.Retention, err)
+	}
+	path := filepath.Join(t.TempDir(), "relay.yaml")
+	if err := os.WriteFile(path, []byte("retention: {auditMaxAge: 2190h, logMaxRows: 0, logMaxAge: -1h}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(path, envOf(nil))
+	if err == nil || !strings.Contains(err.Error(), "retention.logMaxAge: must not be negative") {
+		t.Fatalf("negative: %v", err)
+	}
+	if err := os.WriteFile(path, []byte("retention: {auditMaxAge: 2190h, logMaxRows: 0}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = Load(path, envOf(nil))
+	if err != nil || cfg.Retention.AuditMaxAge != 2190*time.Hour || cfg.Retention.LogMaxRows != 0 || cfg.Retention.LogMaxAge != 30*24*time.Hour {
+		t.Fatalf("file: %+v, %v", cfg.Retention, err)
 	}
 }

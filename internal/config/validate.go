@@ -117,6 +117,15 @@ func (c Config) validateLimits(p *Problems) {
 	if c.Delivery.BatchWait < 0 {
 		p.add("delivery.batchWait: must not be negative")
 	}
+	r := c.Retention
+	for _, f := range []struct {
+		name     string
+		negative bool
+	}{{"logMaxRows", r.LogMaxRows < 0}, {"logMaxAge", r.LogMaxAge < 0}, {"replayedMaxAge", r.ReplayedMaxAge < 0}, {"auditMaxAge", r.AuditMaxAge < 0}} {
+		if f.negative {
+			p.add("retention.%s: must not be negative (0 keeps without limit)", f.name)
+		}
+	}
 }
 
 func (c Config) validateSources(p *Problems) {

@@ -137,18 +137,21 @@ type LogQuery struct {
 	BeforeID int64
 }
 
-// Retention bounds the delivery log and replayed dead letters. Zero fields
-// do not limit. Dead letters that were not replayed are never pruned.
+// Retention bounds the delivery log, replayed dead letters and the audit
+// log. Zero fields do not limit. Dead letters that were not replayed are
+// never pruned.
 type Retention struct {
 	LogMaxRows     int64
 	LogMaxAge      time.Duration
 	ReplayedMaxAge time.Duration // replayed dead letters older than this (by ReplayedAt) go
+	AuditMaxAge    time.Duration // audit entries older than this (by Time) go
 }
 
 // Pruned counts what Prune deleted.
 type Pruned struct {
 	LogRows     int64
 	DeadLetters int64
+	AuditRows   int64
 }
 
 // DeadLetter is an event that cannot be delivered to one destination.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,4 +97,42 @@ func testAudit(t *testing.T, s store.Store) {
 	if len(q(store.AuditQuery{MessageID: "x"})) != 0 {
 		t.Error("a failed RecordAudit wrote an entry")
 	}
+}
+
+// testPruneAudit: retention.auditMaxAge removes audit entries older than
+// it and nothing else; zero keeps them all.
+func testPruneAudit(t *testing.T, s store.Store) {
+	a, ok := s.(store.AuditLog)
+	if !ok {
+		t.Fatalf("%T does not implement store.AuditLog", s)
+	}
+	ctx := context.Background()
+	now := time.Now().UTC()
+	var in []store.AuditEntry
+	for i, age := range []time.Duration{40 * 24 * time.Hour, 31 * 24 * time.Hour, 29 * 24 * time.Hour, time.Hour} {
+		in = append(in, store.AuditEntry{MessageID: fmt.Sprintf("a%d", i), Dest: "klaviyo", Time: now.Add(-age), Sent: []string{"userId"}})
+	}
+	if err := a.RecordAudit(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Prune(ctx, store.Retention{LogMaxAge: time.Hour}); err != nil || got.AuditRows != 0 {
+		t.Fatalf("Prune without auditMaxAge = %+v, %v; want no audit entry removed", got, err)
+	}
+	got, err := s.Prune(ctx, store.Retention{AuditMaxAge: 30 * 24 * time.Hour})
+	if err != nil || got.AuditRows != 2 {
+		t.Fatalf("Prune(30 days) = %+v, %v; want 2 audit entries removed", got, err)
+	}
+	left, err := a.QueryAudit(ctx, store.AuditQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range left {
+		ids = append(ids, e.MessageID)
+	}
+	if strings.Join(ids, ",") != "a3,a2" {
+		t.Errorf("audit entries left: %v, want a3,a2", ids)
+	}
+	_, err = s.Prune(ctx, store.Retention{AuditMaxAge: -time.Hour})
+	wantErr(t, "negative audit retention", err, store.ErrInvalid)
 }

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CountLog", testCountLog},
 		{"PruneLog", testPruneLog},
 		{"PruneReplayed", testPruneReplayed},
+		{"PruneAudit", testPruneAudit},
 		{"DeadLetterAddLookup", testDeadLetterAddLookup},
 		{"DeadLetterAddIdempotent", testDeadLetterAddIdempotent},
 		{"DeadLetterInvalid", testDeadLetterInvalid},
