@@ -46,7 +46,7 @@ func (s *Sim) dispatch(q *request) *response {
 		return s.bulkImport(q)
 	case "GET /api/profile-bulk-import-jobs/{job_id}":
 		return s.getImportJob(q)
-	case "GET " + importErrorsTemplate:
+	case "GET /api/profile-bulk-import-jobs/{id}/import-errors":
 		return s.getImportErrors(q)
 	case "POST /api/profile-subscription-bulk-create-jobs":
 		return s.subscriptionJob(q, subscribeKind)
@@ -567,7 +567,11 @@ func importJobDoc(js *JobState, base string) map[string]any {
 }
 
 func (s *Sim) importJob(q *request) (*JobState, *response) {
-	js := s.data.jobs[q.params["job_id"]]
+	id := q.params["job_id"]
+	if id == "" {
+		id = q.params["id"] // Klaviyo names the job {id} on …/import-errors
+	}
+	js := s.data.jobs[id]
 	if js == nil || js.Type != jobImport {
 		return nil, errResp(notFound())
 	}
@@ -585,7 +589,9 @@ func (s *Sim) getImportJob(q *request) *response {
 	return &response{status: 200, body: importJobDoc(js, baseURL(q))}
 }
 
-// GET /api/profile-bulk-import-jobs/{job_id}/import-errors → 200.
+// GET /api/profile-bulk-import-jobs/{id}/import-errors → 200, a page of
+// the job's item errors: page[size] (1–100, default 20) from the cursor
+// page[cursor] (here the offset), links.next while more remain.
 func (s *Sim) getImportErrors(q *request) *response {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -593,13 +599,30 @@ func (s *Sim) getImportErrors(q *request) *response {
 	if fail != nil {
 		return fail
 	}
-	data := make([]any, 0, len(js.Errors))
-	for _, e := range js.Errors {
+	query := q.r.URL.Query()
+	size := 20
+	if v := query.Get("page[size]"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return errResp(invalidParam("page[size]", "page[size] must be an integer from 1 to 100."))
+		}
+		size = n
+	}
+	from, _ := strconv.Atoi(query.Get("page[cursor]"))
+	from = min(max(from, 0), len(js.Errors))
+	to := min(from+size, len(js.Errors))
+	data := make([]any, 0, to-from)
+	for _, e := range js.Errors[from:to] {
 		data = append(data, map[string]any{"type": "import-error", "id": e.ID, "attributes": map[string]any{
 			"code": e.Code, "title": e.Title, "detail": e.Detail, "source": e.Source, "original_payload": e.OriginalPayload}})
 	}
+	self := baseURL(q) + q.r.URL.Path
+	var next any
+	if to < len(js.Errors) {
+		next = fmt.Sprintf("%s?page%%5Bsize%%5D=%d&page%%5Bcursor%%5D=%d", self, size, to)
+	}
 	return &response{status: 200, body: map[string]any{"data": data,
-		"links": map[string]any{"self": baseURL(q) + q.r.URL.Path, "next": nil, "prev": nil}}}
+		"links": map[string]any{"self": self, "next": next, "prev": nil}}}
 }
 
 // consentChange is one channel change of a subscription request.

@@ -262,10 +262,6 @@ type route struct {
 	validate bool // in the OpenAPI subset (validated by the Validator)
 }
 
-// importErrorsTemplate is Klaviyo's real endpoint for a profile import job's
-// errors; it is not in the OpenAPI subset, so it is routed but not
-// schema-validated.
-const importErrorsTemplate = "/api/profile-bulk-import-jobs/{job_id}/import-errors"
 
 func buildRoutes(limits map[string]openapi.Limit) ([]route, error) {
 	var rs []route
@@ -277,8 +273,6 @@ func buildRoutes(limits map[string]openapi.Limit) ([]route, error) {
 		rs = append(rs, route{method: method, template: tmpl, segs: splitPath(tmpl), limit: l,
 			client: strings.HasPrefix(tmpl, "/client/"), validate: true})
 	}
-	rs = append(rs, route{method: http.MethodGet, template: importErrorsTemplate, segs: splitPath(importErrorsTemplate),
-		limit: limits["GET /api/profile-bulk-import-jobs/{job_id}"]})
 	return rs, nil
 }
 

@@ -3,6 +3,7 @@ package sim
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -407,6 +408,20 @@ func TestProfileImportJob(t *testing.T) {
 	if n := len(a.json(t)["data"].([]any)); n != 2 {
 		t.Errorf("import-errors: %s", a.body)
 	}
+	// One a page: the cursor in links.next leads to the second, which has no next.
+	a = h.must(call{method: "GET", path: "/api/profile-bulk-import-jobs/" + id + "/import-errors", query: "page[size]=1"}, 200)
+	page := a.json(t)
+	next, _ := page["links"].(map[string]any)["next"].(string)
+	u, err := url.Parse(next)
+	if n := len(page["data"].([]any)); n != 1 || err != nil || u.Path != "/api/profile-bulk-import-jobs/"+id+"/import-errors" {
+		t.Fatalf("first page: %s", a.body)
+	}
+	a = h.must(call{method: "GET", path: u.Path, query: u.RawQuery}, 200)
+	page = a.json(t)
+	if ptr := page["data"].([]any)[0].(map[string]any)["attributes"].(map[string]any)["source"].(map[string]any)["pointer"]; ptr != want[1] || page["links"].(map[string]any)["next"] != nil {
+		t.Errorf("second page: %s", a.body)
+	}
+	h.must(call{method: "GET", path: "/api/profile-bulk-import-jobs/" + id + "/import-errors", query: "page[size]=500"}, 400)
 	st := h.sim.State()
 	if len(st.Profiles) != 2 || len(st.Lists["L1"]) != 2 {
 		t.Errorf("profiles %d, list %v", len(st.Profiles), st.Lists)

@@ -110,7 +110,8 @@ func TestEndpointMatch(t *testing.T) {
 		{"GET", "/api/events", ""},
 		{"POST", "/api/lists//relationships/profiles", ""},
 		{"POST", "/api/lists/x/relationships", ""},
-		{"GET", "/api/profile-bulk-import-jobs/x/import-errors", ""},
+		{"GET", "/api/profile-bulk-import-jobs/x/import-errors", "GET /api/profile-bulk-import-jobs/{id}/import-errors"},
+		{"GET", "/api/profile-bulk-import-jobs/x/lists", ""},
 		{"post", "/api/events", ""},
 		{"POST", "/", ""},
 	}
