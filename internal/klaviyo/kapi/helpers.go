@@ -99,19 +99,7 @@ func decodeImportJob(body []byte) (*ImportJob, error) {
 				ImportErrors relData `json:"import-errors"`
 			} `json:"relationships"`
 		} `json:"data"`
-		Included []struct {
-			Type       string `json:"type"`
-			ID         string `json:"id"`
-			Attributes struct {
-				Code   string `json:"code"`
-				Title  string `json:"title"`
-				Detail string `json:"detail"`
-				Source struct {
-					Pointer string `json:"pointer"`
-				} `json:"source"`
-				OriginalPayload json.RawMessage `json:"original_payload"`
-			} `json:"attributes"`
-		} `json:"included"`
+		Included []importErrorDoc `json:"included"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, fmt.Errorf("decode import job: %w", err)
@@ -136,14 +124,9 @@ func decodeImportJob(body []byte) (*ImportJob, error) {
 		ImportErrorIDs: d.Relationships.ImportErrors.ids(),
 	}
 	for _, inc := range doc.Included {
-		if inc.Type != "import-error" {
-			continue
+		if inc.Type == "import-error" {
+			job.ImportErrors = append(job.ImportErrors, inc.importError())
 		}
-		job.ImportErrors = append(job.ImportErrors, ImportError{
-			ID: inc.ID, Code: inc.Attributes.Code, Title: inc.Attributes.Title,
-			Detail: inc.Attributes.Detail, Pointer: inc.Attributes.Source.Pointer,
-			OriginalPayload: inc.Attributes.OriginalPayload,
-		})
 	}
 	return job, nil
 }
@@ -258,4 +241,66 @@ func (c *Client) Ping(ctx context.Context, apiKey string) error {
 		return fmt.Errorf("ping klaviyo: %w", err)
 	}
 	return nil
+}
+
+// maxImportErrorPages bounds ImportErrors' pagination: a job holds at most
+// 10,000 profiles, 100 pages of 100 errors.
+const maxImportErrorPages = 100
+
+// ImportErrors returns a finished profile import job's per-item errors
+// (GET /api/profile-bulk-import-jobs/{id}/import-errors, every page of
+// 100), each with the pointer into the job's request that names its item.
+func (c *Client) ImportErrors(ctx context.Context, apiKey, jobID string) ([]ImportError, error) {
+	if jobID == "" || strings.ContainsAny(jobID, "/?#% ") {
+		return nil, fmt.Errorf("%w: import job id %q", ErrInvalidRequest, jobID)
+	}
+	q := url.Values{}
+	q.Set("page[size]", "100")
+	var out []ImportError
+	for page := 0; ; page++ {
+		resp, err := c.Do(ctx, apiKey, klaviyo.Request{Method: "GET", Path: "/api/profile-bulk-import-jobs/" + jobID + "/import-errors", Query: q.Encode()})
+		if err != nil {
+			return out, fmt.Errorf("get import errors: %w", err)
+		}
+		var doc struct {
+			Data  []importErrorDoc `json:"data"`
+			Links struct {
+				Next *string `json:"next"`
+			} `json:"links"`
+		}
+		if err := json.Unmarshal(resp.Body, &doc); err != nil {
+			return out, fmt.Errorf("get import errors: decode: %w", err)
+		}
+		for _, d := range doc.Data {
+			out = append(out, d.importError())
+		}
+		cursor := nextCursor(doc.Links.Next)
+		if cursor == "" {
+			return out, nil
+		}
+		if page+1 >= maxImportErrorPages {
+			return out, fmt.Errorf("get import errors: more than %d pages", maxImportErrorPages)
+		}
+		q.Set("page[cursor]", cursor)
+	}
+}
+
+// importErrorDoc is one import-error resource.
+type importErrorDoc struct {
+	Type       string `json:"type"`
+	ID         string `json:"id"`
+	Attributes struct {
+		Code   string `json:"code"`
+		Title  string `json:"title"`
+		Detail string `json:"detail"`
+		Source struct {
+			Pointer string `json:"pointer"`
+		} `json:"source"`
+		OriginalPayload json.RawMessage `json:"original_payload"`
+	} `json:"attributes"`
+}
+
+func (d importErrorDoc) importError() ImportError {
+	a := d.Attributes
+	return ImportError{ID: d.ID, Code: a.Code, Title: a.Title, Detail: a.Detail, Pointer: a.Source.Pointer, OriginalPayload: a.OriginalPayload}
 }

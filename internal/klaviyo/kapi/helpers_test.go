@@ -269,3 +269,50 @@ func FuzzDecodeImportJob(f *testing.F) {
 		}
 	})
 }
+
+// ImportErrors follows links.next through every page, asking 100 a page
+// as the spec allows, and keeps each error's pointer.
+func TestImportErrors(t *testing.T) {
+	var mu sync.Mutex
+	var queries []string
+	env := newEnv(t, specServer(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		queries = append(queries, r.URL.RawQuery)
+		mu.Unlock()
+		if r.URL.Path != "/api/profile-bulk-import-jobs/J1/import-errors" {
+			writeJSON(w, 404, `{"errors":[{"code":"not_found"}]}`)
+			return
+		}
+		item := func(i int) string {
+			return fmt.Sprintf(`{"type":"import-error","id":"e%d","attributes":{"code":"invalid","title":"Invalid input","detail":"bad %d","source":{"pointer":"/data/attributes/profiles/data/%d/attributes/email"},"original_payload":null}}`, i, i, i)
+		}
+		if r.URL.Query().Get("page[cursor]") == "" {
+			writeJSON(w, 200, `{"data":[`+item(0)+`,`+item(3)+`],"links":{"self":"x","next":"https://a.klaviyo.com/api/profile-bulk-import-jobs/J1/import-errors?page%5Bcursor%5D=c2&page%5Bsize%5D=100"}}`)
+			return
+		}
+		writeJSON(w, 200, `{"data":[`+item(7)+`],"links":{"self":"x","next":null}}`)
+	}), nil)
+	got, err := env.c.ImportErrors(ctxTimeout(t, 10*time.Second), testKey, "J1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ptrs []string
+	for _, e := range got {
+		ptrs = append(ptrs, e.Pointer)
+		if e.Code != "invalid" || !strings.HasPrefix(e.Detail, "bad ") {
+			t.Errorf("error %+v", e)
+		}
+	}
+	want := []string{"/data/attributes/profiles/data/0/attributes/email", "/data/attributes/profiles/data/3/attributes/email", "/data/attributes/profiles/data/7/attributes/email"}
+	if diff := cmp.Diff(want, ptrs); diff != "" {
+		t.Errorf("pointers (-want +got):\n%s", diff)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(queries) != 2 || queries[0] != "page%5Bsize%5D=100" || !strings.Contains(queries[1], "page%5Bcursor%5D=c2") {
+		t.Errorf("queries = %q", queries)
+	}
+	if _, err := env.c.ImportErrors(ctxTimeout(t, time.Second), testKey, "a/b"); !errors.Is(err, ErrInvalidRequest) {
+		t.Errorf("bad job id: %v", err)
+	}
+}
