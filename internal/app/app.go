@@ -283,6 +283,9 @@ func (a *App) serve(ctx context.Context, opts Options) error {
 	if werr := g.Wait(); werr != nil && !errors.Is(werr, context.Canceled) {
 		a.log.Warn("workers stopped", slog.Any("err", werr))
 	}
+	for _, d := range a.dests {
+		d.closeInstance()
+	}
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

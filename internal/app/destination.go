@@ -137,6 +137,7 @@ func (a *App) openDestinations(ctx context.Context) error {
 			Metrics:  prometheus.WrapRegistererWith(prometheus.Labels{"destination": dc.Name}, a.reg),
 			Limiter:  a.limiter,
 			CPU:      a.cpu,
+			Late:     delivery.NewLate(delivery.Config{Dest: dc.Name, PhoneRegion: d.phoneRegion}, a.store, metrics),
 		})
 		if err != nil {
 			return fmt.Errorf("destinations %s: %w", dc.Name, err)
@@ -164,6 +165,14 @@ func (a *App) openDestinations(ctx context.Context) error {
 		a.dests = append(a.dests, d)
 	}
 	return nil
+}
+
+// closeInstance ends what the destination runs beside its batches (the
+// Klaviyo sink's import job followers), once delivery has stopped.
+func (d *dest) closeInstance() {
+	if c, ok := d.instance.(interface{ Close() }); ok {
+		c.Close()
+	}
 }
 
 func (d *dest) start(ctx context.Context, g *errgroup.Group) {

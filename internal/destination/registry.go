@@ -75,6 +75,12 @@ type Env struct {
 	Limiter ratelimit.Limiter
 	// CPU is the background share of the cores for heavy mapping.
 	CPU CPU
+	// Late records outcomes the sink learns after Deliver returned, when
+	// the destination says only later what became of jobs it accepted
+	// (Klaviyo validates a profile import job's items asynchronously): a
+	// Dead result dead-letters the job's event and marks it dead in the
+	// delivery log (delivery.NewLate). nil when nothing records them.
+	Late func(ctx context.Context, jobs []Job, results []Result) error
 }
 
 // Instance is one configured destination: its sink and its connection

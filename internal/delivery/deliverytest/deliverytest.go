@@ -99,3 +99,12 @@ func (l *FakeLog) AddDeadLetters(_ context.Context, dls []store.DeadLetter) erro
 	l.DeadLetters = append(l.DeadLetters, dls...)
 	return nil
 }
+
+// Latest is the latest log entry and dead letter of a message, read under
+// the lock (for logs written by a background goroutine too).
+func (l *FakeLog) Latest(messageID string) (store.LogEntry, store.DeadLetter, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	dl, dead := l.Dead[messageID]
+	return l.Entries[messageID], dl, dead
+}

@@ -56,10 +56,7 @@ type batch struct {
 	// followers are exact repeats of an event op, not sent: they share
 	// their leader's outcome (see chunks). Written before sending starts.
 	followers map[ref][]ref
-	// polls follow accepted profile import jobs until Klaviyo says which
-	// items failed; the batch is settled only after they end.
-	polls sync.WaitGroup
-	mu    sync.Mutex
+	mu        sync.Mutex
 }
 
 func (s *Sink) newBatch(ctx context.Context, jobs []destination.Job) *batch {

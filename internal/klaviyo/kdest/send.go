@@ -303,9 +303,7 @@ func (b *batch) sendChunk(ctx context.Context, g *group, chunk []ref, depth int)
 	b.s.metrics.request(req, len(chunk), err)
 	if err == nil {
 		if isImportJob(req) {
-			// Klaviyo validates the job's profiles later: follow it in the
-			// background, so the batch's other requests go on meanwhile.
-			b.polls.Go(func() { b.settleImportJob(ctx, chunk, resp) })
+			b.followImportJob(ctx, chunk, resp)
 			return
 		}
 		b.succeed(chunk)

@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,7 @@ import (
 type Sender interface {
 	Do(ctx context.Context, apiKey string, req klaviyo.Request) (*kapi.Response, error)
 	GetProfileImportJob(ctx context.Context, apiKey, jobID string) (*kapi.ImportJob, error)
+	ImportErrors(ctx context.Context, apiKey, jobID string) ([]kapi.ImportError, error)
 }
 
 // Config tunes one Klaviyo destination's sink.
@@ -33,9 +35,13 @@ type Config struct {
 	// Settings returns the destination's current settings; it is called
 	// once per batch so a change in the console applies to the next one.
 	Settings func() klaviyo.Settings
-	// ImportJobTimeout is how long to wait for a profile bulk import job to
-	// finish so its per-item errors can be attributed (default 2 min).
+	// ImportJobTimeout is how long a profile bulk import job is followed,
+	// after its batch, so its per-item errors can be attributed (default
+	// 10 min).
 	ImportJobTimeout time.Duration
+	// Late records the items a finished import job refused
+	// (destination.Env.Late); nil: import jobs are not followed.
+	Late func(ctx context.Context, jobs []destination.Job, results []destination.Result) error
 	// Concurrency is how many Klaviyo requests one batch sends at once
 	// (default 8); the client's rate limiter paces them per endpoint.
 	Concurrency int
@@ -50,17 +56,37 @@ type Sink struct {
 	send    Sender
 	slog    *slog.Logger
 	metrics *metrics
+	// life ends with Close; following holds the import jobs followed
+	// after their batch, follows a slot for each (maxImportFollows).
+	life      context.Context
+	stop      context.CancelFunc
+	following sync.WaitGroup
+	follows   chan struct{}
 }
+
+// maxImportFollows bounds the import jobs followed at once, and with them
+// the payloads kept for their dead letters (a job holds one batch's
+// profiles at most).
+const maxImportFollows = 8
 
 // NewSink builds a sink. reg may be nil (no metrics).
 func NewSink(cfg Config, send Sender, log *slog.Logger, reg prometheus.Registerer) *Sink {
 	if cfg.ImportJobTimeout <= 0 {
-		cfg.ImportJobTimeout = 2 * time.Minute
+		cfg.ImportJobTimeout = 10 * time.Minute
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 8
 	}
-	return &Sink{cfg: cfg, send: send, slog: log, metrics: newMetrics(reg)}
+	life, stop := context.WithCancel(context.Background())
+	return &Sink{cfg: cfg, send: send, slog: log, metrics: newMetrics(reg), life: life, stop: stop, follows: make(chan struct{}, maxImportFollows)}
+}
+
+// Close stops following import jobs and waits for the followers to end;
+// the items of a job not finished by then are not checked (they were
+// delivered as Klaviyo accepted them).
+func (s *Sink) Close() {
+	s.stop()
+	s.following.Wait()
 }
 
 // Deliver maps, batches and sends the jobs and says what became of each.
@@ -68,7 +94,6 @@ func (s *Sink) Deliver(ctx context.Context, db destination.Batch) []destination.
 	b := s.newBatch(ctx, db.Jobs)
 	b.holdPartial(db.Carried)
 	b.deliver(ctx)
-	b.polls.Wait()
 	out := make([]destination.Result, len(b.items))
 	for i := range b.items {
 		out[i] = b.items[i].result()

@@ -51,7 +51,9 @@ func newEnv(t *testing.T, settings klaviyo.Settings, faults sim.Faults, events .
 	e := &env{sim: s, q: &deliverytest.FakeQueue{}, log: &deliverytest.FakeLog{}}
 	e.q.Jobs = jobs(t, events...)
 	current := func() klaviyo.Settings { return settings }
-	in := &instance{Sink: NewSink(Config{Settings: current, ImportJobTimeout: 5 * time.Second}, c, discard, nil), settings: current}
+	late := delivery.NewLate(delivery.Config{Dest: "klaviyo"}, e.log, nil)
+	in := &instance{Sink: NewSink(Config{Settings: current, ImportJobTimeout: 5 * time.Second, Late: late}, c, discard, nil), settings: current}
+	t.Cleanup(in.Close)
 	e.w = delivery.New(delivery.Config{Dest: "klaviyo", Title: "Klaviyo", Sink: in, Stages: in.Stages(), Waiting: in.Waiting}, e.q, e.log, discard, nil)
 	return e
 }
@@ -434,5 +436,49 @@ func TestDeviceModeSkipsBrowserEvents(t *testing.T) {
 	}
 	if e.status("server") != store.StatusDelivered {
 		t.Fatalf("server: %s", e.status("server"))
+	}
+}
+
+// A profile import job Klaviyo accepted is followed after its batch: the
+// batch delivers at once, and the item the finished job refuses (its
+// identifiers belong to two profiles) is then dead-lettered with its
+// payload and marked dead in the log; the job's other item stays
+// delivered.
+func TestImportJobItemFailuresRecordedLate(t *testing.T) {
+	e := newEnv(t, klaviyo.DefaultSettings(), sim.Faults{},
+		`{"type":"identify","messageId":"seed-a","userId":"u-a","traits":{"email":"a@example.com"}}`,
+		`{"type":"identify","messageId":"seed-b","userId":"u-b","traits":{"email":"b@example.com"}}`,
+	)
+	e.run(t)
+	e.settled(t)
+	conflict := `{"type":"identify","messageId":"clash","userId":"u-a","traits":{"email":"b@example.com","plan":"pro"}}`
+	e.q.Jobs = append(e.q.Jobs, jobs(t, conflict,
+		`{"type":"identify","messageId":"fine","userId":"u-c","traits":{"email":"c@example.com"}}`,
+		// Merged into the clash's import item: refused with it.
+		`{"type":"identify","messageId":"clash-2","userId":"u-a","traits":{"lastName":"Lee"}}`)...)
+	for i := range e.q.Jobs {
+		e.q.Jobs[i].ID = int64(10 + i)
+	}
+	e.run(t)
+	if st := e.sim.State(); st.Requests["POST /api/profile-bulk-import-jobs"] != 2 {
+		t.Fatalf("requests %v: want the second batch in one import job", st.Requests)
+	}
+	testutil.EventuallyWhy(t, 10*time.Second, "the refused item dead-lettered", func() (bool, string) {
+		entry, _, dead := e.log.Latest("clash")
+		return dead && entry.Status == store.StatusDead, fmt.Sprintf("%+v", entry)
+	})
+	entry, dl, _ := e.log.Latest("clash")
+	if dl.Code != "duplicate_profile" || !strings.HasPrefix(dl.Pointer, "/data/attributes/profiles/data/") ||
+		!strings.Contains(dl.Error, "profile import job") || !strings.Contains(string(dl.Payload), `"plan":"pro"`) {
+		t.Errorf("dead letter %+v", dl)
+	}
+	if !strings.Contains(entry.Detail, "duplicate_profile") {
+		t.Errorf("log detail %q", entry.Detail)
+	}
+	if entry, _, dead := e.log.Latest("fine"); dead || entry.Status != store.StatusDelivered {
+		t.Errorf("fine: %+v (dead letter %v)", entry, dead)
+	}
+	if entry, dl, dead := e.log.Latest("clash-2"); !dead || entry.Status != store.StatusDead || !strings.Contains(string(dl.Payload), `"Lee"`) {
+		t.Errorf("clash-2 (merged into the refused item): %+v, dead letter %v", entry, dead)
 	}
 }

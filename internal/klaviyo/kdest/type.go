@@ -169,7 +169,7 @@ func open(env destination.Env) (destination.Instance, error) {
 		return nil, fmt.Errorf("klaviyo client: %w", err)
 	}
 	settings := func() klaviyo.Settings { s, _ := env.Settings().(klaviyo.Settings); return s }
-	return &instance{Sink: NewSink(Config{Settings: settings, CPU: env.CPU}, c, env.Log, env.Metrics), client: c, settings: settings}, nil
+	return &instance{Sink: NewSink(Config{Settings: settings, CPU: env.CPU, Late: env.Late}, c, env.Log, env.Metrics), client: c, settings: settings}, nil
 }
 
 // Ping reads one profile with the private key: harmless, and it needs the
