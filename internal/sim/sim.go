@@ -262,7 +262,6 @@ type route struct {
 	validate bool // in the OpenAPI subset (validated by the Validator)
 }
 
-
 func buildRoutes(limits map[string]openapi.Limit) ([]route, error) {
 	var rs []route
 	for k, l := range limits {
