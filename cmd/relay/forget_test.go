@@ -41,19 +41,22 @@ func TestForgetServerDown(t *testing.T) {
 }
 
 // With no server answering, relay forget and relay replay work on serve's
-// data dir; one serve never used is refused by name and left as it was
-// (a request stored in a fresh dir would wait for a server that never
-// reads it).
+// data dir. One serve never used, taken from the config, is refused by
+// name and left as it was (a request stored there would wait for a server
+// that never reads it); naming it with --data stores the request there
+// for the first relay serve that runs with it, which replay refuses (it
+// would have nothing to replay).
 func TestOfflineCommandsRefuseUnusedDataDir(t *testing.T) {
 	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
 	cfg := filepath.Join(dir, "relay.yaml")
-	if err := os.WriteFile(cfg, []byte("addr: 127.0.0.1:1\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("addr: 127.0.0.1:1\ndata: "+data+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	data := filepath.Join(dir, "data")
 	for _, args := range [][]string{
-		{"forget", "--config", cfg, "--data", data, "--user", "u1"},
-		{"forget", "--config", cfg, "--data", data, "--email", "a@example.com", "--suppress-only"},
+		{"forget", "--config", cfg, "--user", "u1"},
+		{"forget", "--config", cfg, "--email", "a@example.com", "--suppress-only"},
+		{"replay", "--config", cfg, "--dest", "klaviyo"},
 		{"replay", "--config", cfg, "--data", data, "--dest", "klaviyo"},
 	} {
 		var out, errb bytes.Buffer
@@ -64,5 +67,10 @@ func TestOfflineCommandsRefuseUnusedDataDir(t *testing.T) {
 		if _, err := os.Stat(data); !os.IsNotExist(err) {
 			t.Fatalf("%v: the data dir was created (%v)", args, err)
 		}
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"forget", "--config", cfg, "--data", data, "--user", "u1"}, nil, &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), "stored; the next relay serve processes it") {
+		t.Errorf("forget --data: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
 }

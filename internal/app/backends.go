@@ -119,7 +119,7 @@ func openExistingBackends(ctx context.Context, cfg config.Config, env func(strin
 		for _, name := range dataFiles(cfg) {
 			if _, err := os.Stat(filepath.Join(cfg.Data, name)); err != nil {
 				return nil, fmt.Errorf("data dir %q %w (no %s): relay serve has not run with it; "+
-					"pass --data with the data dir relay serve uses, or --config with its config", cfg.Data, ErrNoData, name)
+					"pass --config with relay serve's config, or --data with the data dir it uses", cfg.Data, ErrNoData, name)
 			}
 		}
 	}

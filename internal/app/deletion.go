@@ -73,6 +73,18 @@ type ForgetOptions struct {
 	Env      func(string) (string, bool)
 }
 
+// openBackends opens the store a request is kept in: a data dir given
+// with --data is created when new (a request stored ahead of the first
+// relay serve that runs with it), one taken from the config or the
+// defaults must already hold relay serve's data (ErrNoData): a typo or a
+// forgotten --data must not leave the request where no server reads it.
+func (o ForgetOptions) openBackends(ctx context.Context, cfg config.Config, log *slog.Logger) (*backends, error) {
+	if o.Data != "" {
+		return openBackends(ctx, cfg, o.Env, log)
+	}
+	return openExistingBackends(ctx, cfg, o.Env, log)
+}
+
 // StoreDeletion stores a deletion request directly in the configured store
 // (no relay serve running); the next relay serve processes it.
 func StoreDeletion(ctx context.Context, o ForgetOptions) (store.Deletion, error) {
@@ -84,7 +96,7 @@ func StoreDeletion(ctx context.Context, o ForgetOptions) (store.Deletion, error)
 		cfg.Data = o.Data
 	}
 	log := newLogger(cfg.Log, discard{})
-	b, err := openExistingBackends(ctx, cfg, o.Env, log)
+	b, err := o.openBackends(ctx, cfg, log)
 	if err != nil {
 		return store.Deletion{}, err
 	}
@@ -131,7 +143,7 @@ func StoreSuppression(ctx context.Context, o ForgetOptions, unsuppress bool, reg
 		cfg.Data = o.Data
 	}
 	log := newLogger(cfg.Log, discard{})
-	b, err := openExistingBackends(ctx, cfg, o.Env, log)
+	b, err := o.openBackends(ctx, cfg, log)
 	if err != nil {
 		return "", err
 	}

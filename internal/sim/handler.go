@@ -310,20 +310,19 @@ func (s *Sim) handleAuthed(q *request, path string) *response {
 		// The spec declares only JSON:API; Klaviyo also takes plain JSON.
 		r.Header.Set("Content-Type", "application/vnd.api+json")
 	}
-	if rt.validate {
-		// A shallow copy: the validator sees the canonical path and the
-		// buffered body.
-		vr := r.WithContext(r.Context())
-		u := *r.URL
-		u.Path, u.RawPath = path, ""
-		vr.URL = &u
-		if hasBody {
-			vr.Body = io.NopCloser(bytes.NewReader(raw))
-			vr.ContentLength = int64(len(raw))
-		}
-		if err := s.validator.ValidateRequest(r.Context(), vr); err != nil {
-			return errResp(convertValidationError(err)...)
-		}
+	// Every route is in the OpenAPI subset, so every request is validated;
+	// on a shallow copy: the validator sees the canonical path and the
+	// buffered body.
+	vr := r.WithContext(r.Context())
+	u := *r.URL
+	u.Path, u.RawPath = path, ""
+	vr.URL = &u
+	if hasBody {
+		vr.Body = io.NopCloser(bytes.NewReader(raw))
+		vr.ContentLength = int64(len(raw))
+	}
+	if err := s.validator.ValidateRequest(r.Context(), vr); err != nil {
+		return errResp(convertValidationError(err)...)
 	}
 	if hasBody {
 		dec := json.NewDecoder(bytes.NewReader(raw))
