@@ -145,7 +145,7 @@ func transformFlags(args []string, stderr io.Writer) (opts klaviyo.StreamOptions
 	for _, w := range s.Warnings() {
 		fmt.Fprintf(stderr, "relay transform: warning: %s\n", w)
 	}
-	if presink.Applies(s) {
+	if presink.Applies(s.PreSink()) {
 		opts.Stage = preSinkStage(s)
 	}
 	return opts, s, -1
@@ -155,9 +155,9 @@ func transformFlags(args []string, stderr io.Writer) (opts klaviyo.StreamOptions
 // policy before mapping, as relay serve's delivery does, so the output is
 // what would be sent.
 func preSinkStage(s klaviyo.Settings) func(ev *spec.Event) (klaviyo.StageResult, error) {
-	stage := presink.New("relay-transform", usertransform.Limits{VMs: 1})
+	stage := presink.New("relay-transform", "klaviyo", usertransform.Limits{VMs: 1})
 	return func(ev *spec.Event) (klaviyo.StageResult, error) {
-		pr, err := stage.Run(context.Background(), s, "relay-transform", ev)
+		pr, err := stage.Run(context.Background(), s.PreSink(), "relay-transform", ev)
 		return klaviyo.StageResult{Events: pr.Events, Skipped: pr.Skipped, Dropped: pr.Dropped, Logs: pr.Logs}, err
 	}
 }

@@ -146,7 +146,7 @@ func (a *App) openDestinations(ctx context.Context) error {
 		if why := waitingOf(d.instance)(); why != "" {
 			a.log.Warn("destination cannot send yet", slog.String("dest", dc.Name), slog.String("problem", why))
 		}
-		d.stage = presink.New(dc.Name, usertransform.Limits{VMs: max(a.cfg.Delivery.Workers, 1)})
+		d.stage = presink.New(dc.Name, dc.Type, usertransform.Limits{VMs: max(a.cfg.Delivery.Workers, 1)})
 		for range a.cfg.Delivery.Workers {
 			d.workers = append(d.workers, delivery.New(delivery.Config{
 				Dest:        dc.Name,

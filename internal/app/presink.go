@@ -9,21 +9,21 @@ import (
 	"github.com/relaycdp/relay/internal/console"
 	"github.com/relaycdp/relay/internal/delivery"
 	"github.com/relaycdp/relay/internal/destination"
-	"github.com/relaycdp/relay/internal/klaviyo"
+	"github.com/relaycdp/relay/internal/presink"
 	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/store"
 )
 
 // preSinkFor is delivery's Config.PreSink for destinations whose
-// settings carry a transformation, filter and privacy policy (Klaviyo's,
-// internal/presink); nil for the others.
+// settings carry a transformation, filter and privacy policy
+// (presink.Carrier: Klaviyo's, the Webhook's); nil for the others.
 func (d *dest) preSinkFor() func(context.Context, string, *spec.Event) (delivery.PreSinkResult, error) {
-	if _, ok := d.current().(klaviyo.Settings); !ok {
+	if _, ok := d.current().(presink.Carrier); !ok {
 		return nil
 	}
 	return func(ctx context.Context, source string, ev *spec.Event) (delivery.PreSinkResult, error) {
-		s, _ := d.current().(klaviyo.Settings)
-		res, err := d.stage.Run(ctx, s, source, ev)
+		c, _ := d.current().(presink.Carrier)
+		res, err := d.stage.Run(ctx, c.PreSink(), source, ev)
 		if err != nil {
 			return delivery.PreSinkResult{}, err
 		}

@@ -6,21 +6,16 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/relaycdp/relay/internal/privacy"
-	"github.com/relaycdp/relay/internal/usertransform"
+	"github.com/relaycdp/relay/internal/presink"
 )
 
-// PreSinkSettings are what runs on an event before it is mapped, besides
-// the privacy policy (privacy.Config, embedded beside it in Settings):
-// an optional JavaScript user transformation and a declarative filter
-// (internal/usertransform, docs/PRIVACY.md).
-type PreSinkSettings struct {
-	// Transformation is JavaScript source defining transformEvent(event,
-	// metadata); empty: none.
-	Transformation string `json:"transformation,omitempty"`
-	// Filter drops events matching a condition and renames or removes
-	// properties; nil: none.
-	Filter *usertransform.FilterConfig `json:"filter,omitempty"`
+// PreSinkSettings are the transformation and filter, embedded beside the
+// privacy policy (privacy.Config) in Settings (internal/presink).
+type PreSinkSettings = presink.Steps
+
+// PreSink implements presink.Carrier.
+func (s Settings) PreSink() presink.Settings {
+	return presink.Settings{Config: s.Config, Steps: s.PreSinkSettings}
 }
 
 // setPrivacy sets one privacy or transformation setting, going through
@@ -68,23 +63,25 @@ func (s *Settings) setPrivacy(name, key string, v any) error {
 // validatePrivacy compiles the policy, the transformation and the filter,
 // so a bad one is refused when saved rather than failing every event.
 func (s Settings) validatePrivacy() error {
-	var errs []error
-	if _, err := privacy.Compile(s.Config); err != nil {
-		var pe *privacy.Error
-		if errors.As(err, &pe) {
-			err = &SettingsError{Setting: pe.Setting, Reason: pe.Reason}
+	err := s.PreSink().Validate()
+	var out []error
+	for _, e := range joinedErrors(err) {
+		var se *presink.SettingError
+		if errors.As(e, &se) {
+			e = &SettingsError{Setting: se.Setting, Reason: se.Reason}
 		}
-		errs = append(errs, err)
+		out = append(out, e)
 	}
-	if s.Transformation != "" {
-		if _, err := usertransform.CompileJS(s.Transformation, usertransform.Limits{VMs: 1}); err != nil {
-			errs = append(errs, &SettingsError{Setting: "transformation", Reason: err.Error()})
-		}
+	return errors.Join(out...)
+}
+
+// joinedErrors lists the errors an errors.Join holds (none for nil).
+func joinedErrors(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
 	}
-	if s.Filter != nil {
-		if _, err := usertransform.CompileFilter(*s.Filter); err != nil {
-			errs = append(errs, &SettingsError{Setting: "filter", Reason: err.Error()})
-		}
+	if err == nil {
+		return nil
 	}
-	return errors.Join(errs...)
+	return []error{err}
 }

@@ -1,9 +1,11 @@
-package presink
+package presink_test
 
 import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/relaycdp/relay/internal/presink"
 
 	"github.com/relaycdp/relay/internal/klaviyo"
 	"github.com/relaycdp/relay/internal/spec"
@@ -31,11 +33,11 @@ func BenchmarkStage(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			stage := New("klaviyo", usertransform.Limits{VMs: 1})
+			stage := presink.New("klaviyo", "klaviyo", usertransform.Limits{VMs: 1})
 			ev := benchEvent()
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := stage.Run(context.Background(), st, "web", &ev); err != nil {
+				if _, err := stage.Run(context.Background(), st.PreSink(), "web", &ev); err != nil {
 					b.Fatal(err)
 				}
 			}

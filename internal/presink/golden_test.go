@@ -1,4 +1,4 @@
-package presink
+package presink_test
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/relaycdp/relay/internal/presink"
 
 	"github.com/relaycdp/relay/internal/klaviyo"
 	"github.com/relaycdp/relay/internal/spec"
@@ -55,14 +57,14 @@ func TestGolden(t *testing.T) {
 			if err := st.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			stage := New("klaviyo", usertransform.Limits{})
+			stage := presink.New("klaviyo", "klaviyo", usertransform.Limits{})
 			var outs []goldenOutcome
 			for i := range batch.Items {
 				it := &batch.Items[i]
 				if it.Err != nil {
 					t.Fatalf("event %d: %v", i, it.Err)
 				}
-				res, err := stage.Run(context.Background(), st, "web", &it.Event)
+				res, err := stage.Run(context.Background(), st.PreSink(), "web", &it.Event)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -12,11 +12,36 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/relaycdp/relay/internal/klaviyo"
 	"github.com/relaycdp/relay/internal/privacy"
 	"github.com/relaycdp/relay/internal/spec"
 	"github.com/relaycdp/relay/internal/usertransform"
 )
+
+// Steps are what runs on an event before it is mapped, besides the
+// privacy policy: an optional JavaScript user transformation and a
+// declarative filter (internal/usertransform, docs/PRIVACY.md).
+type Steps struct {
+	// Transformation is JavaScript source defining transformEvent(event,
+	// metadata); empty: none.
+	Transformation string `json:"transformation,omitempty"`
+	// Filter drops events matching a condition and renames or removes
+	// properties; nil: none.
+	Filter *usertransform.FilterConfig `json:"filter,omitempty"`
+}
+
+// Settings are a destination's pre-sink settings. A destination type whose
+// settings embed both parts (their JSON names are the settings' names,
+// described by destination.PrivacyFields) and implement Carrier gets the
+// stage in delivery, the event tester and relay transform.
+type Settings struct {
+	privacy.Config
+	Steps
+}
+
+// Carrier is destination settings that carry pre-sink settings.
+type Carrier interface {
+	PreSink() Settings
+}
 
 // Result is what the stage made of one event.
 type Result struct {
@@ -41,8 +66,8 @@ type Result struct {
 // transformation, filter and policy once and again only when they change.
 // Safe for concurrent use.
 type Stage struct {
-	dest   string
-	limits usertransform.Limits
+	dest, destType string
+	limits         usertransform.Limits
 	mu     sync.Mutex
 	key    string
 	c      *compiled
@@ -54,10 +79,11 @@ type compiled struct {
 	policy *privacy.Policy
 }
 
-// New makes the stage of destination dest; limits bound the
-// transformation (zero: defaults; VMs should be the worker count).
-func New(dest string, limits usertransform.Limits) *Stage {
-	return &Stage{dest: dest, limits: limits}
+// New makes the stage of destination dest of type destType (as the
+// transformation's metadata names them); limits bound the transformation
+// (zero: defaults; VMs should be the worker count).
+func New(dest, destType string, limits usertransform.Limits) *Stage {
+	return &Stage{dest: dest, destType: destType, limits: limits}
 }
 
 // Error is a failure of the stage on one event; Code is "transformation_"
@@ -74,7 +100,7 @@ func (e *Error) Unwrap() error { return e.Err }
 func (e *Error) ErrorCode() string { return e.Code }
 
 // Run applies the stage to ev (which it does not change).
-func (s *Stage) Run(ctx context.Context, st klaviyo.Settings, source string, ev *spec.Event) (Result, error) {
+func (s *Stage) Run(ctx context.Context, st Settings, source string, ev *spec.Event) (Result, error) {
 	if unset(&st) {
 		return Result{Events: []spec.Event{*ev}, Mode: privacy.ModeStandard}, nil
 	}
@@ -89,7 +115,7 @@ func (s *Stage) Run(ctx context.Context, st klaviyo.Settings, source string, ev 
 		return res, nil
 	}
 	if c.js != nil {
-		out, err := c.js.Transform(ctx, ev, usertransform.Metadata{SourceName: source, DestinationName: s.dest, DestinationType: "klaviyo", MessageID: ev.MessageID})
+		out, err := c.js.Transform(ctx, ev, usertransform.Metadata{SourceName: source, DestinationName: s.dest, DestinationType: s.destType, MessageID: ev.MessageID})
 		res.Logs = out.Logs
 		if err != nil {
 			code := "transformation_error"
@@ -132,11 +158,11 @@ func (s *Stage) Run(ctx context.Context, st klaviyo.Settings, source string, ev 
 
 // Applies reports whether st has any of the stage's settings; without
 // them Run passes every event through unchanged.
-func Applies(st klaviyo.Settings) bool { return !unset(&st) }
+func Applies(st Settings) bool { return !unset(&st) }
 
 // unset reports whether st has none of the stage's settings: the common
 // case skips compiling and the policy altogether.
-func unset(st *klaviyo.Settings) bool {
+func unset(st *Settings) bool {
 	p := &st.Config
 	return p.Mode == "" && p.PropertyAllowlist == nil && p.TraitAllowlist == nil && p.DropIP == nil &&
 		p.DropUserAgent == nil && p.StripPageURLs == nil && p.DropFreeText == nil && p.Identifiers == nil &&
@@ -145,11 +171,8 @@ func unset(st *klaviyo.Settings) bool {
 
 // compile returns the compiled steps of st, reusing the last ones while
 // the settings that shape them stay the same.
-func (s *Stage) compile(st klaviyo.Settings) (*compiled, error) {
-	keyJSON, err := json.Marshal(struct {
-		P privacy.Config
-		T klaviyo.PreSinkSettings
-	}{st.Config, st.PreSinkSettings})
+func (s *Stage) compile(st Settings) (*compiled, error) {
+	keyJSON, err := json.Marshal(st)
 	if err != nil {
 		return nil, err
 	}

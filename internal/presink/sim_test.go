@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/relaycdp/relay/internal/presink"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/relaycdp/relay/internal/presink"
 
 	"github.com/relaycdp/relay/internal/delivery"
 	"github.com/relaycdp/relay/internal/delivery/deliverytest"
@@ -46,8 +47,8 @@ func TestNoDisallowedValueReachesKlaviyo(t *testing.T) {
 		leaks    bool
 		present  []string // allowlisted values that must arrive
 	}{
-		{"standard", presink.GoldenSettings["standard"], true, nil},
-		{"hipaa", presink.GoldenSettings["hipaa"], false, []string{"pat@example.com"}},
+		{"standard", goldenSettings["standard"], true, nil},
+		{"hipaa", goldenSettings["hipaa"], false, []string{"pat@example.com"}},
 		{"hipaa_allowlist", `{"sendPageAsTrack": true, "privacyMode": "hipaa", "propertyAllowlist": ["clinic"], "traitAllowlist": ["firstName"]}`, false, []string{"Oncology West", "Pat"}},
 		{"transformation then hipaa", `{"sendPageAsTrack": true, "privacyMode": "hipaa", "propertyAllowlist": ["summary"],
 			"transformation": "function transformEvent(e) { if (e.properties) { e.properties.summary = 'booked'; e.properties.copy = e.properties.note } return e }"}`,
@@ -122,7 +123,7 @@ func deliverLog(t *testing.T, settings string) ([]string, *deliverytest.FakeLog)
 	if err := st.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	stage := presink.New("klaviyo", usertransform.Limits{})
+	stage := presink.New("klaviyo", "klaviyo", usertransform.Limits{})
 	q := &deliverytest.FakeQueue{Jobs: goldenJobs(t)}
 	log := &deliverytest.FakeLog{}
 	var audit []store.AuditEntry
@@ -130,7 +131,7 @@ func deliverLog(t *testing.T, settings string) ([]string, *deliverytest.FakeLog)
 	w := delivery.New(delivery.Config{
 		Dest: "klaviyo", Title: "Klaviyo", Sink: sink,
 		PreSink: func(ctx context.Context, source string, ev *spec.Event) (delivery.PreSinkResult, error) {
-			res, err := stage.Run(ctx, st, source, ev)
+			res, err := stage.Run(ctx, st.PreSink(), source, ev)
 			return delivery.PreSinkResult{Events: res.Events, Skipped: res.Skipped, Sent: res.Sent, Dropped: res.Dropped, Audit: res.Active}, err
 		},
 		Audit: func(_ context.Context, es []store.AuditEntry) error { audit = append(audit, es...); return nil },
@@ -178,7 +179,7 @@ func TestTransformationFailureDeadLetters(t *testing.T) {
 
 // The delivery log says which keys the policy dropped.
 func TestDeliveryLogNamesDroppedKeys(t *testing.T) {
-	_, log := deliverLog(t, presink.GoldenSettings["hipaa"])
+	_, log := deliverLog(t, goldenSettings["hipaa"])
 	for _, e := range log.Records {
 		if e.MessageID == "g-track" && !strings.Contains(e.Detail, "privacy policy dropped") || !strings.Contains(e.Detail, "context.ip") {
 			t.Errorf("%s detail = %q", e.MessageID, e.Detail)

@@ -35,9 +35,9 @@ func benchUserTransform(in []transformInput, runs int, d time.Duration, progress
 	if err := s.Validate(); err != nil {
 		return c, err
 	}
-	stage := presink.New("klaviyo", usertransform.Limits{VMs: 1})
+	stage := presink.New("klaviyo", "klaviyo", usertransform.Limits{VMs: 1})
 	one := func(x transformInput) (int, error) {
-		res, err := stage.Run(context.Background(), s, "bench", x.ev)
+		res, err := stage.Run(context.Background(), s.PreSink(), "bench", x.ev)
 		if err != nil {
 			return 0, err
 		}

@@ -25,7 +25,7 @@ func test(input []byte, opts spec.Options, ds destination.Settings) (destination
 	if err != nil {
 		return destination.TestResult{}, err
 	}
-	stage := presink.New("tester", usertransform.Limits{VMs: 1})
+	stage := presink.New("tester", "klaviyo", usertransform.Limits{VMs: 1})
 	var (
 		outs        []klaviyo.Outcome
 		res         destination.TestResult
@@ -38,7 +38,7 @@ func test(input []byte, opts spec.Options, ds destination.Settings) (destination
 			outs, res.Events = append(outs, o), append(res.Events, view(o))
 			continue
 		}
-		pr, err := stage.Run(context.Background(), s, testerSource, &it.Event)
+		pr, err := stage.Run(context.Background(), s.PreSink(), testerSource, &it.Event)
 		var staged []klaviyo.Outcome
 		switch {
 		case err != nil:
