@@ -68,9 +68,9 @@ type Result struct {
 type Stage struct {
 	dest, destType string
 	limits         usertransform.Limits
-	mu     sync.Mutex
-	key    string
-	c      *compiled
+	mu             sync.Mutex
+	key            string
+	c              *compiled
 }
 
 type compiled struct {
