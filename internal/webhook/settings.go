@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/relaycdp/relay/internal/destination"
+	"github.com/relaycdp/relay/internal/presink"
 )
 
 // Settings are a webhook destination's settings. Each setting is declared
@@ -29,7 +31,14 @@ type Settings struct {
 	SignatureHeader string        `json:"signatureHeader" label:"Signature header" help:"The header carrying the signature (default X-Relay-Signature)."`
 	Timeout         time.Duration `json:"timeout" label:"Timeout" hint:"10s" help:"How long one request may take before it counts as failed and is retried (1s–5m, default 10s)."`
 	Concurrency     int           `json:"concurrency" label:"Concurrent requests" help:"How many requests one batch of jobs sends at once (1–64, default 4)."`
+	// The privacy policy, transformation and filter run before an event is
+	// sent, as for every destination that carries them (internal/presink);
+	// described by destination.PrivacyFields, read by presink.TakeSettings.
+	presink.Settings
 }
+
+// PreSink implements presink.Carrier.
+func (s Settings) PreSink() presink.Settings { return s.Settings }
 
 // Values of Settings.Mode.
 const (
@@ -49,17 +58,39 @@ func Fields() []destination.Field {
 		// The tags are constants: TestFieldsDescribed keeps them valid.
 		panic(err)
 	}
-	return f
+	return append(f, destination.PrivacyFields()...)
 }
 
 // ParseSettings reads a settings document over the defaults and validates
 // it; errors name the setting and never hold a value.
 func ParseSettings(raw []byte) (Settings, error) {
 	s := DefaultSettings()
-	if err := destination.ParseInto("webhook", raw, &s); err != nil {
+	doc, err := destination.DecodeDocument("webhook", raw)
+	if err != nil {
+		return s, err
+	}
+	pre, rest, err := presink.TakeSettings(doc)
+	if err != nil {
+		return s, settingsError(err)
+	}
+	s.Settings = pre
+	own, err := json.Marshal(rest)
+	if err != nil {
+		return s, &destination.SettingsError{Type: "webhook", Reason: err.Error()}
+	}
+	if err := destination.ParseInto("webhook", own, &s); err != nil {
 		return s, err
 	}
 	return s, s.Validate()
+}
+
+// settingsError names a pre-sink setting's problem as the registry does.
+func settingsError(err error) error {
+	var se *presink.SettingError
+	if errors.As(err, &se) {
+		return &destination.SettingsError{Type: "webhook", Setting: se.Setting, Reason: se.Reason}
+	}
+	return err
 }
 
 // reservedHeaders are set by Relay and may not be overridden.
@@ -99,6 +130,11 @@ func (s Settings) Validate() error {
 			bad("headers."+name, "a header value cannot span lines")
 		case isReserved(name, s.SignatureHeader):
 			bad("headers."+name, "set by Relay")
+		}
+	}
+	if err := s.Settings.Validate(); err != nil {
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+			errs = append(errs, settingsError(e))
 		}
 	}
 	return errors.Join(errs...)

@@ -3,12 +3,15 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/relaycdp/relay/internal/destination"
+	"github.com/relaycdp/relay/internal/presink"
 	"github.com/relaycdp/relay/internal/spec"
+	"github.com/relaycdp/relay/internal/usertransform"
 )
 
 // Type is the Webhook destination type for the registry.
@@ -76,10 +79,13 @@ type testRequest struct {
 type testOutcome struct {
 	MessageID string        `json:"messageId"`
 	Requests  []testRequest `json:"requests,omitzero"`
-	Error     *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error,omitempty"`
+	Skipped   string        `json:"skipped,omitempty"`
+	Error     *testError    `json:"error,omitempty"`
+}
+
+type testError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // test shows the request each event becomes, one per event (in batch mode
@@ -91,49 +97,97 @@ func test(input []byte, opts spec.Options, ds destination.Settings) (destination
 		return destination.TestResult{}, err
 	}
 	now := time.Now()
-	var outs []testOutcome
-	var res destination.TestResult
+	var (
+		outs        []testOutcome
+		res         destination.TestResult
+		transformed []spec.Event
+	)
+	stage := testStage(s)
 	for i := range batch.Items {
 		it := &batch.Items[i]
 		o := testOutcome{MessageID: it.Event.MessageID}
 		tv := destination.TestOutcome{MessageID: it.Event.MessageID}
 		if it.Err != nil {
-			o.Error = &struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			}{it.Err.Code, it.Err.Message}
+			o.Error = &testError{it.Err.Code, it.Err.Message}
 			tv.Error = it.Err.Code + ": " + it.Err.Message
 		} else {
 			if it.Event.ReceivedAt.IsZero() {
 				it.Event.ReceivedAt = now
 			}
-			sink := &Sink{now: time.Now}
-			job := []destination.Job{{Event: &it.Event}}
-			job[0].MessageID = it.Event.MessageID
-			body, err := sink.body(s, job, []int{0})
+			events, err := stage(&o, &tv, &it.Event)
 			if err != nil {
 				return res, err
 			}
-			req, err := Request(context.Background(), s, body, it.Event.MessageID)
-			if err != nil {
-				return res, err
-			}
-			headers := map[string]string{}
-			for k := range req.Header {
-				headers[k] = req.Header.Get(k)
-			}
-			if s.Authorization != "" {
-				headers["Authorization"] = "[secret]"
-			}
-			o.Requests = []testRequest{{Method: req.Method, URL: s.URL, Headers: headers, Body: body}}
-			tv.Requests = []string{req.Method + " " + req.URL.Path}
-			if s.Mode == ModeBatch {
-				tv.Warnings = []string{"batch mode: delivery puts up to maxBatchSize events in one body"}
+			transformed = append(transformed, events...)
+			for k := range events {
+				if err := testRequest1(&o, &tv, s, &events[k]); err != nil {
+					return res, err
+				}
 			}
 		}
 		outs = append(outs, o)
 		res.Events = append(res.Events, tv)
 	}
+	if presink.Applies(s.PreSink()) {
+		res.Transformed, _ = json.MarshalIndent(transformed, "", "  ")
+	}
 	res.Output, err = json.MarshalIndent(outs, "", "  ")
 	return res, err
+}
+
+// testStage runs the settings' transformation, filter and privacy policy
+// on one event as delivery will (internal/presink), noting on the outcome
+// what they did; it returns the events that would be sent.
+func testStage(s Settings) func(o *testOutcome, tv *destination.TestOutcome, ev *spec.Event) ([]spec.Event, error) {
+	if !presink.Applies(s.PreSink()) {
+		return func(_ *testOutcome, _ *destination.TestOutcome, ev *spec.Event) ([]spec.Event, error) {
+			return []spec.Event{*ev}, nil
+		}
+	}
+	st := presink.New("tester", "webhook", usertransform.Limits{VMs: 1})
+	return func(o *testOutcome, tv *destination.TestOutcome, ev *spec.Event) ([]spec.Event, error) {
+		pr, err := st.Run(context.Background(), s.PreSink(), "console-tester", ev)
+		tv.Dropped, tv.Logs, tv.PrivacyMode = pr.Dropped, pr.Logs, pr.Mode
+		switch {
+		case err != nil:
+			o.Error = &testError{Code: "transformation_error", Message: err.Error()}
+			var pe *presink.Error
+			if errors.As(err, &pe) {
+				o.Error.Code = pe.Code
+			}
+			tv.Error = o.Error.Code + ": " + o.Error.Message
+			return nil, nil
+		case pr.Skipped != "":
+			o.Skipped, tv.Skipped = pr.Skipped, pr.Skipped
+		}
+		return pr.Events, nil
+	}
+}
+
+// testRequest1 adds the request one event becomes to the outcome.
+func testRequest1(o *testOutcome, tv *destination.TestOutcome, s Settings, ev *spec.Event) error {
+	sink := &Sink{now: time.Now}
+	job := []destination.Job{{Event: ev}}
+	job[0].MessageID = ev.MessageID
+	body, err := sink.body(s, job, []int{0})
+	if err != nil {
+		return err
+	}
+	req, err := Request(context.Background(), s, body, ev.MessageID)
+	if err != nil {
+		return err
+	}
+	headers := map[string]string{}
+	for k := range req.Header {
+		headers[k] = req.Header.Get(k)
+	}
+	if s.Authorization != "" {
+		headers["Authorization"] = "[secret]"
+	}
+	o.Requests = append(o.Requests, testRequest{Method: req.Method, URL: s.URL, Headers: headers, Body: body})
+	tv.Requests = append(tv.Requests, req.Method+" "+req.URL.Path)
+	if s.Mode == ModeBatch && len(tv.Warnings) == 0 {
+		tv.Warnings = []string{"batch mode: delivery puts up to maxBatchSize events in one body"}
+	}
+	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,6 +69,68 @@ func NewSink(settings func() Settings, client *http.Client, log *slog.Logger, re
 // Deliver sends the jobs (one request each, or in batches) and says what
 // became of each.
 func (s *Sink) Deliver(ctx context.Context, b destination.Batch) []destination.Result {
+	units, owner := expand(b.Jobs)
+	if owner == nil {
+		return s.deliver(ctx, units)
+	}
+	return fold(len(b.Jobs), owner, s.deliver(ctx, units))
+}
+
+// expand lists what is sent for the jobs: each job's event, or the events
+// its transformation made of it (destination.Job.Events), each with its
+// own idempotency key. owner[i] is the job of unit i; nil when every job
+// is its own unit.
+func expand(jobs []destination.Job) ([]destination.Job, []int) {
+	if !slices.ContainsFunc(jobs, func(j destination.Job) bool { return j.Events != nil }) {
+		return jobs, nil
+	}
+	var (
+		units []destination.Job
+		owner []int
+	)
+	for i, j := range jobs {
+		if j.Events == nil {
+			units, owner = append(units, j), append(owner, i)
+			continue
+		}
+		for k := range j.Events {
+			u := j
+			u.Event, u.Events = &j.Events[k], nil
+			if len(j.Events) > 1 {
+				u.MessageID = fmt.Sprintf("%s-%d", j.MessageID, k)
+			}
+			units, owner = append(units, u), append(owner, i)
+		}
+	}
+	return units, owner
+}
+
+// fold gives each of n jobs the outcome of its units: a retry if any unit
+// must be retried (nothing is lost; the receiver de-duplicates the
+// repeats by Idempotency-Key), else the first dead one, else delivered; a
+// job without units was transformed into nothing.
+func fold(n int, owner []int, results []destination.Result) []destination.Result {
+	out := make([]destination.Result, n)
+	seen := make([]bool, n)
+	for u, r := range results {
+		i := owner[u]
+		switch {
+		case !seen[i], r.Outcome == destination.Retry && out[i].Outcome != destination.Retry,
+			r.Outcome == destination.Dead && out[i].Outcome == destination.Delivered:
+			out[i] = r
+		}
+		seen[i] = true
+	}
+	for i := range out {
+		if !seen[i] {
+			out[i] = destination.Result{Outcome: destination.Skipped, Detail: "the transformation made no event of it"}
+		}
+	}
+	return out
+}
+
+func (s *Sink) deliver(ctx context.Context, jobs []destination.Job) []destination.Result {
+	b := destination.Batch{Jobs: jobs}
 	st := s.settings()
 	out := make([]destination.Result, len(b.Jobs))
 	size := 1
