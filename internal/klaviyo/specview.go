@@ -14,6 +14,14 @@ func userTraits(ev *spec.Event) map[string]any {
 	return ev.UserTraits()
 }
 
+// contextKeys are the keys of an event's context the mapping reads
+// (spec.Options.ContextKeys): context.traits (userTraits), ip (profile
+// location), page (additionalPageInfo) and externalId (klaviyoProfileID).
+// A mapping that reads another must add it here: TestStreamMatchesGolden
+// and FuzzTransformStream compare the stream, which decodes
+// only these, with Transform, which decodes every key.
+func contextKeys() []string { return []string{"traits", "ip", "page", "externalId"} }
+
 // destination is spec's integrations filtering for one destination. Its
 // options are integrations.<name> over destinations.<name> (Segment
 // Classic's wording in seeds 001 and 002): a key integrations sets wins.

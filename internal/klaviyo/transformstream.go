@@ -73,6 +73,7 @@ type streamTransformer struct {
 	stats StreamStats
 
 	items []spec.Item // reused by spec.Parse
+	maps  spec.Maps   // the events' maps, reused once each value is written
 	enc   outcomeEncoder
 	// phones is shared by the stream's events (see phoneCache).
 	phones phoneCache
@@ -118,7 +119,8 @@ func (t *streamTransformer) value(rd *eventstream.Reader, v []byte) error {
 	} else if v[0] != '{' {
 		return t.inputErr(rd, v, fmt.Sprintf("%s where an event (or a batch envelope) should be; one JSON object a line, or one JSON array", valueKind(v[0])))
 	}
-	batch, err := parse(v, spec.Options{ReceivedAt: t.opts.ReceivedAt, MaxEventBytes: t.opts.MaxEventBytes, Items: t.items})
+	batch, err := parse(v, spec.Options{ReceivedAt: t.opts.ReceivedAt, MaxEventBytes: t.opts.MaxEventBytes, Items: t.items,
+		Maps: &t.maps, ContextKeys: contextKeys()})
 	if err != nil {
 		return t.inputErr(rd, v, parseProblem(v, err))
 	}
@@ -138,6 +140,7 @@ func (t *streamTransformer) value(rd *eventstream.Reader, v []byte) error {
 		}
 	}
 	clear(t.items) // drop the events' maps before the next value
+	t.maps.Reset() // their outcomes are written: nothing holds them
 	return nil
 }
 

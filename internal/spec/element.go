@@ -32,10 +32,10 @@ type envelope struct {
 	writeKey        string
 }
 
-func readEnvelope(top *fields) envelope {
+func (p *parser) readEnvelope(top *fields) envelope {
 	var env envelope
 	if raw := top[fContext]; !absent(raw) {
-		m, ok := decodeObject(raw)
+		m, ok := decodeObjectWith(raw, p.opts.Maps, p.opts.ContextKeys)
 		if !ok {
 			env.contextErr = &Error{Code: CodeInvalidType, Field: "context",
 				Message: "the batch's context is " + kind(raw) + ", want an object"}
@@ -43,7 +43,7 @@ func readEnvelope(top *fields) envelope {
 		env.context, env.rawContext = m, raw
 	}
 	if raw := top[fIntegrations]; !absent(raw) {
-		m, ok := decodeObject(raw)
+		m, ok := decodeObjectWith(raw, p.opts.Maps, nil)
 		if !ok {
 			env.integrationsErr = &Error{Code: CodeInvalidType, Field: "integrations",
 				Message: "the batch's integrations is " + kind(raw) + ", want an object"}
@@ -117,7 +117,7 @@ func (p *parser) fill(raw []byte, f *fields, env *envelope, ev *Event) *Error {
 			return err
 		}
 	} else {
-		if err := readObjects(f, ev); err != nil {
+		if err := p.readObjects(f, ev); err != nil {
 			return err
 		}
 		if err := mergeEnvelope(env, ev); err != nil {
@@ -241,7 +241,7 @@ func readStrings(f *fields, ev *Event) *Error {
 
 // readObjects decodes traits, properties, context and integrations, which
 // must be JSON objects when present.
-func readObjects(f *fields, ev *Event) *Error {
+func (p *parser) readObjects(f *fields, ev *Event) *Error {
 	objs := [...]struct {
 		key field
 		dst *map[string]any
@@ -257,7 +257,11 @@ func readObjects(f *fields, ev *Event) *Error {
 		if absent(v) {
 			continue
 		}
-		obj, ok := decodeObject(v)
+		var keep []string
+		if o.key == fContext {
+			keep = p.opts.ContextKeys
+		}
+		obj, ok := decodeObjectWith(v, p.opts.Maps, keep)
 		if !ok {
 			return objectErr(o.key, v)
 		}

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -28,9 +29,10 @@ func decodeValid(raw []byte) (any, bool) {
 }
 
 type valueDecoder struct {
-	b []byte
-	s string // b's bytes, which plain strings are sliced from
-	i int
+	b    []byte
+	s    string // b's bytes, which plain strings are sliced from
+	i    int
+	maps *Maps // where objects' maps come from; nil: made new
 }
 
 func (d *valueDecoder) space() {
@@ -83,7 +85,7 @@ func (d *valueDecoder) value() (any, bool) {
 }
 
 func (d *valueDecoder) object() (any, bool) {
-	m := map[string]any{}
+	m := d.maps.get()
 	d.space()
 	if d.i < len(d.b) && d.b[d.i] == '}' {
 		d.i++
@@ -108,6 +110,53 @@ func (d *valueDecoder) object() (any, bool) {
 			return nil, false
 		}
 	}
+}
+
+// objectOnly is object keeping only the members whose key is in keep.
+// The values of the others are skipped, not decoded, but still fail the
+// object where decoding them would (a number out of float64's range), so
+// that what is accepted does not depend on keep.
+func (d *valueDecoder) objectOnly(keep []string) (any, bool) {
+	m := d.maps.get()
+	d.space()
+	if d.i < len(d.b) && d.b[d.i] == '}' {
+		d.i++
+		return m, true
+	}
+	for {
+		d.space()
+		k, ok := d.str()
+		if !ok || d.next() != ':' {
+			return nil, false
+		}
+		if slices.Contains(keep, k) {
+			v, ok := d.value()
+			if !ok {
+				return nil, false
+			}
+			m[k] = v
+		} else {
+			d.space()
+			end := skipValue(d.b, d.i)
+			if v := d.b[d.i:end]; len(v) == 0 || mayOverflow(v) && !decodesValue(v) {
+				return nil, false
+			}
+			d.i = end
+		}
+		switch d.next() {
+		case ',':
+		case '}':
+			return m, true
+		default:
+			return nil, false
+		}
+	}
+}
+
+// decodesValue reports whether encoding/json can decode the value raw.
+func decodesValue(raw []byte) bool {
+	_, ok := decodeValid(raw)
+	return ok
 }
 
 func (d *valueDecoder) array() (any, bool) {

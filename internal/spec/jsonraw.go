@@ -104,10 +104,25 @@ func decodeID(raw []byte) (string, bool) {
 // decodeObject decodes a JSON object; an empty object gives nil, so an
 // Event has one representation of "none" and survives a JSON round trip.
 func decodeObject(raw []byte) (map[string]any, bool) {
+	return decodeObjectWith(raw, nil, nil)
+}
+
+// decodeObjectWith is decodeObject taking its maps from ms and, when keep
+// is not nil, keeping only the members whose key is in keep
+// (Options.ContextKeys).
+func decodeObjectWith(raw []byte, ms *Maps, keep []string) (map[string]any, bool) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, false
 	}
-	v, ok := decodeValid(raw)
+	d := valueDecoder{b: raw, s: string(raw), maps: ms}
+	var v any
+	var ok bool
+	if keep == nil {
+		v, ok = d.value()
+	} else {
+		d.i++
+		v, ok = d.objectOnly(keep)
+	}
 	if !ok {
 		return nil, false
 	}

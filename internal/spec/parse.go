@@ -36,6 +36,16 @@ type Options struct {
 	// Items, like Scratch, is reused for Batch.Items when its capacity
 	// suffices; Parse overwrites every element it uses.
 	Items []Item
+	// Maps, when set, lends the maps the events' objects are decoded
+	// into: they are valid until Maps.Reset (see Maps).
+	Maps *Maps
+	// ContextKeys, when not nil, are the only keys of context (the
+	// event's and a batch envelope's) decoded into Event.Context; the
+	// others are left out of it, for a caller that reads no other:
+	// `relay transform`'s mapping reads four of the ten or so keys SDKs
+	// send, and decoding the rest (library, userAgent, page, os...) was
+	// wasted. Whether an event is accepted does not depend on it.
+	ContextKeys []string
 }
 
 // Batch is a parsed request body.
@@ -172,7 +182,7 @@ func (p *parser) parse(body []byte) (*Batch, error) {
 		if rawBatch[0] != '[' {
 			return nil, fmt.Errorf("%w: batch is %s, want an array", ErrMalformed, kind(rawBatch))
 		}
-		env := readEnvelope(&top)
+		env := p.readEnvelope(&top)
 		return p.events(rawBatch, &env, "batch is empty")
 	default:
 		return nil, fmt.Errorf("%w: body is %s, want an object or an array", ErrMalformed, kind(value))
