@@ -109,6 +109,7 @@ func FuzzParseElement(f *testing.F) {
 		`{"type":"track","event":"E","userId":"u","properties":{"a":[1,{"b":null}]},"context":{"traits":{"email":"a@b.co"}}}`,
 		`{"batch":[{"type":"track","event":"E"}],"writeKey":"k"}`, ` {"type":"page"} `, `1`, `null`, `"s"`, `[]`, ``, `{`, `{}`, `1,2`,
 		`{"type":"identify","messageId":"m","traits":{"name":"\u00e9\b"},"timestamp":"2026-01-01T00:00:00Z"}`,
+		`{"type":"track","event":"E","type":"identify","tr\u0061its":{"a":1},"userId":7,"traits":{"b":2}}`,
 	} {
 		f.Add([]byte(s), 0, int64(0), false)
 	}

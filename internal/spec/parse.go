@@ -130,14 +130,28 @@ func Parse(body []byte, opts Options) (*Batch, error) {
 func ParseElement(raw []byte, opts Options) (*Batch, error) {
 	v := validator{b: raw}
 	start := v.space(0)
-	end, ok := v.value(start, 1) // one level down, as inside [raw]
+	var f fields
+	var end int
+	var ok bool
+	obj := start < len(raw) && raw[start] == '{'
+	if obj { // the common case: validated and split in one walk
+		end, ok = v.objectFields(start, 2, &f) // two levels down, as inside [raw]
+	} else {
+		end, ok = v.value(start, 1)
+	}
 	if !ok || v.space(end) != len(raw) {
 		// Parse's own error, its offsets counted in the array.
 		return Parse(slices.Concat([]byte("["), raw, []byte("]")), opts)
 	}
 	p := newParser(raw, opts)
 	b := &Batch{}
-	b.Items = append(opts.Items[:0], p.element(raw[start:end], &envelope{}, &b.WriteKey))
+	var it Item
+	if obj {
+		it = p.object(raw[start:end], &f, &envelope{}, &b.WriteKey)
+	} else {
+		it = p.element(raw[start:end], &envelope{}, &b.WriteKey)
+	}
+	b.Items = append(opts.Items[:0], it)
 	b.Scratch = p.buf
 	return b, nil
 }
