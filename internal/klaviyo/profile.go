@@ -260,6 +260,10 @@ func (c *phoneCache) normalize(raw, region string) (string, bool) {
 	if c.m == nil || len(c.m) >= phoneCacheMax {
 		c.m = make(map[phoneKey]phoneAnswer)
 	}
+	// The strings may be slices of a whole event's bytes (spec's one
+	// copy of each event); the cache outlives the event and keeps only
+	// their own bytes.
+	k.raw, e164 = strings.Clone(k.raw), strings.Clone(e164)
 	c.m[k] = phoneAnswer{e164, ok}
 	return e164, ok
 }

@@ -88,7 +88,7 @@ func FuzzDecodeObjectKeys(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte, keys string) {
 		keep := strings.Split(keys, ",")
 		ms.Reset()
-		got, gotOK := decodeObjectWith(b, &ms, keep)
+		got, gotOK := decodeObjectWith(b, &text{src: b}, &ms, keep)
 		if !validJSON(b) || b[0] != '{' { // as Parse hands objects over
 			return
 		}
@@ -108,7 +108,7 @@ func FuzzDecodeObjectKeys(f *testing.F) {
 			t.Fatalf("%q keeping %q: got %#v, %v; want %#v, %v", b, keep, got, gotOK, wm, wantOK)
 		}
 		ms.Reset()
-		whole, ok := decodeObjectWith(b, &ms, nil)
+		whole, ok := decodeObjectWith(b, nil, &ms, nil)
 		all, _ := decodeObject(b)
 		if ok != wantOK || !reflect.DeepEqual(whole, all) {
 			t.Fatalf("%q with reused maps: %#v, %v; want %#v", b, whole, ok, all)

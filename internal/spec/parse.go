@@ -144,6 +144,12 @@ func ParseElement(raw []byte, opts Options) (*Batch, error) {
 		return Parse(slices.Concat([]byte("["), raw, []byte("]")), opts)
 	}
 	p := newParser(raw, opts)
+	if !opts.Encode {
+		// The event's strings are slices of one copy of it. (Encode's
+		// payloads are copies already, and Parse's body may be a whole
+		// request, which one retained string would keep alive.)
+		p.text = &text{src: raw}
+	}
 	b := &Batch{}
 	var it Item
 	if obj {

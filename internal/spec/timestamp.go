@@ -7,8 +7,11 @@ import "time"
 // offset, and returns it in UTC. Anything else — not a string, not RFC 3339
 // (Segment's own docs show "2015-2-02T…"), or outside the years JSON can
 // carry — reports false, and the caller falls back as clients.md §1 says.
-func parseTime(raw []byte) (time.Time, bool) {
-	s, ok := decodeString(raw)
+func parseTime(raw []byte) (time.Time, bool) { return (*text)(nil).parseTime(raw) }
+
+// parseTime is the package's parseTime reading the string from tx.
+func (tx *text) parseTime(raw []byte) (time.Time, bool) {
+	s, ok := tx.decodeString(raw)
 	if !ok || s == "" {
 		return time.Time{}, false
 	}
@@ -49,13 +52,13 @@ func marshalable(t time.Time) bool {
 func (p *parser) times(f *fields, env *envelope, ev *Event) {
 	recv := p.recv
 	if recv.IsZero() {
-		recv, _ = parseTime(f[fReceivedAt])
+		recv, _ = p.text.parseTime(f[fReceivedAt])
 	}
-	orig, origKnown := parseTime(f[fOriginalTimestamp])
+	orig, origKnown := p.text.parseTime(f[fOriginalTimestamp])
 	if !origKnown {
-		orig, origKnown = parseTime(f[fTimestamp])
+		orig, origKnown = p.text.parseTime(f[fTimestamp])
 	}
-	sent, sentKnown := parseTime(f[fSentAt])
+	sent, sentKnown := p.text.parseTime(f[fSentAt])
 	if !sentKnown && env.hasSentAt {
 		sent, sentKnown = env.sentAt, true
 	}
