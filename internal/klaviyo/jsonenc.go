@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/relaycdp/relay/internal/jsonx"
 )
@@ -90,25 +91,47 @@ func appendValue(b []byte, v any) ([]byte, error) {
 	return append(b, raw...), nil
 }
 
-// appendMap appends an object with sorted keys; nil is {}.
+// appendMap appends an object with sorted keys; nil is {}. The members
+// are gathered with their values and sorted together, so that no value is
+// looked up again by its key (hashing every key twice cost a few percent
+// of `relay transform`).
 func appendMap(b []byte, m map[string]any) ([]byte, error) {
-	var buf [16]string
-	keys := buf[:0]
-	for k := range m {
-		keys = append(keys, k)
+	var buf [16]member
+	ms := buf[:0]
+	for k, v := range m {
+		ms = append(ms, member{k, v})
 	}
-	slices.Sort(keys)
+	sortMembers(ms)
 	b = append(b, '{')
-	for i, k := range keys {
+	for i := range ms {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = jsonx.AppendString(b, k)
+		b = jsonx.AppendString(b, ms[i].k)
 		b = append(b, ':')
 		var err error
-		if b, err = appendValue(b, m[k]); err != nil {
+		if b, err = appendValue(b, ms[i].v); err != nil {
 			return b, err
 		}
 	}
 	return append(b, '}'), nil
+}
+
+type member struct {
+	k string
+	v any
+}
+
+// sortMembers sorts by key, as encoding/json sorts a map's keys: by
+// insertion for the dozen or so members events' objects have.
+func sortMembers(ms []member) {
+	if len(ms) > 24 {
+		slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.k, b.k) })
+		return
+	}
+	for i := 1; i < len(ms); i++ {
+		for j := i; j > 0 && ms[j].k < ms[j-1].k; j-- {
+			ms[j], ms[j-1] = ms[j-1], ms[j]
+		}
+	}
 }

@@ -99,3 +99,27 @@ func TestAppendOutcomeMatchesEncodingJSON(t *testing.T) {
 		t.Error("appendOutcome wrote a NaN value")
 	}
 }
+
+// TestAppendMapSortsAsEncodingJSON: objects of every size, including past
+// the insertion sort's reach, come out with encoding/json's key order.
+func TestAppendMapSortsAsEncodingJSON(t *testing.T) {
+	keys := []string{"b", "a", "ab", "A", "", "é", "a\u0000", "zz", "z", "Z9", "10", "9", "_", "-", "aa", "ba",
+		"bb", "c", "C", "~", "ä", "a b", "ab ", "x", "y", "w", "v", "u", "t", "s"}
+	for n := 0; n <= len(keys); n++ {
+		m := map[string]any{}
+		for i, k := range keys[:n] {
+			m[k] = map[string]any{"n": float64(i), "k": k, "l": []any{k, nil, true}}
+		}
+		got, err := appendMap(nil, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%d keys:\n got %s\nwant %s", n, got, want)
+		}
+	}
+}
