@@ -52,7 +52,9 @@ type StreamStats struct {
 // A read or write error is returned as it is, with ExitBadInput.
 func TransformStream(in io.Reader, out io.Writer, opts StreamOptions, s Settings) (StreamStats, int, error) {
 	t := newStreamTransformer(out, opts, s)
-	err := t.run(eventstream.NewReader(in))
+	rd := eventstream.NewReader(in)
+	rd.Bound = t.bound(rd)
+	err := t.run(rd)
 	if ferr := t.w.Flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("write output: %w", ferr)
 	}
@@ -74,7 +76,10 @@ type streamTransformer struct {
 
 	items []spec.Item // reused by spec.Parse
 	maps  spec.Maps   // the events' maps, reused once each value is written
-	enc   outcomeEncoder
+	// scanned validates an array's elements as the reader finds their
+	// ends (bound), for ParseElement.
+	scanned spec.ElementScanner
+	enc     outcomeEncoder
 	// phones is shared by the stream's events (see phoneCache).
 	phones phoneCache
 }
@@ -107,6 +112,18 @@ func (t *streamTransformer) run(rd *eventstream.Reader) error {
 	}
 }
 
+// bound is rd's Bound: in an array, each element is validated as its
+// end is found (what ParseElement would do next); other streams' values
+// are parsed by spec.Parse, which validates them itself.
+func (t *streamTransformer) bound(rd *eventstream.Reader) func([]byte) int {
+	return func(b []byte) int {
+		if rd.Form() != eventstream.FormArray {
+			return 0
+		}
+		return t.scanned.Scan(b)
+	}
+}
+
 // value parses one value of the stream and writes an outcome for each
 // event in it.
 func (t *streamTransformer) value(rd *eventstream.Reader, v []byte) error {
@@ -120,7 +137,7 @@ func (t *streamTransformer) value(rd *eventstream.Reader, v []byte) error {
 		return t.inputErr(rd, v, fmt.Sprintf("%s where an event (or a batch envelope) should be; one JSON object a line, or one JSON array", valueKind(v[0])))
 	}
 	batch, err := parse(v, spec.Options{ReceivedAt: t.opts.ReceivedAt, MaxEventBytes: t.opts.MaxEventBytes, Items: t.items,
-		Maps: &t.maps, ContextKeys: contextKeys()})
+		Maps: &t.maps, ContextKeys: contextKeys(), Scanned: &t.scanned})
 	if err != nil {
 		return t.inputErr(rd, v, parseProblem(v, err))
 	}

@@ -39,6 +39,9 @@ type Options struct {
 	// Maps, when set, lends the maps the events' objects are decoded
 	// into: they are valid until Maps.Reset (see Maps).
 	Maps *Maps
+	// Scanned, for ParseElement: when raw is the object it last scanned
+	// (the same bytes, not a copy), its validation is not done again.
+	Scanned *ElementScanner
 	// ContextKeys, when not nil, are the only keys of context (the
 	// event's and a batch envelope's) decoded into Event.Context; the
 	// others are left out of it, for a caller that reads no other:
@@ -134,9 +137,12 @@ func ParseElement(raw []byte, opts Options) (*Batch, error) {
 	var end int
 	var ok bool
 	obj := start < len(raw) && raw[start] == '{'
-	if obj { // the common case: validated and split in one walk
+	switch sc := opts.Scanned; {
+	case sc != nil && sc.holds(raw):
+		f, end, ok = sc.f, len(raw), true
+	case obj: // the common case: validated and split in one walk
 		end, ok = v.objectFields(start, 2, &f) // two levels down, as inside [raw]
-	} else {
+	default:
 		end, ok = v.value(start, 1)
 	}
 	if !ok || v.space(end) != len(raw) {
@@ -160,6 +166,43 @@ func ParseElement(raw []byte, opts Options) (*Batch, error) {
 	b.Items = append(opts.Items[:0], it)
 	b.Scratch = p.buf
 	return b, nil
+}
+
+// ElementScanner validates an element of a streamed array ahead of
+// ParseElement, as the stream is split (eventstream.Reader.Bound): the
+// stream's bytes are walked once to find where each event ends and that
+// it is JSON, instead of once for each.
+type ElementScanner struct {
+	raw []byte
+	f   fields
+}
+
+// Scan returns the length of the object at the start of b when b holds
+// all of it and ParseElement would find it valid JSON, else 0 (b is
+// invalid, incomplete, or not an object). Options.Scanned then hands the
+// object's validation and split to ParseElement.
+func (sc *ElementScanner) Scan(b []byte) int {
+	sc.raw = nil
+	if len(b) == 0 || b[0] != '{' {
+		return 0
+	}
+	sc.f = fields{}
+	v := validator{b: b}
+	end, ok := v.objectFields(0, 2, &sc.f) // two levels down, as ParseElement
+	if !ok {
+		return 0
+	}
+	sc.raw = b[:end]
+	return end
+}
+
+// holds reports whether raw is the object last scanned, and forgets it:
+// a buffer reused for the next value could put other bytes at the same
+// place.
+func (sc *ElementScanner) holds(raw []byte) bool {
+	same := len(sc.raw) == len(raw) && len(raw) > 0 && &sc.raw[0] == &raw[0]
+	sc.raw = nil
+	return same
 }
 
 func newParser(body []byte, opts Options) parser {
