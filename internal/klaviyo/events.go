@@ -207,7 +207,7 @@ func hasRemovedProp(m map[string]any) bool {
 
 // cleanProps copies props without removedProp's keys.
 func (m *mapper) cleanProps(props map[string]any) map[string]any {
-	out := make(map[string]any, len(props))
+	out := m.newMap(len(props))
 	for k, v := range props {
 		if !removedProp(k) {
 			out[k] = v

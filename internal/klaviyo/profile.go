@@ -510,7 +510,7 @@ func (m *mapper) customProperties(t map[string]any, field string) (map[string]an
 			}
 		}
 		if out == nil {
-			out = make(map[string]any, len(t))
+			out = m.newMap(len(t))
 		}
 		out[k] = v
 	}

@@ -80,8 +80,8 @@ type streamTransformer struct {
 	// ends (bound), for ParseElement.
 	scanned spec.ElementScanner
 	enc     outcomeEncoder
-	// phones is shared by the stream's events (see phoneCache).
-	phones phoneCache
+	// shared is shared by the stream's events (a phoneCache, and maps).
+	shared shared
 }
 
 func newStreamTransformer(out io.Writer, opts StreamOptions, s Settings) *streamTransformer {
@@ -90,6 +90,7 @@ func newStreamTransformer(out io.Writer, opts StreamOptions, s Settings) *stream
 		t.now = time.Now
 	}
 	t.enc.init(opts.Pretty, opts.NDJSON)
+	t.shared.maps = &t.maps
 	return t
 }
 
@@ -151,7 +152,7 @@ func (t *streamTransformer) value(rd *eventstream.Reader, v []byte) error {
 		if it.Err == nil && !recv.IsZero() {
 			received(&it.Event, recv)
 		}
-		o := transformEvent(it, t.s, &t.phones)
+		o := transformEvent(it, t.s, &t.shared)
 		if err := t.write(&o); err != nil {
 			return err
 		}

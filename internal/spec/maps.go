@@ -33,6 +33,10 @@ func (ms *Maps) Reset() {
 	ms.n = 0
 }
 
+// Get lends an empty map until the next Reset, to a caller building maps
+// it is done with by then (relay transform's mapping).
+func (ms *Maps) Get() map[string]any { return ms.get() }
+
 // get lends an empty map; a nil Maps makes a new one.
 func (ms *Maps) get() map[string]any {
 	if ms == nil {
