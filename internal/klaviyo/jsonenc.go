@@ -99,7 +99,7 @@ func appendMap(b []byte, m map[string]any) ([]byte, error) {
 	var buf [16]member
 	ms := buf[:0]
 	for k, v := range m {
-		ms = append(ms, member{k, v})
+		ms = append(ms, member{keyPrefix(k), k, v})
 	}
 	sortMembers(ms)
 	b = append(b, '{')
@@ -118,8 +118,27 @@ func appendMap(b []byte, m map[string]any) ([]byte, error) {
 }
 
 type member struct {
-	k string
-	v any
+	pre uint64 // keyPrefix(k)
+	k   string
+	v   any
+}
+
+// keyPrefix is k's first 8 bytes as a big-endian number, zero-padded:
+// a smaller prefix means a smaller key, so most comparisons while sorting
+// are of two numbers (comparing the strings was most of the sort).
+func keyPrefix(k string) uint64 {
+	var p uint64
+	for i := range 8 {
+		p <<= 8
+		if i < len(k) {
+			p |= uint64(k[i])
+		}
+	}
+	return p
+}
+
+func (a *member) less(b *member) bool {
+	return a.pre < b.pre || a.pre == b.pre && a.k < b.k
 }
 
 // sortMembers sorts by key, as encoding/json sorts a map's keys: by
@@ -130,7 +149,7 @@ func sortMembers(ms []member) {
 		return
 	}
 	for i := 1; i < len(ms); i++ {
-		for j := i; j > 0 && ms[j].k < ms[j-1].k; j-- {
+		for j := i; j > 0 && ms[j].less(&ms[j-1]); j-- {
 			ms[j], ms[j-1] = ms[j-1], ms[j]
 		}
 	}

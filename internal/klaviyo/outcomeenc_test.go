@@ -104,7 +104,8 @@ func TestAppendOutcomeMatchesEncodingJSON(t *testing.T) {
 // the insertion sort's reach, come out with encoding/json's key order.
 func TestAppendMapSortsAsEncodingJSON(t *testing.T) {
 	keys := []string{"b", "a", "ab", "A", "", "é", "a\u0000", "zz", "z", "Z9", "10", "9", "_", "-", "aa", "ba",
-		"bb", "c", "C", "~", "ä", "a b", "ab ", "x", "y", "w", "v", "u", "t", "s"}
+		"bb", "c", "C", "~", "ä", "a b", "ab ", "x", "y", "w", "v", "u", "t", "s",
+		"product_id2", "product_id", "product_i", "product_", "product_id1", "\xff", "\xffa"}
 	for n := 0; n <= len(keys); n++ {
 		m := map[string]any{}
 		for i, k := range keys[:n] {

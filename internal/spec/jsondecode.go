@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/relaycdp/relay/internal/jsonx"
 )
 
 // decodeValid decodes a JSON value that validJSON accepted, to what
@@ -188,7 +190,11 @@ func (d *valueDecoder) str() (string, bool) {
 		return "", false
 	}
 	start, plain := d.i+1, true
-	j := start
+	j := start + jsonx.PlainASCIIPrefix(d.b[start:])
+	if j < len(d.b) && d.b[j] == '"' { // the common case: plain ASCII
+		d.i = j + 1
+		return d.s[start:j], true
+	}
 	for ; j < len(d.b); j++ {
 		c := d.b[j]
 		if c == '"' {
