@@ -64,6 +64,7 @@ FUZZ_TARGETS += internal/webhook:FuzzParseSettings
 FUZZ_TARGETS += internal/spec:FuzzParseElement
 FUZZ_TARGETS += internal/jsonx:FuzzPlainPrefix
 FUZZ_TARGETS += internal/spec:FuzzDecodeObjectKeys
+FUZZ_TARGETS += internal/klaviyo:FuzzAppendFloat
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

@@ -23,6 +23,13 @@ func appendFloat(b []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(b, "null"...)
 	}
+	// Whole numbers (counts, ids, prices in cents) are written as the
+	// integers they are: the shortest-form search costs several times
+	// more. (Not 0, which may be -0; below 1e15, where every float64
+	// integer converts exactly.)
+	if f != 0 && f > -1e15 && f < 1e15 && f == math.Trunc(f) {
+		return strconv.AppendInt(b, int64(f), 10)
+	}
 	format := byte('f')
 	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
 		format = 'e'

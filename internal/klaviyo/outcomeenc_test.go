@@ -124,3 +124,22 @@ func TestAppendMapSortsAsEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAppendFloat holds appendFloat to encoding/json's float64 encoding.
+func FuzzAppendFloat(f *testing.F) {
+	for _, v := range []float64{0, math.Copysign(0, -1), 1, -1, 272, 60.67, 1e15 - 1, 1e15, -1e15, 1e21, 1e-7, 123456789.5, 1 << 53, -(1 << 60)} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v float64) {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return
+		}
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendFloat(nil, v); !bytes.Equal(got, want) {
+			t.Fatalf("appendFloat(%v) = %s, want %s", v, got, want)
+		}
+	})
+}
