@@ -65,6 +65,8 @@ FUZZ_TARGETS += internal/spec:FuzzParseElement
 FUZZ_TARGETS += internal/jsonx:FuzzPlainPrefix
 FUZZ_TARGETS += internal/spec:FuzzDecodeObjectKeys
 FUZZ_TARGETS += internal/klaviyo:FuzzAppendFloat
+FUZZ_TARGETS += internal/spec:FuzzParseUTC
+FUZZ_TARGETS += internal/klaviyo:FuzzKlaviyoTime
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

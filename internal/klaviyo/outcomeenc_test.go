@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/relaycdp/relay/internal/spec"
 )
@@ -140,6 +141,25 @@ func FuzzAppendFloat(f *testing.F) {
 		}
 		if got := appendFloat(nil, v); !bytes.Equal(got, want) {
 			t.Fatalf("appendFloat(%v) = %s, want %s", v, got, want)
+		}
+	})
+}
+
+// FuzzKlaviyoTime holds klaviyoTime to time.Format with its layout.
+func FuzzKlaviyoTime(f *testing.F) {
+	f.Add(int64(0), int64(0))
+	f.Add(int64(1714521600), int64(10_999_999))
+	f.Add(int64(-62135596800), int64(1))
+	f.Add(int64(253402300799), int64(999_999_999))
+	f.Add(int64(-70000000000), int64(5))
+	f.Fuzz(func(t *testing.T, sec, nsec int64) {
+		tm := time.Unix(sec, nsec).In(time.FixedZone("x", 3600))
+		want := ""
+		if !tm.IsZero() {
+			want = tm.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+		}
+		if got := klaviyoTime(tm); got != want {
+			t.Fatalf("klaviyoTime(%v) = %s, want %s", tm, got, want)
 		}
 	})
 }
