@@ -14,13 +14,19 @@ func userTraits(ev *spec.Event) map[string]any {
 	return ev.UserTraits()
 }
 
-// contextKeys are the keys of an event's context the mapping reads
-// (spec.Options.ContextKeys): context.traits (userTraits), ip (profile
-// location), page (additionalPageInfo) and externalId (klaviyoProfileID).
-// A mapping that reads another must add it here: TestStreamMatchesGolden
-// and FuzzTransformStream compare the stream, which decodes
-// only these, with Transform, which decodes every key.
-func contextKeys() []string { return []string{"traits", "ip", "page", "externalId"} }
+// contextKeys are the keys of an event's context the mapping reads with
+// settings s (spec.Options.ContextKeys): context.traits (userTraits), ip
+// (profile location), externalId (klaviyoProfileID) and, when page calls
+// are sent with additionalPageInfo, page. A mapping that reads another
+// must add it here: TestStreamMatchesGolden and FuzzTransformStream
+// compare the stream, which decodes only these, with Transform, which
+// decodes every key.
+func contextKeys(s *Settings) []string {
+	if s.SendPageAsTrack && s.AdditionalPageInfo {
+		return []string{"traits", "ip", "externalId", "page"}
+	}
+	return []string{"traits", "ip", "externalId"}
+}
 
 // destination is spec's integrations filtering for one destination. Its
 // options are integrations.<name> over destinations.<name> (Segment

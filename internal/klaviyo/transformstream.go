@@ -74,8 +74,9 @@ type streamTransformer struct {
 	w     *bufio.Writer
 	stats StreamStats
 
-	items []spec.Item // reused by spec.Parse
-	maps  spec.Maps   // the events' maps, reused once each value is written
+	items       []spec.Item // reused by spec.Parse
+	maps        spec.Maps   // the events' maps, reused once each value is written
+	contextKeys []string    // contextKeys(s)
 	// scanned validates an array's elements as the reader finds their
 	// ends (bound), for ParseElement.
 	scanned spec.ElementScanner
@@ -91,6 +92,7 @@ func newStreamTransformer(out io.Writer, opts StreamOptions, s Settings) *stream
 	}
 	t.enc.init(opts.Pretty, opts.NDJSON)
 	t.shared.maps = &t.maps
+	t.contextKeys = contextKeys(&s)
 	return t
 }
 
@@ -138,7 +140,7 @@ func (t *streamTransformer) value(rd *eventstream.Reader, v []byte) error {
 		return t.inputErr(rd, v, fmt.Sprintf("%s where an event (or a batch envelope) should be; one JSON object a line, or one JSON array", valueKind(v[0])))
 	}
 	batch, err := parse(v, spec.Options{ReceivedAt: t.opts.ReceivedAt, MaxEventBytes: t.opts.MaxEventBytes, Items: t.items,
-		Maps: &t.maps, ContextKeys: contextKeys(), Scanned: &t.scanned})
+		Maps: &t.maps, ContextKeys: t.contextKeys, Scanned: &t.scanned})
 	if err != nil {
 		return t.inputErr(rd, v, parseProblem(v, err))
 	}

@@ -139,8 +139,8 @@ func (d *valueDecoder) objectOnly(keep []string) (any, bool) {
 			m[k] = v
 		} else {
 			d.space()
-			end := skipValue(d.b, d.i)
-			if v := d.b[d.i:end]; len(v) == 0 || mayOverflow(v) && !decodesValue(v) {
+			end, suspect := skipSuspect(d.b, d.i)
+			if v := d.b[d.i:end]; len(v) == 0 || suspect && !decodesValue(v) {
 				return nil, false
 			}
 			d.i = end
@@ -153,6 +153,52 @@ func (d *valueDecoder) objectOnly(keep []string) (any, bool) {
 			return nil, false
 		}
 	}
+}
+
+// skipSuspect is skipValue also telling, in the same walk, whether the
+// value might hold a number json.Unmarshal cannot decode: mayOverflow's
+// answer for the value's bytes.
+func skipSuspect(b []byte, i int) (end int, suspect bool) {
+	if i >= len(b) {
+		return len(b), false
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i), false
+	case '{', '[':
+	default:
+		end = skipValue(b, i)
+		return end, mayOverflow(b[i:end])
+	}
+	depth, run := 0, 0
+	for j := i; j < len(b); j++ {
+		c := b[j]
+		switch {
+		case c == '"':
+			j = skipString(b, j) - 1
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			if depth--; depth == 0 {
+				return j + 1, suspect
+			}
+		case isDigit(c):
+			if run++; run >= 300 {
+				suspect = true
+			}
+			continue
+		case c == 'e' || c == 'E':
+			k := j + 1
+			if k < len(b) && (b[k] == '+' || b[k] == '-') {
+				k++
+			}
+			if k+2 < len(b) && isDigit(b[k]) && isDigit(b[k+1]) && isDigit(b[k+2]) {
+				suspect = true
+			}
+		}
+		run = 0
+	}
+	return len(b), suspect
 }
 
 // decodesValue reports whether encoding/json can decode the value raw.
