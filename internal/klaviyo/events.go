@@ -146,7 +146,7 @@ func (m *mapper) metricName(incoming, metric string) string {
 // anonymousId (fallbackOnAnonymousId), context.traits and
 // properties.email / properties.phone.
 func (m *mapper) eventProfile() (*Profile, error) {
-	traits := userTraits(m.ev)
+	traits := m.userTraits()
 	if err := m.readPatch(traits); err != nil {
 		return nil, err
 	}

@@ -163,7 +163,7 @@ func disabledReason(ev *spec.Event) string {
 
 // identify: POST /api/profile-import, then the list operation (§6.1).
 func (m *mapper) identify() ([]Op, error) {
-	traits := userTraits(m.ev)
+	traits := m.userTraits()
 	if err := m.readPatch(traits); err != nil {
 		return nil, err
 	}
@@ -292,7 +292,7 @@ func (m *mapper) group() ([]Op, error) {
 	if listID == "" {
 		return nil, &MapError{Code: CodeMissingField, Field: "groupId", Message: "groupId is required: it is the Klaviyo list id"}
 	}
-	user := userTraits(ev)
+	user := m.userTraits()
 	if err := m.readPatch(user); err != nil {
 		return nil, err
 	}

@@ -50,3 +50,26 @@ func destination(ev *spec.Event, name string) (bool, map[string]any) {
 	}
 	return true, merged
 }
+
+// userTraits is userTraits(m.ev), with an identify's merged traits built
+// in one of the stream's reused maps when there are some: spec's
+// UserTraits by hand (TestStreamMatchesGolden holds the stream, which
+// takes this path, to Transform, which takes UserTraits').
+func (m *mapper) userTraits() map[string]any {
+	ev := m.ev
+	if ev.Type != spec.TypeIdentify || m.maps == nil {
+		return userTraits(ev)
+	}
+	ctx, _ := ev.Context["traits"].(map[string]any)
+	if len(ev.Traits) == 0 && len(ctx) == 0 {
+		return nil
+	}
+	out := m.maps.Get()
+	for k, v := range ctx {
+		out[k] = v
+	}
+	for k, v := range ev.Traits {
+		out[k] = v
+	}
+	return out
+}
