@@ -45,9 +45,10 @@ type Options struct {
 	// ContextKeys, when not nil, are the only keys of context (the
 	// event's and a batch envelope's) decoded into Event.Context; the
 	// others are left out of it, for a caller that reads no other:
-	// `relay transform`'s mapping reads four of the ten or so keys SDKs
-	// send, and decoding the rest (library, userAgent, page, os...) was
-	// wasted. Whether an event is accepted does not depend on it.
+	// `relay transform`'s mapping reads three or four of the ten or so
+	// keys SDKs send, and decoding the rest (library, userAgent, page,
+	// os...) was wasted. Whether an event is accepted does not depend on
+	// it.
 	ContextKeys []string
 }
 
