@@ -64,6 +64,10 @@ FUZZ_TARGETS += internal/webhook:FuzzParseSettings
 FUZZ_TARGETS += internal/forwarded:FuzzClientIP
 FUZZ_TARGETS += internal/spec:FuzzParseElement
 FUZZ_TARGETS += internal/jsonx:FuzzPlainPrefix
+FUZZ_TARGETS += internal/spec:FuzzDecodeObjectKeys
+FUZZ_TARGETS += internal/klaviyo:FuzzAppendFloat
+FUZZ_TARGETS += internal/spec:FuzzParseUTC
+FUZZ_TARGETS += internal/klaviyo:FuzzKlaviyoTime
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

@@ -295,14 +295,14 @@ transformation: |
     return event;
   }
 `)
-	in := `{"type":"track","messageId":"m1","userId":"u1","event":"Viewed Result","properties":{"diagnosis":"flu-secret-value"},"context":{"ip":"203.0.113.77","traits":{"email":"a@example.com"}}}
+	in := `{"type":"track","messageId":"m1","userId":"u1","event":"Viewed Result","properties":{"diagnosis":"flu-secret-value"},"context":{"ip":"203.0.113.77","userAgent":"UA-secret","traits":{"email":"a@example.com"}}}
 {"type":"track","messageId":"m2","userId":"u1","event":"Drop me"}
 {"type":"track","messageId":"m3","userId":"u1","event":"Boom"}`
 	code, stdout, stderr := runTransformCmd(t, in, "--settings", settings)
 	if code != 1 {
 		t.Fatalf("exit %d (one event fails), stderr %s", code, stderr)
 	}
-	for _, secret := range []string{"flu-secret-value", "203.0.113.77"} {
+	for _, secret := range []string{"flu-secret-value", "203.0.113.77", "UA-secret"} {
 		if strings.Contains(stdout, secret) {
 			t.Errorf("a dropped value reached the output: %s", secret)
 		}
@@ -312,7 +312,7 @@ transformation: |
 		t.Fatalf("%d outcomes, want 3: %s", len(o), stdout)
 	}
 	if len(o[0].Requests) != 1 || !strings.Contains(string(o[0].Requests[0]), `"email":"a@example.com"`) ||
-		strings.Join(o[0].Warnings, "|") != "dropped by the privacy policy: context.ip, properties.diagnosis|transformation log: saw Viewed Result" {
+		strings.Join(o[0].Warnings, "|") != "dropped by the privacy policy: context.ip, context.userAgent, properties.diagnosis|transformation log: saw Viewed Result" {
 		t.Errorf("m1: %+v", o[0])
 	}
 	if o[1].Skipped != "the transformation dropped the event (returned null)" || len(o[1].Requests) != 0 {

@@ -75,6 +75,15 @@ type Reader struct {
 	// MaxValue caps one value's size (DefaultMaxValue when 0).
 	MaxValue int
 
+	// Bound, when set, is asked first where an object value ends: given
+	// the buffered bytes from its '{', it returns the object's length
+	// when the whole object is among them, else 0, and the Reader then
+	// scans for the end itself. A caller that validates every value
+	// anyway passes its validator (which must find the end a scan finds),
+	// so that each byte is walked once instead of twice: finding the
+	// values' ends was a tenth of `relay transform`'s CPU.
+	Bound func(b []byte) int
+
 	// Where the last value returned starts.
 	valLine   int
 	valOffset int64
@@ -237,9 +246,18 @@ func (r *Reader) skipSpace() (c byte, ok bool, err error) {
 // value reads the value starting at buf[r] and returns its bytes.
 func (r *Reader) value() ([]byte, error) {
 	r.valLine, r.valOffset = r.line, r.base+int64(r.r)
-	end, err := r.scan()
-	if err != nil {
-		return nil, err
+	end := 0
+	if r.Bound != nil && r.buf[r.r] == '{' {
+		if n := r.Bound(r.buf[r.r:r.w]); n > 0 && n <= r.w-r.r {
+			end = r.r + n
+			r.line += bytes.Count(r.buf[r.r:end], []byte("\n"))
+		}
+	}
+	if end == 0 {
+		var err error
+		if end, err = r.scan(); err != nil {
+			return nil, err
+		}
 	}
 	if limit := r.maxValue(); end-r.r > limit {
 		return nil, r.syntax(r.n, fmt.Sprintf("event is larger than %d bytes", limit))

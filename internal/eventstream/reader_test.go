@@ -12,6 +12,8 @@ import (
 	"testing/iotest"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/relaycdp/relay/internal/spec"
 )
 
 // readAll reads every value, copying each (Next reuses its buffer).
@@ -272,7 +274,8 @@ func TestReaderBoundedMemory(t *testing.T) {
 // elements or values, read whole or one byte at a time.
 func FuzzReader(f *testing.F) {
 	for _, s := range []string{`[{"a":1},{"b":"]}"}]`, "{\"a\":1}\n{\"b\":2}\n", "\xef\xbb\xbf[1,2]", `{"batch":[{}]}`,
-		`["\\\"", {"x":[[]]}]`, "[", "[,]", "{}}", `"abc`, "1 2 3", "[{}]{}", "\n\n", `[{"a":"\`} {
+		`["\\\"", {"x":[[]]}]`, "[", "[,]", "{}}", `"abc`, "1 2 3", "[{}]{}", "\n\n", `[{"a":"\`,
+		"[{\"a\":\n1,\n\"b\":\"x\"},\n{\"c\":[1,\n2]} ,\n{\"d\":1e400}]\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -280,6 +283,16 @@ func FuzzReader(f *testing.F) {
 		bytewise := check(t, in, NewReader(iotest.OneByteReader(bytes.NewReader(in))))
 		if diff := cmp.Diff(whole, bytewise); diff != "" {
 			t.Fatalf("one byte at a time differs (-whole +bytewise):\n%s", diff)
+		}
+		// With relay transform's Bound, values, positions and errors
+		// are the same, whether objects lie whole in the buffer or not.
+		for _, src := range []io.Reader{bytes.NewReader(in), iotest.HalfReader(bytes.NewReader(in))} {
+			var sc spec.ElementScanner
+			r := NewReader(src)
+			r.Bound = sc.Scan
+			if diff := cmp.Diff(whole, check(t, in, r)); diff != "" {
+				t.Fatalf("with Bound (-without +with):\n%s", diff)
+			}
 		}
 		body := bytes.TrimPrefix(in, []byte("\xef\xbb\xbf"))
 		want, ok := jsonValues(body)
@@ -296,8 +309,9 @@ func FuzzReader(f *testing.F) {
 }
 
 type readResult struct {
-	Vals []string
-	Err  string
+	Vals  []string
+	Lines []int
+	Err   string
 }
 
 func check(t *testing.T, in []byte, r *Reader) readResult {
@@ -318,7 +332,8 @@ func check(t *testing.T, in []byte, r *Reader) readResult {
 			res.Err = err.Error()
 			return res
 		}
-		_, _, off := r.Pos()
+		_, line, off := r.Pos()
+		res.Lines = append(res.Lines, line)
 		if off < 0 || off+int64(len(v)) > int64(len(in)) || !bytes.Equal(in[off:off+int64(len(v))], v) {
 			t.Fatalf("value %q is not the input at byte %d", v, off)
 		}

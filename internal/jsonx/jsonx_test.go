@@ -60,13 +60,20 @@ func TestPlainPrefix(t *testing.T) {
 	}
 }
 
-// FuzzPlainPrefix holds PlainPrefix to the byte loop.
+// FuzzPlainPrefix holds PlainPrefix and PlainASCIIPrefix to byte loops.
 func FuzzPlainPrefix(f *testing.F) {
 	f.Add([]byte(`0123456789abcdef"x`))
 	f.Add([]byte("\xff\xfe\x80\x1f\x7f\"\\"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if got, want := PlainPrefix(b), plainPrefixBytes(b); got != want {
 			t.Fatalf("PlainPrefix(%q) = %d, want %d", b, got, want)
+		}
+		want := 0
+		for want < len(b) && b[want] != '"' && b[want] != '\\' && b[want] >= 0x20 && b[want] < 0x80 {
+			want++
+		}
+		if got := PlainASCIIPrefix(b); got != want {
+			t.Fatalf("PlainASCIIPrefix(%q) = %d, want %d", b, got, want)
 		}
 	})
 }

@@ -23,6 +23,24 @@ func PlainPrefix(b []byte) int {
 	return i
 }
 
+// PlainASCIIPrefix is PlainPrefix stopping also at the first byte that
+// is not ASCII: the run of a string's bytes a decoder can take as they
+// are without checking UTF-8.
+func PlainASCIIPrefix(b []byte) int {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		if specialOrHigh(binary.LittleEndian.Uint64(b[i:])) {
+			break
+		}
+	}
+	for ; i < len(b); i++ {
+		if c := b[i]; c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
+			return i
+		}
+	}
+	return i
+}
+
 const (
 	ones  = 0x0101010101010101
 	highs = 0x8080808080808080

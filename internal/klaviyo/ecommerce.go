@@ -321,7 +321,7 @@ func (m *mapper) orderedProduct(prod map[string]any, field, orderID string) (*Ev
 			Message: field + " has no productId, product_id, id or sku: its Ordered Product event needs one for a deterministic unique_id"}
 	}
 	ea := &EventAttributes{UniqueID: pid}
-	out := make(map[string]any, len(prod)+2)
+	out := m.newMap(len(prod) + 2)
 	for k, v := range prod {
 		out[k] = v
 	}

@@ -8,12 +8,17 @@ import (
 // Events (DESIGN.md §6.2): track, screen and page-as-track become
 // POST /api/events with the profile of §6.1.
 
-// removedProps are event properties that become event attributes or
-// profile identifiers rather than properties (RudderStack, peers.md §2).
-var removedProps = map[string]bool{
-	"event": true, "email": true, "phone": true, "phone_number": true,
-	"revenue": true, "total": true, "value": true,
-	"value_currency": true, "currency": true,
+// removedProp reports whether an event property becomes an event
+// attribute or a profile identifier rather than a property (RudderStack,
+// peers.md §2). (A switch, not a map: no key is hashed.)
+func removedProp(k string) bool {
+	switch k {
+	case "event", "email", "phone", "phone_number",
+		"revenue", "total", "value",
+		"value_currency", "currency":
+		return true
+	}
+	return false
 }
 
 func (m *mapper) track() ([]Op, string, error) {
@@ -141,7 +146,7 @@ func (m *mapper) metricName(incoming, metric string) string {
 // anonymousId (fallbackOnAnonymousId), context.traits and
 // properties.email / properties.phone.
 func (m *mapper) eventProfile() (*Profile, error) {
-	traits := userTraits(m.ev)
+	traits := m.userTraits()
 	if err := m.readPatch(traits); err != nil {
 		return nil, err
 	}
@@ -161,8 +166,8 @@ func (m *mapper) eventProfile() (*Profile, error) {
 
 // eventAttributes builds an event from properties: value (revenue, else
 // total, else value), value_currency, time and unique_id = messageId; the
-// properties minus removedProps. With share, props itself is used when it
-// has no removedProps key (the caller will not change the map).
+// properties minus removedProp's keys. With share, props itself is used
+// when it has none of them (the caller will not change the map).
 func (m *mapper) eventAttributes(metric string, props map[string]any, share bool) (*EventAttributes, error) {
 	ea := &EventAttributes{
 		Metric:   metric,
@@ -172,7 +177,7 @@ func (m *mapper) eventAttributes(metric string, props map[string]any, share bool
 	if err := eventValue(ea, props, "properties"); err != nil {
 		return nil, err
 	}
-	if share && props != nil && !hasAnyKey(props, removedProps) {
+	if share && props != nil && !hasRemovedProp(props) {
 		ea.Properties = props
 		return ea, nil
 	}
@@ -180,16 +185,19 @@ func (m *mapper) eventAttributes(metric string, props map[string]any, share bool
 	return ea, nil
 }
 
-func hasAnyKey(m map[string]any, keys map[string]bool) bool {
-	if len(m) < len(keys) {
+// hasRemovedProp reports whether m has a key removedProp accepts: by
+// looking at m's keys when there are at most a dozen or so, else by
+// looking each removed key up.
+func hasRemovedProp(m map[string]any) bool {
+	if len(m) <= 16 {
 		for k := range m {
-			if keys[k] {
+			if removedProp(k) {
 				return true
 			}
 		}
 		return false
 	}
-	for k := range keys {
+	for _, k := range [...]string{"event", "email", "phone", "phone_number", "revenue", "total", "value", "value_currency", "currency"} {
 		if _, ok := m[k]; ok {
 			return true
 		}
@@ -197,11 +205,11 @@ func hasAnyKey(m map[string]any, keys map[string]bool) bool {
 	return false
 }
 
-// cleanProps copies props without removedProps.
+// cleanProps copies props without removedProp's keys.
 func (m *mapper) cleanProps(props map[string]any) map[string]any {
-	out := make(map[string]any, len(props))
+	out := m.newMap(len(props))
 	for k, v := range props {
-		if !removedProps[k] {
+		if !removedProp(k) {
 			out[k] = v
 		}
 	}

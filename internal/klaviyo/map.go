@@ -68,6 +68,8 @@ type mapper struct {
 	// phones, when not nil, remembers phone numbers normalised by earlier
 	// events of the same stream.
 	phones *phoneCache
+	// maps, when not nil, lends the maps the operations are built in.
+	maps *spec.Maps
 	// failures are parts of the event that could not be mapped while the
 	// rest was (one product of an order).
 	failures []*MapError
@@ -81,9 +83,24 @@ func Map(ev *spec.Event, s Settings) (Result, error) {
 	return mapEvent(ev, s, nil)
 }
 
-// mapEvent is Map with a phone cache shared by the events of a stream
-// (nil: none).
-func mapEvent(ev *spec.Event, s Settings, phones *phoneCache) (Result, error) {
+// shared is what the events of one stream share.
+type shared struct {
+	phones phoneCache
+	// maps lends the maps an event's operations are built in; the stream
+	// takes them back once the event's outcome is written.
+	maps *spec.Maps
+}
+
+// newMap is a map for an operation, of about n entries.
+func (m *mapper) newMap(n int) map[string]any {
+	if m.maps != nil {
+		return m.maps.Get()
+	}
+	return make(map[string]any, n)
+}
+
+// mapEvent is Map with what the events of a stream share (nil: nothing).
+func mapEvent(ev *spec.Event, s Settings, sh *shared) (Result, error) {
 	if ev == nil {
 		return Result{}, &MapError{Code: CodeMissingField, Message: "no event"}
 	}
@@ -91,7 +108,10 @@ func mapEvent(ev *spec.Event, s Settings, phones *phoneCache) (Result, error) {
 	if !enabled {
 		return Result{Skipped: disabledReason(ev)}, nil
 	}
-	m := &mapper{ev: ev, s: &s, opts: opts, phones: phones}
+	m := &mapper{ev: ev, s: &s, opts: opts}
+	if sh != nil {
+		m.phones, m.maps = &sh.phones, sh.maps
+	}
 	ops, skipped, err := m.dispatch()
 	if err != nil {
 		return Result{}, err
@@ -143,7 +163,7 @@ func disabledReason(ev *spec.Event) string {
 
 // identify: POST /api/profile-import, then the list operation (§6.1).
 func (m *mapper) identify() ([]Op, error) {
-	traits := userTraits(m.ev)
+	traits := m.userTraits()
 	if err := m.readPatch(traits); err != nil {
 		return nil, err
 	}
@@ -272,7 +292,7 @@ func (m *mapper) group() ([]Op, error) {
 	if listID == "" {
 		return nil, &MapError{Code: CodeMissingField, Field: "groupId", Message: "groupId is required: it is the Klaviyo list id"}
 	}
-	user := userTraits(ev)
+	user := m.userTraits()
 	if err := m.readPatch(user); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/relaycdp/relay/internal/spec"
 )
@@ -98,4 +99,67 @@ func TestAppendOutcomeMatchesEncodingJSON(t *testing.T) {
 	if _, err := a.appendOutcome(nil, &Outcome{Requests: []Request{{Body: bad}}}); err == nil {
 		t.Error("appendOutcome wrote a NaN value")
 	}
+}
+
+// TestAppendMapSortsAsEncodingJSON: objects of every size, including past
+// the insertion sort's reach, come out with encoding/json's key order.
+func TestAppendMapSortsAsEncodingJSON(t *testing.T) {
+	keys := []string{"b", "a", "ab", "A", "", "é", "a\u0000", "zz", "z", "Z9", "10", "9", "_", "-", "aa", "ba",
+		"bb", "c", "C", "~", "ä", "a b", "ab ", "x", "y", "w", "v", "u", "t", "s",
+		"product_id2", "product_id", "product_i", "product_", "product_id1", "\xff", "\xffa"}
+	for n := 0; n <= len(keys); n++ {
+		m := map[string]any{}
+		for i, k := range keys[:n] {
+			m[k] = map[string]any{"n": float64(i), "k": k, "l": []any{k, nil, true}}
+		}
+		got, err := appendMap(nil, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%d keys:\n got %s\nwant %s", n, got, want)
+		}
+	}
+}
+
+// FuzzAppendFloat holds appendFloat to encoding/json's float64 encoding.
+func FuzzAppendFloat(f *testing.F) {
+	for _, v := range []float64{0, math.Copysign(0, -1), 1, -1, 272, 60.67, 1e15 - 1, 1e15, -1e15, 1e21, 1e-7, 123456789.5, 1 << 53, -(1 << 60)} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v float64) {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return
+		}
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendFloat(nil, v); !bytes.Equal(got, want) {
+			t.Fatalf("appendFloat(%v) = %s, want %s", v, got, want)
+		}
+	})
+}
+
+// FuzzKlaviyoTime holds klaviyoTime to time.Format with its layout.
+func FuzzKlaviyoTime(f *testing.F) {
+	f.Add(int64(0), int64(0))
+	f.Add(int64(1714521600), int64(10_999_999))
+	f.Add(int64(-62135596800), int64(1))
+	f.Add(int64(253402300799), int64(999_999_999))
+	f.Add(int64(-70000000000), int64(5))
+	f.Fuzz(func(t *testing.T, sec, nsec int64) {
+		tm := time.Unix(sec, nsec).In(time.FixedZone("x", 3600))
+		want := ""
+		if !tm.IsZero() {
+			want = tm.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+		}
+		if got := klaviyoTime(tm); got != want {
+			t.Fatalf("klaviyoTime(%v) = %s, want %s", tm, got, want)
+		}
+	})
 }

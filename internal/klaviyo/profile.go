@@ -28,21 +28,27 @@ type profileInput struct {
 	forEvent bool
 }
 
-// Trait keys that become special attributes (or options) and therefore
-// not custom properties.
-var consumedTraits = map[string]bool{
-	"email": true, "phone": true, "phoneNumber": true, "phone_number": true,
-	"firstName": true, "first_name": true, "firstname": true,
-	"lastName": true, "last_name": true, "lastname": true,
-	"title": true, "organization": true,
-	"avatar": true, "image": true,
-	"street": true, "address1": true, "address2": true, "city": true,
-	"region": true, "state": true, "country": true, "zip": true,
-	"postalCode": true, "postal_code": true, "timezone": true,
-	"latitude": true, "longitude": true,
-	// identifiers carried by the event itself, and RudderStack's options
-	"userId": true, "anonymousId": true,
-	"properties": true, "consent": true, "smsConsent": true,
+// consumedTrait reports whether a trait key becomes a special attribute
+// (or an option) and therefore not a custom property. (A switch, not a
+// map: it is asked for every trait of every event, and hashing each key
+// cost more than comparing it.)
+func consumedTrait(k string) bool {
+	switch k {
+	case "email", "phone", "phoneNumber", "phone_number",
+		"firstName", "first_name", "firstname",
+		"lastName", "last_name", "lastname",
+		"title", "organization",
+		"avatar", "image",
+		"street", "address1", "address2", "city",
+		"region", "state", "country", "zip",
+		"postalCode", "postal_code", "timezone",
+		"latitude", "longitude",
+		// identifiers carried by the event itself, and RudderStack's options
+		"userId", "anonymousId",
+		"properties", "consent", "smsConsent":
+		return true
+	}
+	return false
 }
 
 // buildProfile builds the profile of §6.1. It does not check that the
@@ -260,6 +266,10 @@ func (c *phoneCache) normalize(raw, region string) (string, bool) {
 	if c.m == nil || len(c.m) >= phoneCacheMax {
 		c.m = make(map[phoneKey]phoneAnswer)
 	}
+	// The strings may be slices of a whole event's bytes (spec's one
+	// copy of each event); the cache outlives the event and keeps only
+	// their own bytes.
+	k.raw, e164 = strings.Clone(k.raw), strings.Clone(e164)
 	c.m[k] = phoneAnswer{e164, ok}
 	return e164, ok
 }
@@ -359,7 +369,7 @@ func (m *mapper) specialAttributes(a *ProfileAttributes, t map[string]any, field
 // location reads location fields at the top level of the traits, then
 // under traits.address (an object, or a string taken as address1).
 func (m *mapper) location(t map[string]any, field string) (*Location, error) {
-	if !hasAny(t, locationKeys) {
+	if !hasLocationKey(t) {
 		if ip, ok := m.ev.Context["ip"].(string); ok && strings.TrimSpace(ip) != "" {
 			return &Location{IP: strings.TrimSpace(ip)}, nil
 		}
@@ -445,15 +455,33 @@ func (m *mapper) location(t map[string]any, field string) (*Location, error) {
 	return out, nil
 }
 
-// locationKeys are the trait keys location reads.
-var locationKeys = []string{"address", "street", "address1", "address2", "city", "region", "state",
-	"country", "zip", "postalCode", "postal_code", "timezone", "latitude", "longitude"}
+// locationKey reports whether location reads the trait key k.
+func locationKey(k string) bool {
+	switch k {
+	case "address", "street", "address1", "address2", "city", "region", "state",
+		"country", "zip", "postalCode", "postal_code", "timezone", "latitude", "longitude":
+		return true
+	}
+	return false
+}
 
-func hasAny(t map[string]any, keys []string) bool {
-	if len(t) == 0 {
+// nLocationKeys is how many keys locationKey accepts.
+const nLocationKeys = 14
+
+// hasLocationKey reports whether t has a key location reads: by looking
+// at t's keys when there are fewer of them than location's (the common
+// case), else by looking each of those up.
+func hasLocationKey(t map[string]any) bool {
+	if len(t) <= nLocationKeys {
+		for k := range t {
+			if locationKey(k) {
+				return true
+			}
+		}
 		return false
 	}
-	for _, k := range keys {
+	for _, k := range [nLocationKeys]string{"address", "street", "address1", "address2", "city", "region", "state",
+		"country", "zip", "postalCode", "postal_code", "timezone", "latitude", "longitude"} {
 		if _, ok := t[k]; ok {
 			return true
 		}
@@ -467,7 +495,7 @@ func hasAny(t map[string]any, keys []string) bool {
 func (m *mapper) customProperties(t map[string]any, field string) (map[string]any, error) {
 	var out map[string]any
 	for k, v := range t {
-		if consumedTraits[k] || m.patchFields[k] {
+		if consumedTrait(k) || m.patchFields[k] {
 			continue
 		}
 		switch k {
@@ -482,7 +510,7 @@ func (m *mapper) customProperties(t map[string]any, field string) (map[string]an
 			}
 		}
 		if out == nil {
-			out = make(map[string]any, len(t))
+			out = m.newMap(len(t))
 		}
 		out[k] = v
 	}

@@ -75,13 +75,13 @@ func TransformEvent(it *spec.Item, s Settings) Outcome {
 }
 
 // transformEvent is TransformEvent with a stream's phone cache.
-func transformEvent(it *spec.Item, s Settings, phones *phoneCache) Outcome {
+func transformEvent(it *spec.Item, s Settings, sh *shared) Outcome {
 	o := Outcome{MessageID: it.Event.MessageID}
 	if it.Err != nil {
 		o.Error = &OutcomeError{Code: it.Err.Code, Message: it.Err.Message}
 		return o
 	}
-	res, err := mapEvent(&it.Event, s, phones)
+	res, err := mapEvent(&it.Event, s, sh)
 	if err != nil {
 		o.Error = &OutcomeError{Code: "mapping_error", Message: err.Error()}
 		if me, ok := err.(*MapError); ok {

@@ -69,7 +69,9 @@ type StreamStats struct {
 // A read or write error is returned as it is, with ExitBadInput.
 func TransformStream(in io.Reader, out io.Writer, opts StreamOptions, s Settings) (StreamStats, int, error) {
 	t := newStreamTransformer(out, opts, s)
-	err := t.run(eventstream.NewReader(in))
+	rd := eventstream.NewReader(in)
+	rd.Bound = t.bound(rd)
+	err := t.run(rd)
 	if ferr := t.w.Flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("write output: %w", ferr)
 	}
@@ -89,10 +91,15 @@ type streamTransformer struct {
 	w     *bufio.Writer
 	stats StreamStats
 
-	items []spec.Item // reused by spec.Parse
-	enc   outcomeEncoder
-	// phones is shared by the stream's events (see phoneCache).
-	phones phoneCache
+	items       []spec.Item // reused by spec.Parse
+	maps        spec.Maps   // the events' maps, reused once each value is written
+	contextKeys []string    // contextKeys(s)
+	// scanned validates an array's elements as the reader finds their
+	// ends (bound), for ParseElement.
+	scanned spec.ElementScanner
+	enc     outcomeEncoder
+	// shared is shared by the stream's events (a phoneCache, and maps).
+	shared shared
 }
 
 func newStreamTransformer(out io.Writer, opts StreamOptions, s Settings) *streamTransformer {
@@ -101,6 +108,12 @@ func newStreamTransformer(out io.Writer, opts StreamOptions, s Settings) *stream
 		t.now = time.Now
 	}
 	t.enc.init(opts.Pretty, opts.NDJSON)
+	t.shared.maps = &t.maps
+	if opts.Stage == nil {
+		// A stage (transformation, policy) sees the whole context, as in
+		// delivery; the mapping alone reads only these keys.
+		t.contextKeys = contextKeys(&s)
+	}
 	return t
 }
 
@@ -125,6 +138,18 @@ func (t *streamTransformer) run(rd *eventstream.Reader) error {
 	}
 }
 
+// bound is rd's Bound: in an array, each element is validated as its
+// end is found (what ParseElement would do next); other streams' values
+// are parsed by spec.Parse, which validates them itself.
+func (t *streamTransformer) bound(rd *eventstream.Reader) func([]byte) int {
+	return func(b []byte) int {
+		if rd.Form() != eventstream.FormArray {
+			return 0
+		}
+		return t.scanned.Scan(b)
+	}
+}
+
 // value parses one value of the stream and writes an outcome for each
 // event in it.
 func (t *streamTransformer) value(rd *eventstream.Reader, v []byte) error {
@@ -137,7 +162,8 @@ func (t *streamTransformer) value(rd *eventstream.Reader, v []byte) error {
 	} else if v[0] != '{' {
 		return t.inputErr(rd, v, fmt.Sprintf("%s where an event (or a batch envelope) should be; one JSON object a line, or one JSON array", valueKind(v[0])))
 	}
-	batch, err := parse(v, spec.Options{ReceivedAt: t.opts.ReceivedAt, MaxEventBytes: t.opts.MaxEventBytes, Items: t.items})
+	batch, err := parse(v, spec.Options{ReceivedAt: t.opts.ReceivedAt, MaxEventBytes: t.opts.MaxEventBytes, Items: t.items,
+		Maps: &t.maps, ContextKeys: t.contextKeys, Scanned: &t.scanned})
 	if err != nil {
 		return t.inputErr(rd, v, parseProblem(v, err))
 	}
@@ -157,12 +183,13 @@ func (t *streamTransformer) value(rd *eventstream.Reader, v []byte) error {
 			}
 			continue
 		}
-		o := transformEvent(it, t.s, &t.phones)
+		o := transformEvent(it, t.s, &t.shared)
 		if err := t.write(&o); err != nil {
 			return err
 		}
 	}
 	clear(t.items) // drop the events' maps before the next value
+	t.maps.Reset() // their outcomes are written: nothing holds them
 	return nil
 }
 
@@ -190,7 +217,7 @@ func (t *streamTransformer) staged(ev *spec.Event) error {
 		outs = []Outcome{{MessageID: ev.MessageID, Requests: []Request{}, Skipped: res.Skipped}}
 	default:
 		for i := range res.Events {
-			outs = append(outs, transformEvent(&spec.Item{Event: res.Events[i]}, t.s, &t.phones))
+			outs = append(outs, transformEvent(&spec.Item{Event: res.Events[i]}, t.s, &t.shared))
 		}
 	}
 	outs[0].Warnings = append(notes, outs[0].Warnings...)

@@ -127,7 +127,30 @@ func klaviyoTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	t = t.UTC()
+	y, mo, d := t.Date()
+	if y < 0 || y > 9999 {
+		return t.Format("2006-01-02T15:04:05.000Z07:00")
+	}
+	// The layout by hand: time.Format's general machinery cost more than
+	// the digits (every event has a time). FuzzKlaviyoTime holds it to
+	// Format.
+	h, mi, s := t.Clock()
+	b := []byte("0000-00-00T00:00:00.000Z")
+	put := func(at, n, width int) {
+		for i := at + width - 1; i >= at; i-- {
+			b[i] = byte('0' + n%10)
+			n /= 10
+		}
+	}
+	put(0, y, 4)
+	put(5, int(mo), 2)
+	put(8, d, 2)
+	put(11, h, 2)
+	put(14, mi, 2)
+	put(17, s, 2)
+	put(20, t.Nanosecond()/1e6, 3)
+	return string(b)
 }
 
 // flatten turns nested objects into dotted keys: {"a":{"b":1}} →

@@ -13,6 +13,8 @@ type parser struct {
 	opts Options
 	recv time.Time // opts.ReceivedAt in UTC; zero when unknown
 	buf  []byte    // Options.Encode: the payloads, back to back
+	// text, when set, is where the strings of the event come from.
+	text *text
 }
 
 // envelope is what a batch envelope lends each of its elements. A bad
@@ -32,10 +34,10 @@ type envelope struct {
 	writeKey        string
 }
 
-func readEnvelope(top *fields) envelope {
+func (p *parser) readEnvelope(top *fields) envelope {
 	var env envelope
 	if raw := top[fContext]; !absent(raw) {
-		m, ok := decodeObject(raw)
+		m, ok := decodeObjectWith(raw, p.text, p.opts.Maps, p.opts.ContextKeys)
 		if !ok {
 			env.contextErr = &Error{Code: CodeInvalidType, Field: "context",
 				Message: "the batch's context is " + kind(raw) + ", want an object"}
@@ -43,7 +45,7 @@ func readEnvelope(top *fields) envelope {
 		env.context, env.rawContext = m, raw
 	}
 	if raw := top[fIntegrations]; !absent(raw) {
-		m, ok := decodeObject(raw)
+		m, ok := decodeObjectWith(raw, p.text, p.opts.Maps, nil)
 		if !ok {
 			env.integrationsErr = &Error{Code: CodeInvalidType, Field: "integrations",
 				Message: "the batch's integrations is " + kind(raw) + ", want an object"}
@@ -70,7 +72,7 @@ func (p *parser) element(raw []byte, env *envelope, writeKey *string) Item {
 func (p *parser) object(raw []byte, f *fields, env *envelope, writeKey *string) Item {
 	var it Item
 	if *writeKey == "" {
-		if s, ok := decodeString(f[fWriteKey]); ok {
+		if s, ok := p.text.decodeString(f[fWriteKey]); ok {
 			*writeKey = s
 		}
 	}
@@ -89,7 +91,7 @@ func (p *parser) object(raw []byte, f *fields, env *envelope, writeKey *string) 
 func (p *parser) fill(raw []byte, f *fields, env *envelope, ev *Event) *Error {
 	// messageId first, so that every rejection below still carries it.
 	if v := f[fMessageID]; !absent(v) {
-		s, ok := decodeString(v)
+		s, ok := p.text.decodeString(v)
 		if !ok {
 			return fieldErr(CodeInvalidType, "messageId", "messageId is %s, want a string", kind(v))
 		}
@@ -105,7 +107,7 @@ func (p *parser) fill(raw []byte, f *fields, env *envelope, ev *Event) *Error {
 	if err := p.readType(f[fType], ev); err != nil {
 		return err
 	}
-	if err := readStrings(f, ev); err != nil {
+	if err := p.readStrings(f, ev); err != nil {
 		return err
 	}
 	ev.Bundled = readBundled(f[fMetadata])
@@ -117,7 +119,7 @@ func (p *parser) fill(raw []byte, f *fields, env *envelope, ev *Event) *Error {
 			return err
 		}
 	} else {
-		if err := readObjects(f, ev); err != nil {
+		if err := p.readObjects(f, ev); err != nil {
 			return err
 		}
 		if err := mergeEnvelope(env, ev); err != nil {
@@ -194,7 +196,7 @@ func typeConst(b []byte) string {
 // some back ends send numeric ids; they become decimal strings. A missing
 // userId and anonymousId is not an error here: the mapping decides, since an
 // email or phone in the traits may identify the person.
-func readStrings(f *fields, ev *Event) *Error {
+func (p *parser) readStrings(f *fields, ev *Event) *Error {
 	ids := [...]struct {
 		key field
 		dst *string
@@ -209,7 +211,7 @@ func readStrings(f *fields, ev *Event) *Error {
 		if absent(v) {
 			continue
 		}
-		s, ok := decodeID(v)
+		s, ok := p.text.decodeID(v)
 		if !ok {
 			name := fieldName(id.key)
 			return fieldErr(CodeInvalidType, name, "%s is %s, want a string or a number", name, kind(v))
@@ -229,7 +231,7 @@ func readStrings(f *fields, ev *Event) *Error {
 		if absent(v) {
 			continue
 		}
-		s, ok := decodeString(v)
+		s, ok := p.text.decodeString(v)
 		if !ok {
 			name := fieldName(n.key)
 			return fieldErr(CodeInvalidType, name, "%s is %s, want a string", name, kind(v))
@@ -241,7 +243,7 @@ func readStrings(f *fields, ev *Event) *Error {
 
 // readObjects decodes traits, properties, context and integrations, which
 // must be JSON objects when present.
-func readObjects(f *fields, ev *Event) *Error {
+func (p *parser) readObjects(f *fields, ev *Event) *Error {
 	objs := [...]struct {
 		key field
 		dst *map[string]any
@@ -257,7 +259,11 @@ func readObjects(f *fields, ev *Event) *Error {
 		if absent(v) {
 			continue
 		}
-		obj, ok := decodeObject(v)
+		var keep []string
+		if o.key == fContext {
+			keep = p.opts.ContextKeys
+		}
+		obj, ok := decodeObjectWith(v, p.text, p.opts.Maps, keep)
 		if !ok {
 			return objectErr(o.key, v)
 		}

@@ -109,6 +109,7 @@ func FuzzParseElement(f *testing.F) {
 		`{"type":"track","event":"E","userId":"u","properties":{"a":[1,{"b":null}]},"context":{"traits":{"email":"a@b.co"}}}`,
 		`{"batch":[{"type":"track","event":"E"}],"writeKey":"k"}`, ` {"type":"page"} `, `1`, `null`, `"s"`, `[]`, ``, `{`, `{}`, `1,2`,
 		`{"type":"identify","messageId":"m","traits":{"name":"\u00e9\b"},"timestamp":"2026-01-01T00:00:00Z"}`,
+		`{"type":"track","event":"E","type":"identify","tr\u0061its":{"a":1},"userId":7,"traits":{"b":2}}`,
 	} {
 		f.Add([]byte(s), 0, int64(0), false)
 	}
@@ -125,6 +126,28 @@ func FuzzParseElement(f *testing.F) {
 		}
 		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
 			t.Fatalf("ParseElement differs from Parse of the array (-want +got):\n%s", diff)
+		}
+		// Scanned ahead, as relay transform's stream reader does: the
+		// same answer, and Scan accepts what ParseElement accepts.
+		var sc ElementScanner
+		n := sc.Scan(raw)
+		if n == 0 {
+			if len(raw) > 0 && raw[0] == '{' && gotErr == nil {
+				t.Fatalf("Scan refused the valid object %q", raw)
+			}
+			return
+		}
+		if n != skipValue(raw, 0) {
+			t.Fatalf("Scan found %d bytes; the object is %d", n, skipValue(raw, 0))
+		}
+		opts.Scanned = &sc
+		scanned, err := ParseElement(raw[:n], opts)
+		want, wantErr = Parse(append(append([]byte("["), raw[:n]...), ']'), Options{ReceivedAt: recv, MaxEventBytes: maxBytes, Encode: encode})
+		if fmt.Sprint(err) != fmt.Sprint(wantErr) {
+			t.Fatalf("scanned ParseElement error %v; Parse of the array: %v", err, wantErr)
+		}
+		if diff := cmp.Diff(want, scanned, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("scanned ParseElement differs from Parse of the array (-want +got):\n%s", diff)
 		}
 	})
 }

@@ -2,8 +2,11 @@ package spec
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/relaycdp/relay/internal/jsonx"
 )
 
 // decodeValid decodes a JSON value that validJSON accepted, to what
@@ -28,9 +31,10 @@ func decodeValid(raw []byte) (any, bool) {
 }
 
 type valueDecoder struct {
-	b []byte
-	s string // b's bytes, which plain strings are sliced from
-	i int
+	b    []byte
+	s    string // b's bytes, which plain strings are sliced from
+	i    int
+	maps *Maps // where objects' maps come from; nil: made new
 }
 
 func (d *valueDecoder) space() {
@@ -83,7 +87,7 @@ func (d *valueDecoder) value() (any, bool) {
 }
 
 func (d *valueDecoder) object() (any, bool) {
-	m := map[string]any{}
+	m := d.maps.get()
 	d.space()
 	if d.i < len(d.b) && d.b[d.i] == '}' {
 		d.i++
@@ -108,6 +112,99 @@ func (d *valueDecoder) object() (any, bool) {
 			return nil, false
 		}
 	}
+}
+
+// objectOnly is object keeping only the members whose key is in keep.
+// The values of the others are skipped, not decoded, but still fail the
+// object where decoding them would (a number out of float64's range), so
+// that what is accepted does not depend on keep.
+func (d *valueDecoder) objectOnly(keep []string) (any, bool) {
+	m := d.maps.get()
+	d.space()
+	if d.i < len(d.b) && d.b[d.i] == '}' {
+		d.i++
+		return m, true
+	}
+	for {
+		d.space()
+		k, ok := d.str()
+		if !ok || d.next() != ':' {
+			return nil, false
+		}
+		if slices.Contains(keep, k) {
+			v, ok := d.value()
+			if !ok {
+				return nil, false
+			}
+			m[k] = v
+		} else {
+			d.space()
+			end, suspect := skipSuspect(d.b, d.i)
+			if v := d.b[d.i:end]; len(v) == 0 || suspect && !decodesValue(v) {
+				return nil, false
+			}
+			d.i = end
+		}
+		switch d.next() {
+		case ',':
+		case '}':
+			return m, true
+		default:
+			return nil, false
+		}
+	}
+}
+
+// skipSuspect is skipValue also telling, in the same walk, whether the
+// value might hold a number json.Unmarshal cannot decode: mayOverflow's
+// answer for the value's bytes.
+func skipSuspect(b []byte, i int) (end int, suspect bool) {
+	if i >= len(b) {
+		return len(b), false
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i), false
+	case '{', '[':
+	default:
+		end = skipValue(b, i)
+		return end, mayOverflow(b[i:end])
+	}
+	depth, run := 0, 0
+	for j := i; j < len(b); j++ {
+		c := b[j]
+		switch {
+		case c == '"':
+			j = skipString(b, j) - 1
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			if depth--; depth == 0 {
+				return j + 1, suspect
+			}
+		case isDigit(c):
+			if run++; run >= 300 {
+				suspect = true
+			}
+			continue
+		case c == 'e' || c == 'E':
+			k := j + 1
+			if k < len(b) && (b[k] == '+' || b[k] == '-') {
+				k++
+			}
+			if k+2 < len(b) && isDigit(b[k]) && isDigit(b[k+1]) && isDigit(b[k+2]) {
+				suspect = true
+			}
+		}
+		run = 0
+	}
+	return len(b), suspect
+}
+
+// decodesValue reports whether encoding/json can decode the value raw.
+func decodesValue(raw []byte) bool {
+	_, ok := decodeValid(raw)
+	return ok
 }
 
 func (d *valueDecoder) array() (any, bool) {
@@ -139,7 +236,11 @@ func (d *valueDecoder) str() (string, bool) {
 		return "", false
 	}
 	start, plain := d.i+1, true
-	j := start
+	j := start + jsonx.PlainASCIIPrefix(d.b[start:])
+	if j < len(d.b) && d.b[j] == '"' { // the common case: plain ASCII
+		d.i = j + 1
+		return d.s[start:j], true
+	}
 	for ; j < len(d.b); j++ {
 		c := d.b[j]
 		if c == '"' {

@@ -2,7 +2,10 @@ package spec
 
 import (
 	"encoding/json"
+	"maps"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -65,6 +68,50 @@ func BenchmarkDecodeObject(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			unmarshalAny(raw)
+		}
+	})
+}
+
+// FuzzDecodeObjectKeys: decoding an object keeping some keys (as
+// Options.ContextKeys asks) gives json.Unmarshal's map without the other
+// keys, and fails where json.Unmarshal fails, whatever the left-out
+// values hold; maps lent by a Maps and taken back decode the next object
+// as new ones do.
+func FuzzDecodeObjectKeys(f *testing.F) {
+	for _, s := range decodeSeeds {
+		f.Add([]byte(s), "a,k")
+	}
+	f.Add([]byte(`{"traits":{"a":1},"library":{"n":1e400},"ip":"1.2.3.4"}`), "traits,ip")
+	f.Add([]byte(`{"tr\u0061its":{"a":1},"page":{"url":"x"},"page":null}`), "traits,page")
+	f.Add([]byte(`{"a":[1,{"b":2}],"x":-12e-5,"a":"z"}`), "x")
+	var ms Maps
+	f.Fuzz(func(t *testing.T, b []byte, keys string) {
+		keep := strings.Split(keys, ",")
+		ms.Reset()
+		got, gotOK := decodeObjectWith(b, &text{src: b}, &ms, keep)
+		if !validJSON(b) || b[0] != '{' { // as Parse hands objects over
+			return
+		}
+		want, wantOK := unmarshalAny(b)
+		wm, isObj := want.(map[string]any)
+		if !isObj {
+			if gotOK {
+				t.Fatalf("%q is not an object, yet decoded to %#v", b, got)
+			}
+			return
+		}
+		maps.DeleteFunc(wm, func(k string, _ any) bool { return !slices.Contains(keep, k) })
+		if len(wm) == 0 {
+			wm = nil
+		}
+		if gotOK != wantOK || !reflect.DeepEqual(got, wm) {
+			t.Fatalf("%q keeping %q: got %#v, %v; want %#v, %v", b, keep, got, gotOK, wm, wantOK)
+		}
+		ms.Reset()
+		whole, ok := decodeObjectWith(b, nil, &ms, nil)
+		all, _ := decodeObject(b)
+		if ok != wantOK || !reflect.DeepEqual(whole, all) {
+			t.Fatalf("%q with reused maps: %#v, %v; want %#v", b, whole, ok, all)
 		}
 	})
 }

@@ -177,6 +177,40 @@ func (v validator) object(i, depth int) (int, bool) {
 	}
 }
 
+// objectFields is object that also sets f to the values of the object's
+// known keys, as splitFields of the object would: ParseElement validates
+// and splits an event in one walk instead of two.
+func (v validator) objectFields(i, depth int, f *fields) (int, bool) {
+	i, empty, ok := v.open(i, depth, '}')
+	if !ok || empty {
+		return i, ok
+	}
+	for {
+		if i >= len(v.b) || v.b[i] != '"' {
+			return i, false
+		}
+		ks := i
+		if i, ok = v.str(i); !ok {
+			return i, false
+		}
+		k := fieldOf(v.b[ks:i])
+		if i = v.space(i); i >= len(v.b) || v.b[i] != ':' {
+			return i, false
+		}
+		vs := v.space(i + 1)
+		if i, ok = v.value(vs, depth); !ok {
+			return i, false
+		}
+		if k != fUnknown {
+			f[k] = v.b[vs:i]
+		}
+		var closed bool
+		if i, closed, ok = v.afterItem(i, '}'); !ok || closed {
+			return i, ok
+		}
+	}
+}
+
 // array checks the array starting at b[i]=='['.
 func (v validator) array(i, depth int) (int, bool) {
 	i, empty, ok := v.open(i, depth, ']')

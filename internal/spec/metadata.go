@@ -12,6 +12,9 @@ const maxBundled = 64
 // (a missing or malformed _metadata, non-string entries) reads as nothing:
 // _metadata is the SDK's bookkeeping, never a reason to reject an event.
 func readBundled(meta []byte) []string {
+	if len(meta) == 0 { // most events: no _metadata (and no key to allocate)
+		return nil
+	}
 	raw, ok := member(meta, []byte(`"bundled"`))
 	if !ok || len(raw) == 0 || raw[0] != '[' {
 		return nil

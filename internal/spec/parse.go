@@ -36,6 +36,20 @@ type Options struct {
 	// Items, like Scratch, is reused for Batch.Items when its capacity
 	// suffices; Parse overwrites every element it uses.
 	Items []Item
+	// Maps, when set, lends the maps the events' objects are decoded
+	// into: they are valid until Maps.Reset (see Maps).
+	Maps *Maps
+	// Scanned, for ParseElement: when raw is the object it last scanned
+	// (the same bytes, not a copy), its validation is not done again.
+	Scanned *ElementScanner
+	// ContextKeys, when not nil, are the only keys of context (the
+	// event's and a batch envelope's) decoded into Event.Context; the
+	// others are left out of it, for a caller that reads no other:
+	// `relay transform`'s mapping reads three or four of the ten or so
+	// keys SDKs send, and decoding the rest (library, userAgent, page,
+	// os...) was wasted. Whether an event is accepted does not depend on
+	// it.
+	ContextKeys []string
 }
 
 // Batch is a parsed request body.
@@ -120,16 +134,76 @@ func Parse(body []byte, opts Options) (*Batch, error) {
 func ParseElement(raw []byte, opts Options) (*Batch, error) {
 	v := validator{b: raw}
 	start := v.space(0)
-	end, ok := v.value(start, 1) // one level down, as inside [raw]
+	var f fields
+	var end int
+	var ok bool
+	obj := start < len(raw) && raw[start] == '{'
+	switch sc := opts.Scanned; {
+	case sc != nil && sc.holds(raw):
+		f, end, ok = sc.f, len(raw), true
+	case obj: // the common case: validated and split in one walk
+		end, ok = v.objectFields(start, 2, &f) // two levels down, as inside [raw]
+	default:
+		end, ok = v.value(start, 1)
+	}
 	if !ok || v.space(end) != len(raw) {
 		// Parse's own error, its offsets counted in the array.
 		return Parse(slices.Concat([]byte("["), raw, []byte("]")), opts)
 	}
 	p := newParser(raw, opts)
+	if !opts.Encode {
+		// The event's strings are slices of one copy of it. (Encode's
+		// payloads are copies already, and Parse's body may be a whole
+		// request, which one retained string would keep alive.)
+		p.text = &text{src: raw}
+	}
 	b := &Batch{}
-	b.Items = append(opts.Items[:0], p.element(raw[start:end], &envelope{}, &b.WriteKey))
+	var it Item
+	if obj {
+		it = p.object(raw[start:end], &f, &envelope{}, &b.WriteKey)
+	} else {
+		it = p.element(raw[start:end], &envelope{}, &b.WriteKey)
+	}
+	b.Items = append(opts.Items[:0], it)
 	b.Scratch = p.buf
 	return b, nil
+}
+
+// ElementScanner validates an element of a streamed array ahead of
+// ParseElement, as the stream is split (eventstream.Reader.Bound): the
+// stream's bytes are walked once to find where each event ends and that
+// it is JSON, instead of once for each.
+type ElementScanner struct {
+	raw []byte
+	f   fields
+}
+
+// Scan returns the length of the object at the start of b when b holds
+// all of it and ParseElement would find it valid JSON, else 0 (b is
+// invalid, incomplete, or not an object). Options.Scanned then hands the
+// object's validation and split to ParseElement.
+func (sc *ElementScanner) Scan(b []byte) int {
+	sc.raw = nil
+	if len(b) == 0 || b[0] != '{' {
+		return 0
+	}
+	sc.f = fields{}
+	v := validator{b: b}
+	end, ok := v.objectFields(0, 2, &sc.f) // two levels down, as ParseElement
+	if !ok {
+		return 0
+	}
+	sc.raw = b[:end]
+	return end
+}
+
+// holds reports whether raw is the object last scanned, and forgets it:
+// a buffer reused for the next value could put other bytes at the same
+// place.
+func (sc *ElementScanner) holds(raw []byte) bool {
+	same := len(sc.raw) == len(raw) && len(raw) > 0 && &sc.raw[0] == &raw[0]
+	sc.raw = nil
+	return same
 }
 
 func newParser(body []byte, opts Options) parser {
@@ -172,7 +246,7 @@ func (p *parser) parse(body []byte) (*Batch, error) {
 		if rawBatch[0] != '[' {
 			return nil, fmt.Errorf("%w: batch is %s, want an array", ErrMalformed, kind(rawBatch))
 		}
-		env := readEnvelope(&top)
+		env := p.readEnvelope(&top)
 		return p.events(rawBatch, &env, "batch is empty")
 	default:
 		return nil, fmt.Errorf("%w: body is %s, want an object or an array", ErrMalformed, kind(value))
