@@ -28,14 +28,15 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	// Spare Ps for goroutines blocked in fsyncs, and a GC target (see TuneRuntime).
 	cores := cpubudget.TuneRuntime(os.LookupEnv)
 	err := app.Run(ctx, app.Options{
-		Cores:      cores,
-		ConfigPath: *cfgPath,
-		Addr:       *addr,
-		Data:       *data,
-		AdminAddr:  *adminAddr,
-		Demo:       *demo,
-		Env:        os.LookupEnv,
-		Out:        stdout,
+		Cores:       cores,
+		LimitMemory: true,
+		ConfigPath:  *cfgPath,
+		Addr:        *addr,
+		Data:        *data,
+		AdminAddr:   *adminAddr,
+		Demo:        *demo,
+		Env:         os.LookupEnv,
+		Out:         stdout,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "relay serve: %s\n", oneLine(err))

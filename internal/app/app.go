@@ -52,6 +52,9 @@ type Options struct {
 	// Cores is the CPU cores relay may use, for the CPU budget
 	// (cpubudget.TuneRuntime returns it); 0 means GOMAXPROCS.
 	Cores int
+	// LimitMemory sets the runtime's soft memory limit from the config's
+	// in-flight budget (cpubudget.LimitMemory); relay serve sets it.
+	LimitMemory bool
 }
 
 // App is a running relay serve.
@@ -128,6 +131,13 @@ func build(ctx context.Context, opts Options) (*App, error) {
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: newLogger(cfg.Log, os.Stderr), reg: prometheus.NewRegistry(), types: types}
+	if opts.LimitMemory {
+		inFlight := cfg.Limits.MaxBodyBytesInFlight
+		if inFlight == 0 {
+			inFlight = gateway.DefaultMaxBodyBytesInFlight
+		}
+		a.log.Debug("memory limit", slog.Int64("bytes", cpubudget.LimitMemory(opts.Env, inFlight)))
+	}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := a.open(ctx, opts); err != nil {
 		a.close()

@@ -106,6 +106,27 @@ func TuneRuntime(env func(string) (string, bool)) (cores int) {
 	return cores
 }
 
+// minMemoryLimit is the least soft memory limit LimitMemory sets.
+const minMemoryLimit = 200 << 20
+
+// LimitMemory sets the Go runtime's soft memory limit to four times the
+// request bytes ingest may hold in flight, and at least minMemoryLimit,
+// unless GOMEMLIMIT is set in the environment (the operator's choice).
+// GOGC 200 lets the heap grow to three times what is live before it is
+// collected: under a burst of large batches that slack, not live data,
+// took relay past 300 MB resident (issue 14's bound; 300–380 MB measured,
+// 223–229 MB with this limit, the same batches accepted). The limit is
+// soft: a live heap above it is still served, the collector just runs
+// more. It returns the limit in force.
+func LimitMemory(env func(string) (string, bool), bodyBytesInFlight int64) int64 {
+	if _, set := env("GOMEMLIMIT"); set {
+		return debug.SetMemoryLimit(-1)
+	}
+	limit := max(int64(minMemoryLimit), 4*bodyBytesInFlight)
+	debug.SetMemoryLimit(limit)
+	return limit
+}
+
 // Foreground takes a slot ahead of every background waiter.
 func (b *Budget) Foreground(ctx context.Context) error { return b.acquire(ctx, true) }
 

@@ -221,3 +221,22 @@ func TestForCores(t *testing.T) {
 		}
 	}
 }
+
+func TestLimitMemory(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	noEnv := func(string) (string, bool) { return "", false }
+	for _, tc := range []struct{ inFlight, want int64 }{
+		{48 << 20, minMemoryLimit},
+		{256 << 20, 1 << 30},
+	} {
+		if got := LimitMemory(noEnv, tc.inFlight); got != tc.want || debug.SetMemoryLimit(-1) != tc.want {
+			t.Errorf("in flight %d: limit %d (runtime %d), want %d", tc.inFlight, got, debug.SetMemoryLimit(-1), tc.want)
+		}
+	}
+	debug.SetMemoryLimit(123 << 20)
+	set := func(k string) (string, bool) { return "123MiB", k == "GOMEMLIMIT" }
+	if got := LimitMemory(set, 48<<20); got != 123<<20 {
+		t.Errorf("GOMEMLIMIT set in the environment: limit %d, want it left at %d", got, 123<<20)
+	}
+}
