@@ -132,10 +132,10 @@ func (s *arrivalServer) sorted() []time.Time {
 // counted at the server. The client guarantees at most L sends in any
 // window of W+margin, but a sleeper may wake late on a loaded machine,
 // and a late send shortens the gap to the next one. So arrivals are counted
-// over half the window: a correct client fails only if a send is more than
-// W/2+margin late, while a limiter that lets a full bucket plus a window's
-// refill through (about twice the limit, as the naive composition does)
-// still fails. The exact bound is checked with simulated time in
+// over half the window and up to 1.25 L are tolerated there: a correct
+// client fails only if several sends are more than W/2+margin late, while
+// a limiter that lets a full bucket plus a window's refill through (about
+// twice the limit, as the naive composition does) still fails. The exact bound is checked with simulated time in
 // TestBucketWindowsSimulated. The steady case shortens the "minute" to
 // 1.5s to stay fast.
 func TestRateLimitUnderLoad(t *testing.T) {
@@ -180,8 +180,12 @@ func TestRateLimitUnderLoad(t *testing.T) {
 			if len(ts) != tc.calls {
 				t.Fatalf("server saw %d requests, want %d", len(ts), tc.calls)
 			}
-			if got := maxInWindow(ts, tc.window/2); got > tc.max {
-				t.Errorf("%d arrivals within %v, limit %d per %v", got, tc.window/2, tc.max, tc.window)
+			// A full limit plus a quarter within half a window: one
+			// window's sends arriving late (a loaded machine; the suite
+			// runs packages in parallel) bunch a few into the next, while
+			// the naive composition lets about twice the limit through.
+			if got, most := maxInWindow(ts, tc.window/2), tc.max+tc.max/4; got > most {
+				t.Errorf("%d arrivals within %v, limit %d per %v (at most %d tolerated)", got, tc.window/2, tc.max, tc.window, most)
 			}
 			t.Logf("max %d arrivals per %v, %d per %v (limit %d); %d calls took %v", maxInWindow(ts, tc.window), tc.window,
 				maxInWindow(ts, tc.window/2), tc.window/2, tc.max, len(ts), ts[len(ts)-1].Sub(ts[0]))
