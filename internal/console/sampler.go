@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,8 +32,8 @@ type counters struct {
 	Skipped   float64
 	Dead      float64
 	Retrying  float64
-	Requests  float64 // relay_klaviyo_requests_total
-	Throttled float64 // relay_klaviyo_throttled_total
+	Requests  float64 // every destination's relay_<type>_requests_total (isDestRequests)
+	Throttled float64 // relay_klaviyo_throttled_total, other destinations' 429 class
 	Retries   float64 // relay_klaviyo_retries_total
 }
 
@@ -95,14 +96,14 @@ func (p *sampler) snapshot() (base *sample, ring []sample) {
 // metricsView is the registry's relay_* families, read once per render.
 type metricsView struct {
 	counters
-	// ByEndpoint rows: Klaviyo requests by destination, endpoint and
-	// status class, with 429s and in-call retries per endpoint.
-	Klaviyo []klaviyoRow
+	// Endpoints rows: each destination's requests by endpoint and status
+	// class, with 429s and in-call retries (see isDestRequests).
+	Endpoints []endpointRow
 	// Outcomes are delivery outcomes per destination.
 	Outcomes map[string]map[string]float64
 }
 
-type klaviyoRow struct {
+type endpointRow struct {
 	Dest, Endpoint string
 	ByClass        map[string]float64
 	Total          float64
@@ -113,17 +114,27 @@ type klaviyoRow struct {
 // statusClasses are the status_class label values, in column order.
 func statusClasses() []string { return []string{"2xx", "4xx", "429", "5xx", "error"} }
 
+// isDestRequests: a destination's request counter, by the convention
+// every destination follows (docs/DEVELOPING.md): relay_<type>_requests_total
+// registered on its Env.Metrics (so labelled destination), with a
+// status_class label and, when it has several, an endpoint label.
+func isDestRequests(name string, labels map[string]string) bool {
+	_, dest := labels["destination"]
+	_, class := labels["status_class"]
+	return dest && class && strings.HasPrefix(name, "relay_") && strings.HasSuffix(name, "_requests_total")
+}
+
 func readMetrics(g prometheus.Gatherer) (metricsView, error) {
 	mfs, err := g.Gather()
 	if err != nil && len(mfs) == 0 {
 		return metricsView{}, fmt.Errorf("gather metrics: %w", err)
 	}
 	v := metricsView{Outcomes: map[string]map[string]float64{}}
-	rows := map[[2]string]*klaviyoRow{}
-	row := func(dest, ep string) *klaviyoRow {
+	rows := map[[2]string]*endpointRow{}
+	row := func(dest, ep string) *endpointRow {
 		k := [2]string{dest, ep}
 		if rows[k] == nil {
-			rows[k] = &klaviyoRow{Dest: dest, Endpoint: ep, ByClass: map[string]float64{}}
+			rows[k] = &endpointRow{Dest: dest, Endpoint: ep, ByClass: map[string]float64{}}
 		}
 		return rows[k]
 	}
@@ -156,25 +167,37 @@ func readMetrics(g prometheus.Gatherer) (metricsView, error) {
 					v.Outcomes[l["destination"]] = map[string]float64{}
 				}
 				v.Outcomes[l["destination"]][l["outcome"]] += val
-			case "relay_klaviyo_requests_total":
-				v.Requests += val
-				r := row(l["destination"], l["endpoint"])
-				r.ByClass[l["status_class"]] += val
-				r.Total += val
 			case "relay_klaviyo_throttled_total":
 				v.Throttled += val
 				row(l["destination"], l["endpoint"]).Throttled += val
 			case "relay_klaviyo_retries_total":
 				v.Retries += val
 				row(l["destination"], l["endpoint"]).Retries += val
+			default:
+				if !isDestRequests(mf.GetName(), l) {
+					continue
+				}
+				v.Requests += val
+				ep := l["endpoint"]
+				if ep == "" {
+					ep = "all requests"
+				}
+				r := row(l["destination"], ep)
+				r.ByClass[l["status_class"]] += val
+				r.Total += val
+				if l["status_class"] == "429" && mf.GetName() != "relay_klaviyo_requests_total" {
+					// Klaviyo counts its 429s apart (relay_klaviyo_throttled_total).
+					v.Throttled += val
+					r.Throttled += val
+				}
 			}
 		}
 	}
 	for _, r := range rows {
-		v.Klaviyo = append(v.Klaviyo, *r)
+		v.Endpoints = append(v.Endpoints, *r)
 	}
-	sort.Slice(v.Klaviyo, func(i, j int) bool {
-		a, b := v.Klaviyo[i], v.Klaviyo[j]
+	sort.Slice(v.Endpoints, func(i, j int) bool {
+		a, b := v.Endpoints[i], v.Endpoints[j]
 		if a.Dest != b.Dest {
 			return a.Dest < b.Dest
 		}
@@ -208,7 +231,7 @@ type rate struct {
 	In     float64 // events received
 	Out    float64 // events delivered
 	Dead   float64 // events dead-lettered
-	Reqs   float64 // Klaviyo requests
+	Reqs   float64 // destination requests
 	T429   float64 // Klaviyo 429s
 	Retry  float64 // retries (in-call and delivery retries)
 }
