@@ -33,9 +33,9 @@ type importJob struct {
 // errors say which items failed, which Config.Late then records
 // (dead-lettered, marked dead in the log). Waiting in the batch instead
 // would hold delivery for as long as Klaviyo takes. At most
-// maxImportFollows jobs are followed at once; a batch past that waits for
-// a slot, so the payloads kept stay bounded.
-func (b *batch) followImportJob(ctx context.Context, chunk []ref, resp *kapi.Response) {
+// maxImportFollows jobs are followed at once, so the payloads kept stay
+// bounded; a job past that is not followed (a warning names it).
+func (b *batch) followImportJob(chunk []ref, resp *kapi.Response) {
 	b.succeed(chunk)
 	id, err := resp.DataID()
 	if err != nil || id == "" {
@@ -58,8 +58,11 @@ func (b *batch) followImportJob(ctx context.Context, chunk []ref, resp *kapi.Res
 	b.mu.Unlock()
 	select {
 	case b.s.follows <- struct{}{}:
-	case <-ctx.Done():
-		b.s.slog.Warn("profile import job not followed: shutting down; its item errors are not checked", slog.String("job", id))
+	default:
+		// Never hold delivery for it: events wait behind a blocked batch,
+		// and Klaviyo may take minutes to validate a job.
+		b.s.slog.Warn("profile import job not followed: as many jobs are followed already; its item errors are not checked",
+			slog.String("job", id), slog.Int("followed", maxImportFollows))
 		return
 	}
 	b.s.following.Go(func() {

@@ -303,7 +303,7 @@ func (b *batch) sendChunk(ctx context.Context, g *group, chunk []ref, depth int)
 	b.s.metrics.request(req, len(chunk), err)
 	if err == nil {
 		if isImportJob(req) {
-			b.followImportJob(ctx, chunk, resp)
+			b.followImportJob(chunk, resp)
 			return
 		}
 		b.succeed(chunk)
