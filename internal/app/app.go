@@ -186,7 +186,8 @@ func (a *App) openGateway() error {
 		MaxEventBytes:   a.cfg.Limits.MaxEventBytes,
 		MaxQueueDepth:   a.cfg.Limits.MaxQueueDepth,
 		// Bodies in flight: bounds ingest's memory (issue 14).
-		MaxBodyBytesInFlight: a.cfg.Limits.MaxBodyBytesInFlight,
+		MaxBodyBytesInFlight:          a.cfg.Limits.MaxBodyBytesInFlight,
+		MaxBodyBytesInFlightPerSource: a.cfg.Limits.MaxBodyBytesInFlightPerSource,
 	}, gateway.Deps{
 		Queue:      a.queue,
 		Sources:    keyResolver{a.store},

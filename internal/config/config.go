@@ -103,6 +103,10 @@ type Limits struct {
 	// MaxBodyBytesInFlight bounds the request bytes all ingest requests
 	// hold at once (0: the gateway's default, 48 MB); past it, 429.
 	MaxBodyBytesInFlight int64 `yaml:"maxBodyBytesInFlight"`
+	// MaxBodyBytesInFlightPerSource bounds one source's part of it (0:
+	// three quarters of it), so a source sending large batches flat out
+	// leaves room for the others.
+	MaxBodyBytesInFlightPerSource int64 `yaml:"maxBodyBytesInFlightPerSource"`
 }
 
 // Delivery tunes the delivery workers.

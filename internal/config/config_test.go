@@ -175,3 +175,23 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("file: %+v, %v", cfg.Retention, err)
 	}
 }
+
+func TestSourceShareLimit(t *testing.T) {
+	for y, want := range map[string]string{
+		"limits: {maxBodyBytesInFlightPerSource: 1000}":                                     "limits.maxBodyBytesInFlightPerSource: must be at least limits.maxRequestBytes",
+		"limits: {maxBodyBytesInFlight: 50000000, maxBodyBytesInFlightPerSource: 60000000}": "must not be over limits.maxBodyBytesInFlight",
+		"limits: {maxBodyBytesInFlightPerSource: 20000000}":                                 "",
+	} {
+		path := filepath.Join(t.TempDir(), "relay.yaml")
+		if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := Load(path, envOf(nil))
+		switch {
+		case want == "" && (err != nil || cfg.Limits.MaxBodyBytesInFlightPerSource != 20000000):
+			t.Errorf("%q: %v, %+v", y, err, cfg.Limits)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%q: err %v, want %q", y, err, want)
+		}
+	}
+}

@@ -108,6 +108,14 @@ func (c Config) validateLimits(p *Problems) {
 	if c.Limits.MaxBodyBytesInFlight != 0 && c.Limits.MaxBodyBytesInFlight < int64(c.Limits.MaxRequestBytes) {
 		p.add("limits.maxBodyBytesInFlight: must be at least limits.maxRequestBytes (or 0 for the default)")
 	}
+	if share := c.Limits.MaxBodyBytesInFlightPerSource; share != 0 {
+		switch {
+		case share < int64(c.Limits.MaxRequestBytes):
+			p.add("limits.maxBodyBytesInFlightPerSource: must be at least limits.maxRequestBytes (or 0 for the default)")
+		case c.Limits.MaxBodyBytesInFlight != 0 && share > c.Limits.MaxBodyBytesInFlight:
+			p.add("limits.maxBodyBytesInFlightPerSource: must not be over limits.maxBodyBytesInFlight")
+		}
+	}
 	if c.Delivery.MaxRetryAge < time.Minute {
 		p.add("delivery.maxRetryAge: must be at least 1m")
 	}

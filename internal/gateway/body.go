@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/sync/semaphore"
 )
@@ -132,24 +133,33 @@ func readReserved(src io.Reader, limit int64, buf []byte, res *reservation) ([]b
 	}
 }
 
-// errBusy is the answer while the bodies in flight use the whole budget.
+// errBusy is the answer while the bodies in flight use the whole budget
+// (or the source's share of it).
 var errBusy = &bodyError{status: http.StatusTooManyRequests, retryAfter: true,
 	msg: "too many request bodies are being received at once; retry after the Retry-After delay"}
 
 // reservation is the part of the gateway's in-flight body budget that one
-// request holds.
+// request holds, taken from its source's share too when it has one.
 type reservation struct {
-	sem *semaphore.Weighted
-	n   int64
+	sem    *semaphore.Weighted
+	source *semaphore.Weighted // nil: the source is not known yet
+	n      int64
 }
 
 // grow makes the reservation to bytes without waiting; false when the
-// budget has no room.
+// budget, or the source's share of it, has no room.
 func (r *reservation) grow(to int64) bool {
 	if to <= r.n {
 		return true
 	}
-	if !r.sem.TryAcquire(to - r.n) {
+	more := to - r.n
+	if r.source != nil && !r.source.TryAcquire(more) {
+		return false
+	}
+	if !r.sem.TryAcquire(more) {
+		if r.source != nil {
+			r.source.Release(more)
+		}
 		return false
 	}
 	r.n = to
@@ -159,8 +169,34 @@ func (r *reservation) grow(to int64) bool {
 func (r *reservation) release() {
 	if r.n > 0 {
 		r.sem.Release(r.n)
+		if r.source != nil {
+			r.source.Release(r.n)
+		}
 		r.n = 0
 	}
+}
+
+// sourceBudgets are the sources' shares of the in-flight budget, made on
+// a source's first request (sources are configured or created in the
+// console, so they are few).
+type sourceBudgets struct {
+	mu    sync.Mutex
+	size  int64
+	share map[string]*semaphore.Weighted
+}
+
+func (b *sourceBudgets) of(source string) *semaphore.Weighted {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.share == nil {
+		b.share = map[string]*semaphore.Weighted{}
+	}
+	s := b.share[source]
+	if s == nil {
+		s = semaphore.NewWeighted(b.size)
+		b.share[source] = s
+	}
+	return s
 }
 
 func tooLarge(limit int64) error {

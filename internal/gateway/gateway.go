@@ -107,6 +107,12 @@ type Config struct {
 	// gets 429 with Retry-After. Bytes are counted as they arrive, never
 	// from Content-Length.
 	MaxBodyBytesInFlight int64
+	// MaxBodyBytesInFlightPerSource bounds the part of that budget one
+	// source's requests may hold (default three quarters of it), so one
+	// source sending large batches as fast as it can leaves room for the
+	// others. Requests whose key is in their body (analytics.js's small
+	// routes) count against the budget alone.
+	MaxBodyBytesInFlightPerSource int64
 	// EnqueueTimeout bounds how long a request waits for Enqueue (and the
 	// source lookup) before answering 503. Keep it below WriteTimeout.
 	EnqueueTimeout time.Duration
@@ -141,6 +147,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxBodyBytesInFlight == 0 {
 		c.MaxBodyBytesInFlight = DefaultMaxBodyBytesInFlight
 	}
+	if c.MaxBodyBytesInFlightPerSource == 0 {
+		// Three quarters, but never less than one largest request needs
+		// (its body parseFactor times), unless that is the whole budget.
+		c.MaxBodyBytesInFlightPerSource = max(c.MaxBodyBytesInFlight/4*3,
+			min(c.MaxBodyBytesInFlight, c.MaxRequestBytes*parseFactor))
+	}
 	def(&c.DepthCacheTTL, DefaultDepthCacheTTL)
 	def(&c.RetryAfter, DefaultRetryAfter)
 	def(&c.EnqueueTimeout, DefaultEnqueueTimeout)
@@ -162,6 +174,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("gateway.maxQueueDepth: must not be negative, got %d", c.MaxQueueDepth)
 	case c.MaxBodyBytesInFlight < 0:
 		return fmt.Errorf("gateway.maxBodyBytesInFlight: must not be negative, got %d", c.MaxBodyBytesInFlight)
+	case c.MaxBodyBytesInFlightPerSource < 0:
+		return fmt.Errorf("gateway.maxBodyBytesInFlightPerSource: must not be negative, got %d", c.MaxBodyBytesInFlightPerSource)
 	case c.MaxHeaderBytes < 0:
 		return fmt.Errorf("gateway.maxHeaderBytes: must not be negative, got %d", c.MaxHeaderBytes)
 	}
@@ -254,8 +268,10 @@ type Gateway struct {
 	depth   *depthGate
 	mux     *http.ServeMux
 	bufs    buffers
-	// inflight is the budget of body bytes (Config.MaxBodyBytesInFlight).
-	inflight *semaphore.Weighted
+	// inflight is the budget of body bytes (Config.MaxBodyBytesInFlight);
+	// perSource each source's share (MaxBodyBytesInFlightPerSource).
+	inflight  *semaphore.Weighted
+	perSource sourceBudgets
 }
 
 // New builds a gateway. reg may be nil (metrics are then not registered).
@@ -287,7 +303,8 @@ func New(cfg Config, deps Deps, log *slog.Logger, reg prometheus.Registerer) (*G
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, deps: deps, log: log, metrics: m, inflight: semaphore.NewWeighted(cfg.MaxBodyBytesInFlight)}
+	g := &Gateway{cfg: cfg, deps: deps, log: log, metrics: m, inflight: semaphore.NewWeighted(cfg.MaxBodyBytesInFlight),
+		perSource: sourceBudgets{size: cfg.MaxBodyBytesInFlightPerSource}}
 	g.bufs.setLimits()
 	if cfg.MaxQueueDepth > 0 {
 		g.depth = &depthGate{src: deps.Depth, max: cfg.MaxQueueDepth, ttl: cfg.DepthCacheTTL, now: deps.Now, log: log,

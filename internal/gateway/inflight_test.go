@@ -140,3 +140,44 @@ type iotestHalfReader struct{ r io.Reader }
 func (h iotestHalfReader) Read(p []byte) (int, error) {
 	return h.r.Read(p[:(len(p)+1)/2])
 }
+
+// TestSourceShareOfTheBudget: one source's bodies in flight hold at most
+// its share of the budget; past it that source gets 429 while another
+// source's request of the same size goes through.
+func TestSourceShareOfTheBudget(t *testing.T) {
+	e := newEnv(t, func(c *Config, _ *Deps) {
+		c.MaxBodyBytesInFlight = 1 << 20
+		c.MaxBodyBytesInFlightPerSource = 200 << 10
+	})
+	pr, pw := io.Pipe()
+	first := httptest.NewRequest(http.MethodPost, "/v1/batch", pr)
+	first.Header.Set("Authorization", basic(testKey+":"))
+	first.ContentLength = -1
+	done := make(chan *httptest.ResponseRecorder)
+	go func() {
+		rec := httptest.NewRecorder()
+		e.h.ServeHTTP(rec, first)
+		done <- rec
+	}()
+	if _, err := pw.Write(bytes.Repeat([]byte(" "), 40<<10)); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"batch":[` + smallEvent + `]}` + strings.Repeat(" ", 55<<10))
+	if rec := e.do(req{path: "/v1/batch", key: testKey + ":", body: body}); rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("the same source past its share: status %d: %s", rec.Code, rec.Body)
+	}
+	if rec := e.do(req{path: "/v1/batch", key: otherKey + ":", body: body}); rec.Code != http.StatusOK {
+		t.Fatalf("another source meanwhile: status %d: %s", rec.Code, rec.Body)
+	}
+	_, _ = io.WriteString(pw, `{"batch":[`+smallEvent+`]}`)
+	_ = pw.Close()
+	if rec := <-done; rec.Code != http.StatusOK {
+		t.Fatalf("first request: status %d: %s", rec.Code, rec.Body)
+	}
+	if rec := e.do(req{path: "/v1/batch", key: testKey + ":", body: body}); rec.Code != http.StatusOK {
+		t.Fatalf("the source after its request ended: status %d: %s", rec.Code, rec.Body)
+	}
+	if !e.gw.inflight.TryAcquire(1<<20) || !e.gw.perSource.of("web").TryAcquire(200<<10) {
+		t.Fatal("budget or share not whole after every request ended")
+	}
+}

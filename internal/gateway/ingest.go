@@ -82,6 +82,9 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request, rt route) outco
 		return outcome{status: http.StatusUnauthorized, msg: msgMissingKey}
 	}
 	res := &reservation{sem: g.inflight}
+	if source != "" {
+		res.source = g.perSource.of(source)
+	}
 	defer res.release()
 	body, err := readBody(w, r, limit, g.bufs.bytes.Get(), res)
 	if err != nil {
