@@ -46,7 +46,13 @@ func startHookReceiver(t *testing.T) *hookReceiver {
 }
 
 func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		// The sender was killed mid-body: a partial body is no delivery
+		// (and its signature cannot match).
+		http.Error(w, "incomplete body", http.StatusBadRequest)
+		return
+	}
 	h.mu.Lock()
 	h.requests++
 	if r.Header.Get("X-Relay-Signature") != webhook.Sign(hookSecret, body) {
