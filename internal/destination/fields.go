@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relaycdp/relay/internal/jsonx"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -244,19 +245,19 @@ func assign(dst reflect.Value, val any) error {
 			}
 			d = p
 		default:
-			return fmt.Errorf(`want a duration such as "10s", got %s`, TypeName(val))
+			return fmt.Errorf(`want a duration such as "10s", got %s`, jsonx.Kind(val))
 		}
 		dst.SetInt(int64(d))
 	case dst.Kind() == reflect.String:
 		s, ok := val.(string)
 		if !ok {
-			return fmt.Errorf("want a string, got %s", TypeName(val))
+			return fmt.Errorf("want a string, got %s", jsonx.Kind(val))
 		}
 		dst.SetString(strings.TrimSpace(s))
 	case dst.Kind() == reflect.Bool:
 		b, ok := val.(bool)
 		if !ok {
-			return fmt.Errorf("want true or false, got %s", TypeName(val))
+			return fmt.Errorf("want true or false, got %s", jsonx.Kind(val))
 		}
 		dst.SetBool(b)
 	case dst.Kind() == reflect.Int || dst.Kind() == reflect.Int64:
@@ -268,13 +269,13 @@ func assign(dst reflect.Value, val any) error {
 	case dst.Kind() == reflect.Slice && dst.Type().Elem().Kind() == reflect.String:
 		list, ok := val.([]any)
 		if !ok {
-			return fmt.Errorf("want a list of strings, got %s", TypeName(val))
+			return fmt.Errorf("want a list of strings, got %s", jsonx.Kind(val))
 		}
 		out := make([]string, 0, len(list))
 		for i, e := range list {
 			s, ok := e.(string)
 			if !ok {
-				return &SettingsError{Setting: fmt.Sprintf("[%d]", i), Reason: "want a string, got " + TypeName(e)}
+				return &SettingsError{Setting: fmt.Sprintf("[%d]", i), Reason: "want a string, got " + jsonx.Kind(e)}
 			}
 			out = append(out, s)
 		}
@@ -282,19 +283,19 @@ func assign(dst reflect.Value, val any) error {
 	case dst.Kind() == reflect.Map && dst.Type().Elem().Kind() == reflect.String:
 		m, ok := val.(map[string]any)
 		if !ok {
-			return fmt.Errorf("want an object of strings, got %s", TypeName(val))
+			return fmt.Errorf("want an object of strings, got %s", jsonx.Kind(val))
 		}
 		out := make(map[string]string, len(m))
 		for k, e := range m {
 			s, ok := e.(string)
 			if !ok {
-				return &SettingsError{Setting: "." + k, Reason: "want a string, got " + TypeName(e)}
+				return &SettingsError{Setting: "." + k, Reason: "want a string, got " + jsonx.Kind(e)}
 			}
 			out[k] = s
 		}
 		dst.Set(reflect.ValueOf(out))
 	default:
-		return fmt.Errorf("cannot hold %s", TypeName(val))
+		return fmt.Errorf("cannot hold %s", jsonx.Kind(val))
 	}
 	return nil
 }
@@ -318,25 +319,5 @@ func intOf(val any) (int64, error) {
 			return n, nil
 		}
 	}
-	return 0, fmt.Errorf("want a whole number, got %s", TypeName(val))
-}
-
-// TypeName names a decoded JSON/YAML value's type for error messages
-// without showing the value (it may be a secret).
-func TypeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case json.Number, float64, int, int64, uint64:
-		return "a number"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "an object"
-	}
-	return fmt.Sprintf("%T", v)
+	return 0, fmt.Errorf("want a whole number, got %s", jsonx.Kind(val))
 }

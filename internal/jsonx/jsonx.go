@@ -1,7 +1,8 @@
 // Package jsonx holds the append-style JSON encoding the hot paths share
 // (the mapping's property encoder, the gateway's queue payloads), where
 // encoding/json's reflection would cost more than the work itself, and
-// the string scan the parsers share (PlainPrefix).
+// the string scan the parsers share (PlainPrefix); and Kind, how settings
+// parsers name a decoded value in their errors.
 package jsonx
 
 import "unicode/utf8"

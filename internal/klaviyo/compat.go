@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/relaycdp/relay/internal/jsonx"
 )
 
 // Compatibility presets: the compat setting starts every other setting
@@ -84,7 +86,7 @@ func (s *Settings) applyCompat(raw map[string]any, filterMode *string) error {
 	}
 	name, ok := v.(string)
 	if !ok {
-		return &SettingsError{Setting: key, Reason: "want a string, got " + typeName(v)}
+		return &SettingsError{Setting: key, Reason: "want a string, got " + jsonx.Kind(v)}
 	}
 	name = strings.ToLower(strings.TrimSpace(name))
 	if _, ok := presetByName(name); !ok {

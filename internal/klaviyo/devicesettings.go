@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/relaycdp/relay/internal/jsonx"
 	"github.com/relaycdp/relay/internal/privacy"
 )
 
@@ -58,7 +59,7 @@ func (d DeviceSettings) OnsiteScript(publicKey string) string {
 func (d *DeviceSettings) set(name, key string, v any) error {
 	str, ok := v.(string)
 	if !ok {
-		return &SettingsError{Setting: key, Reason: fmt.Sprintf("want a string, got %s", typeName(v))}
+		return &SettingsError{Setting: key, Reason: fmt.Sprintf("want a string, got %s", jsonx.Kind(v))}
 	}
 	str = strings.TrimSpace(str)
 	switch name {

@@ -13,6 +13,7 @@ import (
 	"github.com/nyaruka/phonenumbers"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/relaycdp/relay/internal/jsonx"
 	"github.com/relaycdp/relay/internal/klaviyo/openapi"
 	"github.com/relaycdp/relay/internal/privacy"
 )
@@ -321,7 +322,7 @@ func decodeSettingsDoc(data []byte) (map[string]any, error) {
 
 func (s *Settings) set(def settingDef, key string, v any, filterMode *string) error {
 	bad := func(want string) error {
-		return &SettingsError{Setting: key, Reason: fmt.Sprintf("want %s, got %s", want, typeName(v))}
+		return &SettingsError{Setting: key, Reason: fmt.Sprintf("want %s, got %s", want, jsonx.Kind(v))}
 	}
 	switch def.kind {
 	case kindString:
@@ -392,7 +393,7 @@ func (s *Settings) set(def settingDef, key string, v any, filterMode *string) er
 		for k, val := range m {
 			str, ok := val.(string)
 			if !ok || strings.TrimSpace(str) == "" {
-				return &SettingsError{Setting: key + "." + k, Reason: fmt.Sprintf("want a metric name, got %s", typeName(val))}
+				return &SettingsError{Setting: key + "." + k, Reason: fmt.Sprintf("want a metric name, got %s", jsonx.Kind(val))}
 			}
 			out[k] = str
 		}
@@ -572,25 +573,4 @@ func (s Settings) Redacted() Settings {
 func (s Settings) LogValue() slog.Value {
 	type plain Settings // no LogValue method: no recursion
 	return slog.AnyValue(plain(s.Redacted()))
-}
-
-// typeName names a decoded JSON/YAML value's type for error messages
-// without quoting the value (it may be a secret).
-func typeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case float64, float32, int, int64, uint64, json.Number:
-		return "a number"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "an object"
-	default:
-		return fmt.Sprintf("%T", v)
-	}
 }

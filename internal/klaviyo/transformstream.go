@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/relaycdp/relay/internal/eventstream"
+	"github.com/relaycdp/relay/internal/presink"
 	"github.com/relaycdp/relay/internal/spec"
 )
 
@@ -208,11 +209,7 @@ func (t *streamTransformer) staged(ev *spec.Event) error {
 	var outs []Outcome
 	switch {
 	case err != nil:
-		code := "transformation_error"
-		if c, ok := err.(interface{ ErrorCode() string }); ok {
-			code = c.ErrorCode()
-		}
-		outs = []Outcome{{MessageID: ev.MessageID, Error: &OutcomeError{Code: code, Message: err.Error()}}}
+		outs = []Outcome{{MessageID: ev.MessageID, Error: &OutcomeError{Code: presink.CodeOf(err), Message: err.Error()}}}
 	case len(res.Events) == 0:
 		outs = []Outcome{{MessageID: ev.MessageID, Requests: []Request{}, Skipped: res.Skipped}}
 	default:

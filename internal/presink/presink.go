@@ -8,6 +8,7 @@ package presink
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -98,6 +99,16 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // ErrorCode is the dead letter's code (delivery reads it).
 func (e *Error) ErrorCode() string { return e.Code }
+
+// CodeOf is the code an outcome or dead letter gives a Run error: the
+// *Error's, else transformation_error.
+func CodeOf(err error) string {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return "transformation_error"
+}
 
 // Run applies the stage to ev (which it does not change).
 func (s *Stage) Run(ctx context.Context, st Settings, source string, ev *spec.Event) (Result, error) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/relaycdp/relay/internal/destination"
+	"github.com/relaycdp/relay/internal/jsonx"
 	"github.com/relaycdp/relay/internal/privacy"
 	"github.com/relaycdp/relay/internal/usertransform"
 )
@@ -20,10 +21,11 @@ type SettingError struct {
 
 func (e *SettingError) Error() string { return e.Setting + ": " + e.Reason }
 
-// Validate compiles the policy, the transformation and the filter, so a
-// bad one is refused when saved rather than failing every event. Errors
-// are *SettingError, joined.
-func (st Settings) Validate() error {
+// Problems compiles the policy, the transformation and the filter, so a
+// bad one is refused when saved rather than failing every event. Each
+// problem is a *SettingError naming its setting (a policy error without
+// a name stays as it is).
+func (st Settings) Problems() []error {
 	var errs []error
 	if _, err := privacy.Compile(st.Config); err != nil {
 		var pe *privacy.Error
@@ -42,7 +44,7 @@ func (st Settings) Validate() error {
 			errs = append(errs, &SettingError{Setting: "filter", Reason: err.Error()})
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // TakeSettings moves the pre-sink settings out of a settings document
@@ -67,26 +69,28 @@ func TakeSettings(doc map[string]any) (Settings, map[string]any, error) {
 		if v == nil {
 			continue // null keeps the default, as for every setting
 		}
-		if err := st.set(name, v); err != nil {
+		if err := st.Set(name, v); err != nil {
 			return st, rest, &SettingError{Setting: key, Reason: err.Error()}
 		}
 	}
 	return st, rest, nil
 }
 
-// set decodes one setting through JSON, so its type is checked the way
-// the struct declares it.
-func (st *Settings) set(name string, v any) error {
+// Set sets the setting named name (its canonical name, as
+// destination.PrivacyFields gives it) to a decoded settings value, going
+// through JSON so its type is checked the way the struct declares it.
+// The error says what is wrong with the value, without naming the key.
+func (st *Settings) Set(name string, v any) error {
 	raw, err := json.Marshal(map[string]any{name: v})
 	if err != nil {
-		return fmt.Errorf("cannot be read: %s", destination.TypeName(v))
+		return fmt.Errorf("cannot be read: %s", jsonx.Kind(v))
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(st); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return fmt.Errorf("want %s, got %s", te.Type, destination.TypeName(v))
+			return fmt.Errorf("want %s, got %s", te.Type, jsonx.Kind(v))
 		}
 		return err
 	}

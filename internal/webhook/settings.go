@@ -132,10 +132,8 @@ func (s Settings) Validate() error {
 			bad("headers."+name, "set by Relay")
 		}
 	}
-	if err := s.Settings.Validate(); err != nil {
-		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-			errs = append(errs, settingsError(e))
-		}
+	for _, e := range s.Settings.Problems() {
+		errs = append(errs, settingsError(e))
 	}
 	return errors.Join(errs...)
 }

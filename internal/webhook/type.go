@@ -3,7 +3,6 @@ package webhook
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -150,11 +149,7 @@ func testStage(s Settings) func(o *testOutcome, tv *destination.TestOutcome, ev 
 		tv.Dropped, tv.Logs, tv.PrivacyMode = pr.Dropped, pr.Logs, pr.Mode
 		switch {
 		case err != nil:
-			o.Error = &testError{Code: "transformation_error", Message: err.Error()}
-			var pe *presink.Error
-			if errors.As(err, &pe) {
-				o.Error.Code = pe.Code
-			}
+			o.Error = &testError{Code: presink.CodeOf(err), Message: err.Error()}
 			tv.Error = o.Error.Code + ": " + o.Error.Message
 			return nil, nil
 		case pr.Skipped != "":

@@ -3,7 +3,6 @@ package kdest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 
 	"github.com/relaycdp/relay/internal/destination"
 	"github.com/relaycdp/relay/internal/klaviyo"
@@ -42,12 +41,7 @@ func test(input []byte, opts spec.Options, ds destination.Settings) (destination
 		var staged []klaviyo.Outcome
 		switch {
 		case err != nil:
-			code := "transformation_error"
-			var pe *presink.Error
-			if errors.As(err, &pe) {
-				code = pe.Code
-			}
-			staged = []klaviyo.Outcome{{MessageID: it.Event.MessageID, Error: &klaviyo.OutcomeError{Code: code, Message: err.Error()}}}
+			staged = []klaviyo.Outcome{{MessageID: it.Event.MessageID, Error: &klaviyo.OutcomeError{Code: presink.CodeOf(err), Message: err.Error()}}}
 		case pr.Skipped != "":
 			staged = []klaviyo.Outcome{{MessageID: it.Event.MessageID, Requests: []klaviyo.Request{}, Skipped: pr.Skipped}}
 		default:
