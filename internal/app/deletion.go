@@ -73,61 +73,53 @@ type ForgetOptions struct {
 	Env      func(string) (string, bool)
 }
 
-// openBackends opens the store a request is kept in: a data dir given
-// with --data is created when new (a request stored ahead of the first
-// relay serve that runs with it), one taken from the config or the
-// defaults must already hold relay serve's data (ErrNoData): a typo or a
-// forgotten --data must not leave the request where no server reads it.
-func (o ForgetOptions) openBackends(ctx context.Context, cfg config.Config, log *slog.Logger) (*backends, error) {
-	if o.Data != "" {
-		return openBackends(ctx, cfg, o.Env, log)
-	}
-	return openExistingBackends(ctx, cfg, o.Env, log)
-}
-
-// StoreDeletion stores a deletion request directly in the configured store
-// (no relay serve running); the next relay serve processes it.
-func StoreDeletion(ctx context.Context, o ForgetOptions) (store.Deletion, error) {
+// withWorker runs fn with a deletion worker over the configured store
+// that only stores requests (relay forget without a running relay serve).
+// A data dir given with --data is created when new (a request stored
+// ahead of the first relay serve that runs with it); one taken from the
+// config or the defaults must already hold relay serve's data
+// (ErrNoData): a typo or a forgotten --data must not leave the request
+// where no server reads it.
+func (o ForgetOptions) withWorker(ctx context.Context, fn func(w *deletion.Worker) error) error {
 	cfg, err := config.Load(o.ConfigPath, o.Env)
 	if err != nil {
-		return store.Deletion{}, err
+		return err
 	}
+	open := openExistingBackends
 	if o.Data != "" {
-		cfg.Data = o.Data
+		cfg.Data, open = o.Data, openBackends
 	}
 	log := newLogger(cfg.Log, discard{})
-	b, err := o.openBackends(ctx, cfg, log)
+	b, err := open(ctx, cfg, o.Env, log)
 	if err != nil {
-		return store.Deletion{}, err
+		return err
 	}
 	defer b.close(log)
-	w, err := offlineWorker(ctx, cfg, b)
-	if err != nil {
-		return store.Deletion{}, err
-	}
-	ds := []store.Deletion{{Subject: o.Subject, Origin: "cli", Dests: o.Dests, LocalOnly: o.LocalOnly}}
-	submit := w.Submit
-	if o.Suppress {
-		submit = w.SubmitSuppressed
-	}
-	if err := submit(ctx, ds); err != nil {
-		return store.Deletion{}, err
-	}
-	return ds[0], nil
-}
-
-// offlineWorker is a deletion worker over the configured store that only
-// stores requests (relay forget without a running relay serve).
-func offlineWorker(ctx context.Context, cfg config.Config, b *backends) (*deletion.Worker, error) {
 	var names []deletion.Destination
 	for _, d := range cfg.Destinations {
 		names = append(names, deletion.Destination{Name: d.Name})
 	}
 	sup, err := deletion.NewSuppressions(ctx, b.store, slog.New(slog.DiscardHandler))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return deletion.New(deletion.Config{Destinations: names, Suppressions: sup}, b.store, b.queue, slog.New(slog.DiscardHandler)), nil
+	return fn(deletion.New(deletion.Config{Destinations: names, Suppressions: sup}, b.store, b.queue, slog.New(slog.DiscardHandler)))
+}
+
+// StoreDeletion stores a deletion request directly in the configured store
+// (no relay serve running); the next relay serve processes it.
+func StoreDeletion(ctx context.Context, o ForgetOptions) (store.Deletion, error) {
+	ds := []store.Deletion{{Subject: o.Subject, Origin: "cli", Dests: o.Dests, LocalOnly: o.LocalOnly}}
+	err := o.withWorker(ctx, func(w *deletion.Worker) error {
+		if o.Suppress {
+			return w.SubmitSuppressed(ctx, ds)
+		}
+		return w.Submit(ctx, ds)
+	})
+	if err != nil {
+		return store.Deletion{}, err
+	}
+	return ds[0], nil
 }
 
 // StoreSuppression suppresses o.Subject (or, with unsuppress, lifts the
@@ -135,36 +127,24 @@ func offlineWorker(ctx context.Context, cfg config.Config, b *backends) (*deleti
 // the configured store; a running relay serve applies it at its next
 // refresh. It says what it did.
 func StoreSuppression(ctx context.Context, o ForgetOptions, unsuppress bool, regulation string) (string, error) {
-	cfg, err := config.Load(o.ConfigPath, o.Env)
-	if err != nil {
-		return "", err
-	}
-	if o.Data != "" {
-		cfg.Data = o.Data
-	}
-	log := newLogger(cfg.Log, discard{})
-	b, err := o.openBackends(ctx, cfg, log)
-	if err != nil {
-		return "", err
-	}
-	defer b.close(log)
-	w, err := offlineWorker(ctx, cfg, b)
-	if err != nil {
-		return "", err
-	}
-	if unsuppress {
-		var subjects []store.DeletionSubject
-		if !o.Subject.Empty() {
-			subjects = append(subjects, o.Subject)
+	var said string
+	err := o.withWorker(ctx, func(w *deletion.Worker) error {
+		if unsuppress {
+			var subjects []store.DeletionSubject
+			if !o.Subject.Empty() {
+				subjects = append(subjects, o.Subject)
+			}
+			n, err := w.Unsuppress(ctx, regulation, subjects)
+			said = fmt.Sprintf("%d suppression(s) lifted", n)
+			return err
 		}
-		n, err := w.Unsuppress(ctx, regulation, subjects)
-		return fmt.Sprintf("%d suppression(s) lifted", n), err
-	}
-	ss, err := w.Suppress(ctx, []store.DeletionSubject{o.Subject}, "cli")
-	if err != nil {
-		return "", err
-	}
-	return "suppression " + ss[0].Regulation + " stored", nil
+		ss, err := w.Suppress(ctx, []store.DeletionSubject{o.Subject}, "cli")
+		if err == nil {
+			said = "suppression " + ss[0].Regulation + " stored"
+		}
+		return err
+	})
+	return said, err
 }
 
 // suppressionStage is every destination's first pre-sink stage: a
