@@ -53,10 +53,10 @@ func openBackends(ctx context.Context, cfg config.Config, env func(string) (stri
 	}
 	switch cfg.Store {
 	case "sqlite":
-		s, err := store.OpenSQLite(ctx, filepath.Join(cfg.Data, "state.db"), log)
+		s, err := store.OpenSQLite(ctx, filepath.Join(cfg.Data, stateFile), log)
 		if err != nil {
 			b.close(log)
-			return nil, fmt.Errorf("store %s: %w", filepath.Join(cfg.Data, "state.db"), err)
+			return nil, fmt.Errorf("store %s: %w", filepath.Join(cfg.Data, stateFile), err)
 		}
 		// The limits live in the store so a Retry-After, and the part of
 		// a window already spent, outlive a restart.
@@ -87,9 +87,9 @@ func openBackends(ctx context.Context, cfg config.Config, env func(string) (stri
 func openQueue(ctx context.Context, cfg config.Config, log *slog.Logger) (appQueue, error) {
 	switch cfg.Queue {
 	case "sqlite":
-		q, err := queue.OpenSQLite(ctx, filepath.Join(cfg.Data, "queue.db"), queue.SQLiteOptions{}, log)
+		q, err := queue.OpenSQLite(ctx, filepath.Join(cfg.Data, queueFile), queue.SQLiteOptions{}, log)
 		if err != nil {
-			return nil, fmt.Errorf("queue %s: %w", filepath.Join(cfg.Data, "queue.db"), err)
+			return nil, fmt.Errorf("queue %s: %w", filepath.Join(cfg.Data, queueFile), err)
 		}
 		return q, nil
 	case "jetstream":
@@ -126,14 +126,20 @@ func openExistingBackends(ctx context.Context, cfg config.Config, env func(strin
 	return openBackends(ctx, cfg, env, log)
 }
 
-// dataFiles are the SQLite files relay serve keeps in its data dir.
+// The SQLite files relay serve keeps in its data dir.
+const (
+	stateFile = "state.db"
+	queueFile = "queue.db"
+)
+
+// dataFiles are the SQLite files cfg keeps in its data dir.
 func dataFiles(cfg config.Config) []string {
 	var names []string
 	if cfg.Store == "sqlite" {
-		names = append(names, "state.db")
+		names = append(names, stateFile)
 	}
 	if cfg.Queue == "sqlite" {
-		names = append(names, "queue.db")
+		names = append(names, queueFile)
 	}
 	return names
 }
