@@ -102,12 +102,10 @@ func (t *text) decodeString(raw []byte) (string, bool) {
 	return s, true
 }
 
-// decodeID reads an identifier that may be a JSON string or number.
-// Integers keep their literal digits (no float64 rounding: 2^53+1 stays
-// exact); other numbers become their shortest decimal form ("1e3" → "1000").
-func decodeID(raw []byte) (string, bool) { return (*text)(nil).decodeID(raw) }
-
-// decodeID is the package's decodeID with its strings from t.
+// decodeID reads an identifier that may be a JSON string or number, its
+// strings from t. Integers keep their literal digits (no float64 rounding:
+// 2^53+1 stays exact); other numbers become their shortest decimal form
+// ("1e3" → "1000").
 func (t *text) decodeID(raw []byte) (string, bool) {
 	if len(raw) == 0 {
 		return "", false
