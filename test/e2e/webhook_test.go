@@ -106,6 +106,12 @@ func (h *hookReceiver) missing(acked map[string]bool) int {
 }
 
 func hookConfig(t *testing.T, dir, url string) string {
+	return hookConfigWith(t, dir, fmt.Sprintf("{url: %q, mode: batch, maxBatchSize: 50, signingSecret: %q, timeout: 5s}", url, hookSecret))
+}
+
+// hookConfigWith writes a relay.yaml with one source and one webhook
+// destination whose settings are the YAML (or JSON) object settings.
+func hookConfigWith(t *testing.T, dir, settings string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`
 sources:
@@ -115,12 +121,12 @@ destinations:
   - name: hook
     type: webhook
     sources: [e2e]
-    settings: {url: %q, mode: batch, maxBatchSize: 50, signingSecret: %q, timeout: 5s}
+    settings: %s
 delivery:
   batchWait: 200ms
 log:
   level: warn
-`, writeKey, url, hookSecret)
+`, writeKey, settings)
 	path := filepath.Join(dir, "relay.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -273,23 +279,7 @@ func TestSDKsToWebhook(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	dir := t.TempDir()
-	cfg := fmt.Sprintf(`
-sources:
-  - name: e2e
-    writeKeys: [%s]
-destinations:
-  - name: hook
-    type: webhook
-    settings: {url: %q, signingSecret: %q}
-delivery:
-  batchWait: 200ms
-log:
-  level: warn
-`, writeKey, srv.URL, hookSecret)
-	path := filepath.Join(dir, "relay.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := hookConfigWith(t, dir, fmt.Sprintf("{url: %q, signingSecret: %q}", srv.URL, hookSecret))
 	r := startRelay(t, path, filepath.Join(dir, "data"), freeAddr(t))
 	host := "http://" + r.addr
 	for _, sdk := range []struct {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -36,30 +35,13 @@ func TestWebhookPrivacyAndTransformation(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	dir := t.TempDir()
-	cfg := fmt.Sprintf(`
-sources:
-  - name: e2e
-    writeKeys: [%s]
-destinations:
-  - name: hook
-    type: webhook
-    settings:
-      url: %q
-      privacyMode: hipaa
-      propertyAllowlist: [plan, plan_upper]
-      transformation: |
-        export function transformEvent(event, metadata) {
-          if (event.event === "Internal") return null;
-          event.properties.plan_upper = String(event.properties.plan).toUpperCase();
-          return event;
-        }
-log:
-  level: warn
-`, writeKey, srv.URL)
-	path := filepath.Join(dir, "relay.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	const transformation = `export function transformEvent(event, metadata) {
+  if (event.event === "Internal") return null;
+  event.properties.plan_upper = String(event.properties.plan).toUpperCase();
+  return event;
+}`
+	path := hookConfigWith(t, dir, fmt.Sprintf(`{url: %q, privacyMode: hipaa, propertyAllowlist: [plan, plan_upper], transformation: %q}`,
+		srv.URL, transformation))
 	r := startRelay(t, path, filepath.Join(dir, "data"), freeAddr(t))
 	for _, ev := range []string{
 		`{"messageId":"wp-1","userId":"u-wp","event":"Upgraded","properties":{"plan":"pro","diagnosis":"secret-diagnosis"},"context":{"ip":"203.0.113.77"}}`,
