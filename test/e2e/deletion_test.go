@@ -36,12 +36,7 @@ func TestUserDeletion(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	ks := startSim(t, sim.Faults{})
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	addr := freeAddr(t)
-	cfg := relayConfig(t, dir, ks.URL, "")
-	appendFile(t, cfg, fmt.Sprintf("admin: {token: %s, deletionKey: %s}\n", adminToken, deletionKey))
+	ks, cfg, data, addr := adminRelaySetup(t)
 	r := startRelay(t, cfg, data, addr)
 	ctx := context.Background()
 
@@ -152,12 +147,7 @@ func TestForgetWithoutServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	ks := startSim(t, sim.Faults{})
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	addr := freeAddr(t)
-	cfg := relayConfig(t, dir, ks.URL, "")
-	appendFile(t, cfg, fmt.Sprintf("addr: %s\nadmin: {token: %s}\n", addr, adminToken))
+	ks, cfg, data, addr := adminRelaySetup(t)
 	r := startRelay(t, cfg, data, addr)
 	status, msg, err := r.post(context.Background(), "/v1/track", `{"messageId":"off-1","userId":"u-off","event":"Viewed"}`)
 	if err != nil || status != 200 {
@@ -176,6 +166,20 @@ func TestForgetWithoutServer(t *testing.T) {
 		st := ks.State()
 		return len(st.Profiles) == 0 && len(st.Events) == 0, fmt.Sprintf("%d profiles", len(st.Profiles))
 	})
+}
+
+// adminRelaySetup starts a simulator and writes a relay config for it
+// whose admin token and deletion key are adminToken and deletionKey, on a
+// free address: the simulator, the config's path, a data dir and the
+// address.
+func adminRelaySetup(t *testing.T) (ks *klaviyoSim, cfg, data, addr string) {
+	t.Helper()
+	ks = startSim(t, sim.Faults{})
+	dir := t.TempDir()
+	addr = freeAddr(t)
+	cfg = relayConfig(t, dir, ks.URL, "")
+	appendFile(t, cfg, fmt.Sprintf("addr: %s\nadmin: {token: %s, deletionKey: %s}\n", addr, adminToken, deletionKey))
+	return ks, cfg, filepath.Join(dir, "data"), addr
 }
 
 func appendFile(t *testing.T, path, text string) {

@@ -24,12 +24,7 @@ func TestUserSuppression(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	ks := startSim(t, sim.Faults{})
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	addr := freeAddr(t)
-	cfg := relayConfig(t, dir, ks.URL, "")
-	appendFile(t, cfg, fmt.Sprintf("admin: {token: %s, deletionKey: %s}\n", adminToken, deletionKey))
+	ks, cfg, data, addr := adminRelaySetup(t)
 	r := startRelay(t, cfg, data, addr)
 	ctx := context.Background()
 
@@ -134,12 +129,7 @@ func TestSuppressWithoutServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	ks := startSim(t, sim.Faults{})
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	addr := freeAddr(t)
-	cfg := relayConfig(t, dir, ks.URL, "")
-	appendFile(t, cfg, fmt.Sprintf("addr: %s\nadmin: {token: %s}\n", addr, adminToken))
+	ks, cfg, data, addr := adminRelaySetup(t)
 	out, err := exec.Command(relayBin, "forget", "--config", cfg, "--data", data, "--suppress-only", "--email", "Quiet@Example.com").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "suppression sup_1 stored in the store") {
 		t.Fatalf("relay forget --suppress-only: %v\n%s", err, out)
