@@ -1,8 +1,9 @@
 // Sends identify, track, Order Completed and group through a real, unchanged
 // Node SDK to a running relay, then flushes. Usage:
-//   node sdk-node.js segment|rudder HOST WRITE_KEY PREFIX
-// PREFIX keeps each run's users apart (user ids, emails, order ids).
-const [kind, host, writeKey, prefix] = process.argv.slice(2);
+//   node sdk-node.js segment|rudder HOST WRITE_KEY PREFIX [PHONE]
+// PREFIX keeps each run's users apart (user ids, emails, order ids), PHONE
+// their phone (default +14155550123).
+const [kind, host, writeKey, prefix, phone = '+14155550123'] = process.argv.slice(2);
 if (!kind || !host || !writeKey || !prefix) {
   console.error('usage: node sdk-node.js segment|rudder HOST WRITE_KEY PREFIX');
   process.exit(2);
@@ -12,7 +13,7 @@ function calls(p) {
   const userId = `${p}-user`;
   const email = `${p}@example.com`;
   return [
-    ['identify', { userId, traits: { email, firstName: 'Jane', lastName: 'Doe', phone: '+14155550123', plan: 'pro' } }],
+    ['identify', { userId, traits: { email, firstName: 'Jane', lastName: 'Doe', phone, plan: 'pro' } }],
     ['track', { userId, event: 'Product Viewed', properties: { product_id: `${p}-p1`, name: 'Mug', price: 12.5 }, context: { traits: { email } } }],
     ['track', { userId, event: 'Order Completed', properties: { order_id: `${p}-o1`, revenue: 25, currency: 'USD',
       products: [{ product_id: `${p}-p1`, sku: 'SKU-1', name: 'Mug', price: 12.5, quantity: 2 }] }, context: { traits: { email } } }],

@@ -286,9 +286,9 @@ func TestSDKsToWebhook(t *testing.T) {
 		name string
 		send func(t *testing.T, prefix string)
 	}{
-		{"analytics-node", func(t *testing.T, p string) { runNode(t, "sdk-node.js", "segment", host, writeKey, p) }},
-		{"analytics-go", func(t *testing.T, p string) { sendSegmentGo(t, host, p) }},
-		{"rudder-analytics-go", func(t *testing.T, p string) { sendRudderGo(t, host, p) }},
+		{"analytics-node", func(t *testing.T, p string) { runNode(t, "sdk-node.js", "segment", host, writeKey, p, "+14155550123") }},
+		{"analytics-go", func(t *testing.T, p string) { sendSegmentGo(t, host, p, "+14155550123") }},
+		{"rudder-analytics-go", func(t *testing.T, p string) { sendRudderGo(t, host, p, "+14155550123") }},
 	} {
 		t.Run(sdk.name, func(t *testing.T) {
 			p := "hook" + strings.ReplaceAll(sdk.name, "-", "")
